@@ -1,0 +1,29 @@
+// report.h: allocscope's one-line messages to the user.
+//
+// Every message is one line, "allocscope: " followed by what happened, written with a
+// single write(2) so lines from different threads and processes never interleave. It
+// formats into a stack buffer and never allocates, so it is safe on a failing
+// allocation path, in a fork child and at exit. Messages go to stderr, or to the file
+// named by the log_file key (opened O_APPEND|O_NOFOLLOW|O_CLOEXEC).
+#pragma once
+
+#include <cstddef>
+
+namespace allocscope {
+
+// printf-style; a trailing newline is added. Long messages are cut at 1 KiB.
+void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// Sends later reports to `path` ("" = stderr again). Returns 0 or -errno; on failure
+// the destination is unchanged.
+int set_report_file(const char *path);
+
+// Opens `path` for writing a whole file (stats, records): truncated, created 0644,
+// O_NOFOLLOW|O_CLOEXEC. "%p" in the path becomes the process id, so every process of a
+// preloaded tree writes its own file. Returns the fd or -errno.
+int open_output_file(const char *path);
+
+// Writes all of buf to fd, retrying short writes. Returns false on an error.
+bool write_all(int fd, const char *buf, size_t len);
+
+}  // namespace allocscope

@@ -1,0 +1,45 @@
+// jemalloc_api.cc: jemalloc's non-standard API, exported under its usual names.
+//
+// A program that links libjemalloc itself (Debian's redis-server does) calls mallocx,
+// sdallocx, nallocx and mallctl. Under the preload these bind here, to the jemalloc that
+// also serves its malloc, so the program sees one consistent heap and one set of
+// statistics rather than a second, idle jemalloc. (malloc_conf and malloc_message are
+// jemalloc's own variables, exported as they are: see jemalloc-public-symbols.txt.)
+#include "backend.h"
+
+AS_EXPORT void *mallocx(size_t size, int flags) { return je_mallocx(size, flags); }
+
+AS_EXPORT void *rallocx(void *ptr, size_t size, int flags) {
+  return je_rallocx(ptr, size, flags);
+}
+
+AS_EXPORT size_t xallocx(void *ptr, size_t size, size_t extra, int flags) {
+  return je_xallocx(ptr, size, extra, flags);
+}
+
+AS_EXPORT size_t sallocx(const void *ptr, int flags) { return je_sallocx(ptr, flags); }
+
+AS_EXPORT void dallocx(void *ptr, int flags) { je_dallocx(ptr, flags); }
+
+AS_EXPORT void sdallocx(void *ptr, size_t size, int flags) { je_sdallocx(ptr, size, flags); }
+
+AS_EXPORT size_t nallocx(size_t size, int flags) { return je_nallocx(size, flags); }
+
+AS_EXPORT int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp,
+                      size_t newlen) {
+  return je_mallctl(name, oldp, oldlenp, newp, newlen);
+}
+
+AS_EXPORT int mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp) {
+  return je_mallctlnametomib(name, mibp, miblenp);
+}
+
+AS_EXPORT int mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
+                           void *newp, size_t newlen) {
+  return je_mallctlbymib(mib, miblen, oldp, oldlenp, newp, newlen);
+}
+
+AS_EXPORT void malloc_stats_print(void (*write_cb)(void *, const char *), void *cbopaque,
+                                  const char *opts) {
+  je_malloc_stats_print(write_cb, cbopaque, opts);
+}
