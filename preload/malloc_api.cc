@@ -3,9 +3,9 @@
 // Each entry point is the fast path: one call into jemalloc, which already gives glibc's
 // answers for most edge cases (malloc(0) is a unique pointer, calloc overflow and sizes
 // above PTRDIFF_MAX fail with ENOMEM, realloc(p, 0) frees and returns NULL, as
-// zero_realloc:free does). Where glibc and jemalloc disagree (memalign's rounding,
-// pvalloc, reallocarray, which jemalloc lacks) the difference is handled here and
-// commented. The __libc_* aliases exist because some code (old Red Hat libraries,
+// zero_realloc:free does). Where glibc and jemalloc disagree (realloc's errno, memalign's
+// rounding, pvalloc, reallocarray, which jemalloc lacks) the difference is handled here
+// and commented. The __libc_* aliases exist because some code (old Red Hat libraries,
 // profilers) calls them directly; they must reach the same heap as malloc.
 #include <errno.h>
 #include <stdint.h>
@@ -17,6 +17,14 @@ namespace {
 
 // glibc's MALLOC_ALIGNMENT on x86-64: alignments up to this are what malloc gives anyway.
 constexpr size_t kMallocAlignment = 16;
+
+// jemalloc's realloc leaves errno alone when it fails (size above its largest class);
+// glibc sets ENOMEM. A NULL for size 0 is not a failure: the block was freed.
+inline void *realloc_impl(void *ptr, size_t size) {
+  void *result = je_realloc(ptr, size);
+  if (AS_UNLIKELY(result == nullptr) && size != 0) errno = ENOMEM;
+  return result;
+}
 
 size_t page_size() {
   static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -31,7 +39,7 @@ AS_EXPORT void free(void *ptr) noexcept { je_free(ptr); }
 
 AS_EXPORT void *calloc(size_t n, size_t size) noexcept { return je_calloc(n, size); }
 
-AS_EXPORT void *realloc(void *ptr, size_t size) noexcept { return je_realloc(ptr, size); }
+AS_EXPORT void *realloc(void *ptr, size_t size) noexcept { return realloc_impl(ptr, size); }
 
 AS_EXPORT void *reallocarray(void *ptr, size_t n, size_t size) noexcept {
   size_t bytes;
@@ -39,7 +47,7 @@ AS_EXPORT void *reallocarray(void *ptr, size_t n, size_t size) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  return je_realloc(ptr, bytes);
+  return realloc_impl(ptr, bytes);
 }
 
 AS_EXPORT int posix_memalign(void **out, size_t align, size_t size) noexcept {

@@ -1,0 +1,134 @@
+// config_test.cc: the ALLOCSCOPE_CONF grammar: values that parse, values that do not,
+// and that every bad pair is reported in one line while the others still apply.
+#include "config.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "report.h"
+
+namespace allocscope {
+namespace {
+
+// Sends reports to a temporary file for the duration of a test and reads them back.
+class ReportCapture {
+ public:
+  ReportCapture() {
+    char tmpl[] = "/tmp/allocscope-report-XXXXXX";
+    int fd = mkstemp(tmpl);
+    close(fd);
+    path_ = tmpl;
+    EXPECT_EQ(set_report_file(path_.c_str()), 0);
+  }
+  ~ReportCapture() {
+    set_report_file("");
+    unlink(path_.c_str());
+  }
+  std::string text() const {
+    std::ifstream in(path_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+ private:
+  std::string path_;
+};
+
+int count_lines(const std::string &s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+TEST(ParseSize, Suffixes) {
+  size_t v = 0;
+  EXPECT_TRUE(parse_size("0", &v));
+  EXPECT_EQ(v, 0u);
+  EXPECT_TRUE(parse_size("4096", &v));
+  EXPECT_EQ(v, 4096u);
+  EXPECT_TRUE(parse_size("64K", &v));
+  EXPECT_EQ(v, 64u << 10);
+  EXPECT_TRUE(parse_size("512m", &v));
+  EXPECT_EQ(v, 512u << 20);
+  EXPECT_TRUE(parse_size("3G", &v));
+  EXPECT_EQ(v, size_t{3} << 30);
+}
+
+TEST(ParseSize, Rejects) {
+  size_t v = 7;
+  for (const char *bad : {"", "K", "-1", "1.5G", "12T", "0x10", "18446744073709551616",
+                          "17179869184G", " 5"}) {
+    EXPECT_FALSE(parse_size(bad, &v)) << bad;
+    EXPECT_EQ(v, 7u) << bad;
+  }
+}
+
+TEST(ParseBool, Words) {
+  bool v = false;
+  for (const char *t : {"true", "TRUE", "1", "yes", "On"}) {
+    v = false;
+    EXPECT_TRUE(parse_bool(t, &v)) << t;
+    EXPECT_TRUE(v);
+  }
+  for (const char *f : {"false", "0", "no", "OFF"}) {
+    v = true;
+    EXPECT_TRUE(parse_bool(f, &v)) << f;
+    EXPECT_FALSE(v);
+  }
+  EXPECT_FALSE(parse_bool("maybe", &v));
+  EXPECT_FALSE(parse_bool("", &v));
+}
+
+TEST(ApplyConfig, GoodPairsApply) {
+  ReportCapture capture;
+  EXPECT_EQ(apply_config(" STATS_PRINT : true , stats_file:/tmp/x.%p.json ", "test"), 0);
+  EXPECT_TRUE(g_config.stats_print);
+  EXPECT_STREQ(g_config.stats_file, "/tmp/x.%p.json");
+  EXPECT_EQ(apply_config("stats_print:false", "test"), 0);
+  EXPECT_FALSE(g_config.stats_print);
+  EXPECT_EQ(capture.text(), "");
+}
+
+TEST(ApplyConfig, EachBadPairIsOneLineAndTheRestApplies) {
+  ReportCapture capture;
+  g_config.stats_print = false;
+  EXPECT_EQ(apply_config("nonsense:1,stats_print:maybe,stats_print:true,novalue,,", "TESTCONF"),
+            3);
+  EXPECT_TRUE(g_config.stats_print) << "the good pair after the bad ones still applies";
+  const std::string text = capture.text();
+  EXPECT_EQ(count_lines(text), 3) << text;
+  EXPECT_NE(text.find("allocscope: TESTCONF: unknown key 'nonsense' (known keys: "),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("bad value 'maybe' for key 'stats_print': expected true or false"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("'novalue' is not key:value"), std::string::npos) << text;
+}
+
+TEST(ApplyConfig, LogFileMustBeOpenable) {
+  ReportCapture capture;
+  EXPECT_EQ(apply_config("log_file:/nonexistent-dir/x.log", "test"), 1);
+  EXPECT_NE(capture.text().find("bad value '/nonexistent-dir/x.log' for key 'log_file'"),
+            std::string::npos);
+}
+
+TEST(ApplyConfigDeathTest, StrictMakesBadConfigurationFatal) {
+  EXPECT_DEATH(
+      {
+        apply_config("strict:true", "test");
+        apply_config("stats_print:perhaps", "test");
+      },
+      "strict:true, so bad configuration is fatal");
+}
+
+}  // namespace
+}  // namespace allocscope
