@@ -8,9 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mutex>
+#include <pthread.h>
 #include <string>
 
+#include "budget.h"
 #include "report.h"
 
 namespace allocscope {
@@ -19,7 +20,7 @@ Config g_config;
 
 namespace {
 
-std::mutex g_config_mutex;
+pthread_mutex_t g_config_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 bool equals_ignore_case(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
@@ -44,9 +45,89 @@ struct Key {
   bool (*apply)(std::string_view value);
 };
 
+template <std::atomic<bool> Config::*field>
+bool set_bool(std::string_view v) {
+  bool b;
+  if (!parse_bool(v, &b)) return false;
+  (g_config.*field).store(b);
+  return true;
+}
+
+template <std::atomic<size_t> Config::*field>
+bool set_size(std::string_view v) {
+  size_t n;
+  if (!parse_size(v, &n)) return false;
+  (g_config.*field).store(n);
+  return true;
+}
+
+template <std::atomic<uint64_t> Config::*field>
+bool set_ms(std::string_view v) {
+  size_t n;
+  if (v.empty() || !isdigit(static_cast<unsigned char>(v.back())) || !parse_size(v, &n))
+    return false;
+  (g_config.*field).store(n);
+  return true;
+}
+
 const Key kKeys[] = {
-    {"stats_print", "true or false",
-     [](std::string_view v) { return parse_bool(v, &g_config.stats_print); }},
+    {"policy", "flags joined by | (normal, nofail, nowait, noretry, retry_mayfail, nowarn, "
+               "noreclaim, noreclaim_class(0-15), memalloc, nomemalloc)",
+     [](std::string_view v) {
+       Flags f;
+       // Flags that belong to features not built yet are refused rather than ignored.
+       const Flags unsupported = ALLOCSCOPE_KV | ALLOCSCOPE_RESERVE | ALLOCSCOPE_NOFAULT |
+                                 ALLOCSCOPE_ZERO;
+       if (!parse_flags(v.data(), v.size(), &f) || (f & unsupported)) return false;
+       g_config.policy.store(f);
+       return true;
+     }},
+    {"limit", "a size (0 = no limit), e.g. 512M",
+     [](std::string_view v) {
+       size_t n;
+       if (!parse_size(v, &n)) return false;
+       budget::set_limit(n);
+       return true;
+     }},
+    {"emergency", "a size, e.g. 1M",
+     [](std::string_view v) {
+       size_t n;
+       if (!parse_size(v, &n)) return false;
+       budget::set_emergency(n);
+       return true;
+     }},
+    {"max_size", "a size from 1 to PTRDIFF_MAX",
+     [](std::string_view v) {
+       size_t n;
+       if (!parse_size(v, &n) || n == 0 || n > static_cast<size_t>(PTRDIFF_MAX)) return false;
+       g_config.max_size.store(n);
+       return true;
+     }},
+    {"nofail_max", "a size", set_size<&Config::nofail_max>},
+    {"nofail_overdraw_ms", "milliseconds (0 = never)", set_ms<&Config::nofail_overdraw_ms>},
+    {"retry_max", "a number of reclaim passes from 0 to 1000000",
+     [](std::string_view v) {
+       size_t n;
+       if (v.empty() || !isdigit(static_cast<unsigned char>(v.back())) || !parse_size(v, &n) ||
+           n > 1000000)
+         return false;
+       g_config.retry_max.store(static_cast<unsigned>(n));
+       return true;
+     }},
+    {"nofail_in_nowait", "wait, fail or abort",
+     [](std::string_view v) {
+       ConflictAction a;
+       if (equals_ignore_case(v, "wait")) a = ConflictAction::kWait;
+       else if (equals_ignore_case(v, "fail")) a = ConflictAction::kFail;
+       else if (equals_ignore_case(v, "abort")) a = ConflictAction::kAbort;
+       else return false;
+       g_config.nofail_in_nowait.store(a);
+       return true;
+     }},
+    {"stall_warn_ms", "milliseconds (0 = never)", set_ms<&Config::stall_warn_ms>},
+    {"warn", "true or false", set_bool<&Config::warn>},
+    {"strict", "true or false", set_bool<&Config::strict>},
+    {"stats_print", "true or false", set_bool<&Config::stats_print>},
     {"stats_file", "a file path (%p = pid)",
      [](std::string_view v) { return !v.empty() && set_path(v, g_config.stats_file); }},
     {"log_file", "a file path (%p = pid) that can be opened for appending",
@@ -54,8 +135,6 @@ const Key kKeys[] = {
        if (v.empty() || !set_path(v, g_config.log_file)) return false;
        return set_report_file(g_config.log_file) == 0;
      }},
-    {"strict", "true or false",
-     [](std::string_view v) { return parse_bool(v, &g_config.strict); }},
 };
 
 const Key *find_key(std::string_view name) {
@@ -108,7 +187,7 @@ bool parse_size(std::string_view text, size_t *out) {
 }
 
 int apply_config(std::string_view text, const char *source) {
-  std::lock_guard<std::mutex> lock(g_config_mutex);
+  pthread_mutex_lock(&g_config_mutex);
   int bad = 0;
   for (size_t pos = 0; pos <= text.size();) {
     size_t comma = text.find(',', pos);
@@ -137,11 +216,15 @@ int apply_config(std::string_view text, const char *source) {
       }
     }
   }
-  if (bad != 0 && g_config.strict) {
+  pthread_mutex_unlock(&g_config_mutex);
+  if (bad != 0 && g_config.strict.load()) {
     report("%s: strict:true, so bad configuration is fatal", source);
     abort();
   }
   return bad;
 }
+
+void config_prefork() { pthread_mutex_lock(&g_config_mutex); }
+void config_postfork() { pthread_mutex_unlock(&g_config_mutex); }
 
 }  // namespace allocscope

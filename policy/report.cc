@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -68,6 +69,18 @@ void report(const char *fmt, ...) {
   if (len > sizeof(line) - 2) len = sizeof(line) - 2;
   line[len++] = '\n';
   write_all(g_report_fd.load(std::memory_order_relaxed), line, len);
+  errno = saved_errno;
+}
+
+void report_text(const char *prefix, const char *text) {
+  const int saved_errno = errno;
+  static const char kPrefix[] = "allocscope: ";
+  iovec parts[4] = {{const_cast<char *>(kPrefix), sizeof(kPrefix) - 1},
+                    {const_cast<char *>(prefix), strlen(prefix)},
+                    {const_cast<char *>(text), strlen(text)},
+                    {const_cast<char *>("\n"), 1}};
+  while (writev(g_report_fd.load(std::memory_order_relaxed), parts, 4) < 0 && errno == EINTR) {
+  }
   errno = saved_errno;
 }
 

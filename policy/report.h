@@ -14,6 +14,10 @@ namespace allocscope {
 // printf-style; a trailing newline is added. Long messages are cut at 1 KiB.
 void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+// Like report() for text of any length ("allocscope: " + prefix + text + newline), in one
+// writev(2): the stats JSON is longer than report()'s line buffer.
+void report_text(const char *prefix, const char *text);
+
 // Sends later reports to `path` ("" = stderr again). Returns 0 or -errno; on failure
 // the destination is unchanged.
 int set_report_file(const char *path);

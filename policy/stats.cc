@@ -1,9 +1,11 @@
 // stats.cc: see stats.h.
 #include "stats.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "config.h"
 #include "heap_stats.h"
 #include "report.h"
@@ -11,29 +13,79 @@
 
 namespace allocscope {
 
+namespace stats {
+Counters g_counters;
+}  // namespace stats
+
+namespace {
+
+// Appends to a buffer with snprintf semantics: keeps counting past the end, so the
+// total says how much room the whole text needs.
+struct Writer {
+  char *buf;
+  size_t len;
+  size_t used = 0;
+  bool failed = false;
+
+  void add(const char *fmt, ...) __attribute__((format(printf, 2, 3))) {
+    va_list ap;
+    va_start(ap, fmt);
+    const size_t room = used < len ? len - used : 0;
+    int n = vsnprintf(room ? buf + used : nullptr, room, fmt, ap);
+    va_end(ap);
+    if (n < 0) failed = true;
+    else used += static_cast<size_t>(n);
+  }
+};
+
+unsigned long long get(const std::atomic<uint64_t> &c) {
+  return static_cast<unsigned long long>(c.load(std::memory_order_relaxed));
+}
+
+}  // namespace
+
 int stats_json(char *buf, size_t len) {
+  using stats::g_counters;
   HeapTotals h;
   read_heap_totals(&h);
-  return snprintf(buf, len,
-                  "{\"allocscope\":{\"version\":\"%s\",\"pid\":%d,"
-                  "\"heap\":{\"allocated\":%zu,\"active\":%zu,\"resident\":%zu,"
-                  "\"mapped\":%zu,\"retained\":%zu,\"metadata\":%zu,\"dirty\":%zu,"
-                  "\"nmalloc\":%llu,\"ndalloc\":%llu}}}",
-                  kVersion, static_cast<int>(getpid()), h.allocated, h.active, h.resident,
-                  h.mapped, h.retained, h.metadata, h.dirty,
-                  static_cast<unsigned long long>(h.nmalloc),
-                  static_cast<unsigned long long>(h.ndalloc));
+  Writer w{buf, len};
+  w.add("{\"allocscope\":{\"version\":\"%s\",\"pid\":%d,", kVersion,
+        static_cast<int>(getpid()));
+  w.add("\"budget\":{\"limit\":%zu,\"charged\":%zu,\"emergency\":%zu},", budget::limit(),
+        budget::charged(), budget::emergency());
+  w.add("\"policies\":{");
+  for (int i = 0; i < 5; ++i) {
+    const stats::PolicyCounters &p = g_counters.policy[i];
+    w.add("%s\"%s\":{\"attempts\":%llu,\"failures\":%llu,\"retries\":%llu,"
+          "\"reclaim_passes\":%llu,\"reclaimed_bytes\":%llu,\"waits\":%llu,"
+          "\"wait_ms\":%llu,\"stalls\":%llu,\"overdraws\":%llu}",
+          i ? "," : "", contract_name(static_cast<Contract>(i)), get(p.attempts),
+          get(p.failures), get(p.retries), get(p.reclaim_passes), get(p.reclaimed_bytes),
+          get(p.waits), get(p.wait_ns) / 1000000, get(p.stalls), get(p.overdraws));
+  }
+  w.add("},\"conflicts\":%llu,\"nofail_demotions\":%llu,\"misuse\":%llu,\"reports\":%llu,"
+        "\"reports_suppressed\":%llu,\"reclaimer_calls\":%llu,",
+        get(g_counters.conflicts), get(g_counters.nofail_demotions), get(g_counters.misuse),
+        get(g_counters.reports), get(g_counters.reports_suppressed),
+        get(g_counters.reclaimer_calls));
+  w.add("\"heap\":{\"allocated\":%zu,\"active\":%zu,\"resident\":%zu,\"mapped\":%zu,"
+        "\"retained\":%zu,\"metadata\":%zu,\"dirty\":%zu,\"nmalloc\":%llu,"
+        "\"ndalloc\":%llu}}}",
+        h.allocated, h.active, h.resident, h.mapped, h.retained, h.metadata, h.dirty,
+        static_cast<unsigned long long>(h.nmalloc), static_cast<unsigned long long>(h.ndalloc));
+  if (w.failed || w.used > INT32_MAX) return -1;
+  return static_cast<int>(w.used);
 }
 
 void write_exit_stats() {
-  if (!g_config.stats_print && g_config.stats_file[0] == '\0') return;
-  char json[4096];
+  if (!g_config.stats_print.load() && g_config.stats_file[0] == '\0') return;
+  char json[8192];
   int n = stats_json(json, sizeof(json));
   if (n < 0 || static_cast<size_t>(n) >= sizeof(json)) {
     report("stats: the JSON did not fit in %zu bytes", sizeof(json));
     return;
   }
-  if (g_config.stats_print) report("stats %s", json);
+  if (g_config.stats_print.load()) report_text("stats ", json);
   if (g_config.stats_file[0] != '\0') {
     int fd = open_output_file(g_config.stats_file);
     if (fd < 0) {

@@ -2,21 +2,98 @@
 // client library in shim/ defines the same names as no-ops; under the preload these
 // definitions come first in the lookup scope and win.
 #include <errno.h>
+#include <stdint.h>
 
+#include "allocscope.h"
 #include "backend.h"
+#include "budget.h"
 #include "config.h"
+#include "engine.h"
+#include "reclaim.h"
+#include "scope.h"
 #include "stats.h"
+#include "thread_state.h"
 #include "version.h"
+
+using allocscope::allocate;
+using allocscope::Request;
+
+AS_EXPORT allocscope_cookie_t allocscope_save(allocscope_flags_t flags) {
+  return allocscope::scope_save(flags, __builtin_return_address(0));
+}
+
+AS_EXPORT allocscope_cookie_t allocscope_clear(allocscope_flags_t flags) {
+  return allocscope::scope_clear(flags);
+}
+
+AS_EXPORT void allocscope_restore(allocscope_cookie_t cookie) {
+  allocscope::scope_restore(cookie);
+}
+
+AS_EXPORT allocscope_flags_t allocscope_current(void) { return allocscope::t_state.scope; }
+
+// The call-site API always goes through the engine: its flags are the point.
+AS_EXPORT void *allocscope_alloc(size_t size, allocscope_flags_t flags) {
+  return allocate(Request{"allocscope_alloc", size, 0, nullptr, flags, 0,
+                          __builtin_return_address(0)});
+}
+
+AS_EXPORT void *allocscope_calloc(size_t n, size_t size, allocscope_flags_t flags) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) bytes = SIZE_MAX;  // fails the size cap
+  return allocate(Request{"allocscope_calloc", bytes, 0, nullptr, flags | ALLOCSCOPE_ZERO, 0,
+                          __builtin_return_address(0)});
+}
+
+AS_EXPORT void *allocscope_realloc(void *p, size_t size, allocscope_flags_t flags) {
+  if (p != nullptr && size == 0) {
+    allocscope::release(p);
+    return nullptr;
+  }
+  return allocate(Request{"allocscope_realloc", size, 0, p, flags, 0,
+                          __builtin_return_address(0)});
+}
+
+AS_EXPORT void *allocscope_aligned_alloc(size_t align, size_t size, allocscope_flags_t flags) {
+  if (align == 0 || (align & (align - 1)) != 0) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return allocate(Request{"allocscope_aligned_alloc", size, align, nullptr, flags, 0,
+                          __builtin_return_address(0)});
+}
+
+AS_EXPORT int allocscope_reclaimer_add(const char *name, unsigned klass,
+                                       allocscope_reclaim_fn fn, void *arg) {
+  return allocscope::reclaim::add(name, klass, fn, arg);
+}
+
+AS_EXPORT int allocscope_reclaimer_remove(int id) { return allocscope::reclaim::remove(id); }
+
+AS_EXPORT int allocscope_config(const char *conf) {
+  if (conf == nullptr) return -EINVAL;
+  allocscope::EngineGuard guard;
+  return allocscope::apply_config(conf, "allocscope_config") == 0 ? 0 : -EINVAL;
+}
+
+AS_EXPORT int allocscope_limit_set(size_t bytes) {
+  allocscope::EngineGuard guard;
+  allocscope::budget::set_limit(bytes);
+  return 0;
+}
+
+AS_EXPORT size_t allocscope_limit_get(void) { return allocscope::budget::limit(); }
+
+AS_EXPORT size_t allocscope_charged(void) {
+  allocscope::EngineGuard guard;
+  return allocscope::budget::charged();
+}
+
+AS_EXPORT int allocscope_stats_json(char *buf, size_t len) {
+  allocscope::EngineGuard guard;
+  return allocscope::stats_json(buf, len);
+}
 
 AS_EXPORT int allocscope_active(void) { return 1; }
 
 AS_EXPORT const char *allocscope_version(void) { return allocscope::kVersion; }
-
-AS_EXPORT int allocscope_stats_json(char *buf, size_t len) {
-  return allocscope::stats_json(buf, len);
-}
-
-AS_EXPORT int allocscope_config(const char *conf) {
-  if (conf == nullptr) return -EINVAL;
-  return allocscope::apply_config(conf, "allocscope_config") == 0 ? 0 : -EINVAL;
-}

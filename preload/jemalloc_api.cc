@@ -5,23 +5,54 @@
 // also serves its malloc, so the program sees one consistent heap and one set of
 // statistics rather than a second, idle jemalloc. (malloc_conf and malloc_message are
 // jemalloc's own variables, exported as they are: see jemalloc-public-symbols.txt.)
+//
+// Allocations through it follow the thread's policy like malloc's: the fast path is the
+// jemalloc call, the engine handles limits and failures.
 #include "backend.h"
+#include "engine.h"
+#include "thread_state.h"
 
-AS_EXPORT void *mallocx(size_t size, int flags) { return je_mallocx(size, flags); }
+using allocscope::allocate;
+using allocscope::g_engaged;
+using allocscope::on_fast_path;
+using allocscope::Request;
+
+namespace {
+inline bool engaged() { return g_engaged.load(std::memory_order_relaxed) != 0; }
+}  // namespace
+
+AS_EXPORT void *mallocx(size_t size, int flags) {
+  if (AS_LIKELY(on_fast_path())) {
+    void *p = je_mallocx(size, flags);
+    if (AS_LIKELY(p != nullptr)) return p;
+  }
+  return allocate(Request{"mallocx", size, 0, nullptr, 0, flags, __builtin_return_address(0)});
+}
 
 AS_EXPORT void *rallocx(void *ptr, size_t size, int flags) {
-  return je_rallocx(ptr, size, flags);
+  if (AS_LIKELY(on_fast_path())) {
+    void *p = je_rallocx(ptr, size, flags);
+    if (AS_LIKELY(p != nullptr)) return p;
+  }
+  return allocate(Request{"rallocx", size, 0, ptr, 0, flags, __builtin_return_address(0)});
 }
 
 AS_EXPORT size_t xallocx(void *ptr, size_t size, size_t extra, int flags) {
-  return je_xallocx(ptr, size, extra, flags);
+  if (AS_LIKELY(!engaged())) return je_xallocx(ptr, size, extra, flags);
+  return allocscope::resize_in_place(ptr, size, extra, flags);
 }
 
 AS_EXPORT size_t sallocx(const void *ptr, int flags) { return je_sallocx(ptr, flags); }
 
-AS_EXPORT void dallocx(void *ptr, int flags) { je_dallocx(ptr, flags); }
+AS_EXPORT void dallocx(void *ptr, int flags) {
+  if (AS_LIKELY(!engaged())) je_dallocx(ptr, flags);
+  else allocscope::release(ptr, flags);
+}
 
-AS_EXPORT void sdallocx(void *ptr, size_t size, int flags) { je_sdallocx(ptr, size, flags); }
+AS_EXPORT void sdallocx(void *ptr, size_t size, int flags) {
+  if (AS_LIKELY(!engaged())) je_sdallocx(ptr, size, flags);
+  else allocscope::release_sized(ptr, size, flags);
+}
 
 AS_EXPORT size_t nallocx(size_t size, int flags) { return je_nallocx(size, flags); }
 

@@ -4,13 +4,21 @@
 // call our malloc (fine), but a program that also loads Debian's libjemalloc.so.2 would
 // bind operator new to that second jemalloc. Defining all of them keeps one heap.
 //
-// operator new follows the standard protocol: on failure call the installed
-// std::new_handler and retry, throw std::bad_alloc when there is none. The nothrow forms
+// operator new follows the thread's policy (under NOFAIL it never fails) and then the
+// standard protocol: on failure call the installed std::new_handler and retry, throw
+// std::bad_alloc when there is none. The nothrow forms
 // run the same loop and turn the exception into nullptr, as libstdc++ does. Sized delete
 // hands the size to jemalloc (sdallocx), which skips the size lookup free() has to make.
 #include <new>
 
 #include "backend.h"
+#include "engine.h"
+#include "thread_state.h"
+
+using allocscope::allocate;
+using allocscope::g_engaged;
+using allocscope::on_fast_path;
+using allocscope::Request;
 
 namespace {
 
@@ -18,10 +26,12 @@ int align_flags(std::align_val_t align) {
   return MALLOCX_ALIGN(static_cast<size_t>(align));
 }
 
-// The failure path of every throwing form: the new_handler loop.
-[[gnu::noinline, gnu::cold]] void *new_slow(size_t size, int flags) {
+// The failure path of every throwing form: the engine applies the thread's policy (under
+// NOFAIL it never returns NULL), then the new_handler loop runs.
+[[gnu::noinline]] void *new_slow(const char *name, size_t size, size_t align,
+                                 const void *caller) {
   for (;;) {
-    void *p = je_mallocx(size == 0 ? 1 : size, flags);
+    void *p = allocate(Request{name, size, align, nullptr, 0, 0, caller});
     if (p != nullptr) return p;
     std::new_handler handler = std::get_new_handler();
     if (handler == nullptr) throw std::bad_alloc();
@@ -29,76 +39,87 @@ int align_flags(std::align_val_t align) {
   }
 }
 
-void *new_nothrow(size_t size, int flags) noexcept {
+void *new_nothrow(const char *name, size_t size, size_t align, const void *caller) noexcept {
   try {
-    return new_slow(size, flags);
+    return new_slow(name, size, align, caller);
   } catch (...) {
     return nullptr;
   }
 }
 
-inline void *new_impl(size_t size) {
-  void *p = je_malloc(size);
-  if (AS_LIKELY(p != nullptr)) return p;
-  return new_slow(size, 0);
+inline void *new_impl(size_t size, const void *caller) {
+  if (AS_LIKELY(on_fast_path())) {
+    void *p = je_malloc(size);
+    if (AS_LIKELY(p != nullptr)) return p;
+  }
+  return new_slow("operator new", size, 0, caller);
 }
 
-inline void *new_aligned_impl(size_t size, std::align_val_t align) {
-  const int flags = align_flags(align);
-  void *p = je_mallocx(size == 0 ? 1 : size, flags);
-  if (AS_LIKELY(p != nullptr)) return p;
-  return new_slow(size, flags);
+inline void *new_aligned_impl(size_t size, std::align_val_t align, const void *caller) {
+  if (AS_LIKELY(on_fast_path())) {
+    void *p = je_mallocx(size == 0 ? 1 : size, align_flags(align));
+    if (AS_LIKELY(p != nullptr)) return p;
+  }
+  return new_slow("operator new", size, static_cast<size_t>(align), caller);
 }
 
-inline void *new_nothrow_impl(size_t size, int flags) noexcept {
-  void *p = je_mallocx(size == 0 ? 1 : size, flags);
-  if (AS_LIKELY(p != nullptr)) return p;
-  return new_nothrow(size, flags);
+inline void *new_nothrow_impl(size_t size, size_t align, const void *caller) noexcept {
+  if (AS_LIKELY(on_fast_path())) {
+    void *p = je_mallocx(size == 0 ? 1 : size, align != 0 ? MALLOCX_ALIGN(align) : 0);
+    if (AS_LIKELY(p != nullptr)) return p;
+  }
+  return new_nothrow("operator new", size, align, caller);
+}
+
+inline void delete_impl(void *p) noexcept {
+  if (AS_LIKELY(g_engaged.load(std::memory_order_relaxed) == 0)) je_free(p);
+  else allocscope::release(p);
 }
 
 inline void sized_delete(void *p, size_t size, int flags) noexcept {
   if (AS_UNLIKELY(p == nullptr)) return;
-  je_sdallocx(p, size, flags);
+  if (AS_LIKELY(g_engaged.load(std::memory_order_relaxed) == 0)) je_sdallocx(p, size, flags);
+  else allocscope::release_sized(p, size, flags);
 }
 
 }  // namespace
 
 #define AS_NEW __attribute__((visibility("default")))
 
-AS_NEW void *operator new(size_t size) { return new_impl(size); }
-AS_NEW void *operator new[](size_t size) { return new_impl(size); }
+AS_NEW void *operator new(size_t size) { return new_impl(size, __builtin_return_address(0)); }
+AS_NEW void *operator new[](size_t size) { return new_impl(size, __builtin_return_address(0)); }
 AS_NEW void *operator new(size_t size, const std::nothrow_t &) noexcept {
-  return new_nothrow_impl(size, 0);
+  return new_nothrow_impl(size, 0, __builtin_return_address(0));
 }
 AS_NEW void *operator new[](size_t size, const std::nothrow_t &) noexcept {
-  return new_nothrow_impl(size, 0);
+  return new_nothrow_impl(size, 0, __builtin_return_address(0));
 }
 AS_NEW void *operator new(size_t size, std::align_val_t align) {
-  return new_aligned_impl(size, align);
+  return new_aligned_impl(size, align, __builtin_return_address(0));
 }
 AS_NEW void *operator new[](size_t size, std::align_val_t align) {
-  return new_aligned_impl(size, align);
+  return new_aligned_impl(size, align, __builtin_return_address(0));
 }
 AS_NEW void *operator new(size_t size, std::align_val_t align, const std::nothrow_t &) noexcept {
-  return new_nothrow_impl(size, align_flags(align));
+  return new_nothrow_impl(size, static_cast<size_t>(align), __builtin_return_address(0));
 }
 AS_NEW void *operator new[](size_t size, std::align_val_t align, const std::nothrow_t &) noexcept {
-  return new_nothrow_impl(size, align_flags(align));
+  return new_nothrow_impl(size, static_cast<size_t>(align), __builtin_return_address(0));
 }
 
-AS_NEW void operator delete(void *p) noexcept { je_free(p); }
-AS_NEW void operator delete[](void *p) noexcept { je_free(p); }
-AS_NEW void operator delete(void *p, const std::nothrow_t &) noexcept { je_free(p); }
-AS_NEW void operator delete[](void *p, const std::nothrow_t &) noexcept { je_free(p); }
+AS_NEW void operator delete(void *p) noexcept { delete_impl(p); }
+AS_NEW void operator delete[](void *p) noexcept { delete_impl(p); }
+AS_NEW void operator delete(void *p, const std::nothrow_t &) noexcept { delete_impl(p); }
+AS_NEW void operator delete[](void *p, const std::nothrow_t &) noexcept { delete_impl(p); }
 AS_NEW void operator delete(void *p, size_t size) noexcept { sized_delete(p, size, 0); }
 AS_NEW void operator delete[](void *p, size_t size) noexcept { sized_delete(p, size, 0); }
-AS_NEW void operator delete(void *p, std::align_val_t) noexcept { je_free(p); }
-AS_NEW void operator delete[](void *p, std::align_val_t) noexcept { je_free(p); }
+AS_NEW void operator delete(void *p, std::align_val_t) noexcept { delete_impl(p); }
+AS_NEW void operator delete[](void *p, std::align_val_t) noexcept { delete_impl(p); }
 AS_NEW void operator delete(void *p, std::align_val_t, const std::nothrow_t &) noexcept {
-  je_free(p);
+  delete_impl(p);
 }
 AS_NEW void operator delete[](void *p, std::align_val_t, const std::nothrow_t &) noexcept {
-  je_free(p);
+  delete_impl(p);
 }
 AS_NEW void operator delete(void *p, size_t size, std::align_val_t align) noexcept {
   sized_delete(p, size, align_flags(align));

@@ -8,7 +8,7 @@
 #include <atomic>
 
 #include "backend.h"
-#include "config.h"
+#include "engine.h"
 #include "report.h"
 #include "stats.h"
 
@@ -37,10 +37,10 @@ void check_interposition() {
 }
 
 __attribute__((constructor)) void allocscope_start() {
-  // Initialise jemalloc before anything below allocates or registers fork handlers.
+  // Initialise jemalloc before anything below allocates or registers fork handlers:
+  // prepare handlers run in reverse order of registration, so ours run before jemalloc's.
   je_free(je_malloc(1));
-  if (const char *conf = secure_getenv("ALLOCSCOPE_CONF"))
-    allocscope::apply_config(conf, "ALLOCSCOPE_CONF");
+  allocscope::start_engine();
   check_interposition();
 }
 

@@ -1,0 +1,68 @@
+// backtrace.cc: see backtrace.h.
+#include "backtrace.h"
+
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unwind.h>
+
+namespace allocscope {
+namespace {
+
+struct Walk {
+  void **frames;
+  int max;
+  int skip;
+  int count;
+};
+
+_Unwind_Reason_Code on_frame(struct _Unwind_Context *context, void *arg) {
+  auto *walk = static_cast<Walk *>(arg);
+  const uintptr_t ip = _Unwind_GetIP(context);
+  if (ip == 0) return _URC_END_OF_STACK;
+  if (walk->skip > 0) {
+    --walk->skip;
+    return _URC_NO_REASON;
+  }
+  walk->frames[walk->count++] = reinterpret_cast<void *>(ip);
+  return walk->count == walk->max ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+}  // namespace
+
+int capture_backtrace(void **frames, int max, int skip) {
+  Walk walk{frames, max, skip + 1 /* this function */, 0};
+  _Unwind_Backtrace(on_frame, &walk);
+  return walk.count;
+}
+
+void format_frame(const void *addr, char *buf, size_t len) {
+  // A return address points after the call; -1 keeps it inside the calling line.
+  const char *lookup = static_cast<const char *>(addr) - 1;
+  Dl_info info;
+  if (dladdr(lookup, &info) == 0 || info.dli_fname == nullptr) {
+    snprintf(buf, len, "%p", addr);
+    return;
+  }
+  const char *slash = strrchr(info.dli_fname, '/');
+  const char *module = slash != nullptr ? slash + 1 : info.dli_fname;
+  if (*module == '\0') module = "main";
+  snprintf(buf, len, "%s+0x%zx", module,
+           static_cast<size_t>(lookup - static_cast<const char *>(info.dli_fbase)));
+}
+
+const char *format_backtrace(void *const *frames, int n, char *buf, size_t len) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < n && used + 1 < len; ++i) {
+    char frame[256];
+    format_frame(frames[i], frame, sizeof(frame));
+    int w = snprintf(buf + used, len - used, "%s%s", i == 0 ? "" : " <- ", frame);
+    if (w < 0) break;
+    used += static_cast<size_t>(w);
+  }
+  return buf;
+}
+
+}  // namespace allocscope

@@ -1,0 +1,25 @@
+// backtrace.h: call stacks for reports, captured and printed without allocating.
+//
+// Frames are return addresses from the unwinder (_Unwind_Backtrace, called directly: glibc's
+// backtrace() would dlopen libgcc_s and allocate on first use). They are printed as
+// "module+0xoffset", which stays the same across runs despite ASLR and which
+// addr2line -e MODULE resolves to a source line.
+#pragma once
+
+#include <stddef.h>
+
+namespace allocscope {
+
+inline constexpr int kMaxFrames = 32;
+
+// Fills frames[0..max) with return addresses, skipping the innermost `skip` frames
+// (allocscope's own). Returns the number captured.
+int capture_backtrace(void **frames, int max, int skip);
+
+// Writes "module+0x1a2b" for one address ("0xADDR" if no module contains it).
+void format_frame(const void *addr, char *buf, size_t len);
+
+// Writes the frames as "mod+0x10 <- mod+0x20 <- ...". Returns buf.
+const char *format_backtrace(void *const *frames, int n, char *buf, size_t len);
+
+}  // namespace allocscope

@@ -1,0 +1,300 @@
+// engine.cc: see engine.h. The retry loop follows the kernel's slow path: try, and on
+// failure let the resolved contract decide between giving up, reclaiming, backing off
+// (memalloc_retry_wait's 1 ms, growing to 100 ms for NOFAIL) and waiting for frees.
+#include "engine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "backtrace.h"
+#include "budget.h"
+#include "config.h"
+#include "reclaim.h"
+#include "report.h"
+#include "resolve.h"
+#include "stats.h"
+#include "thread_state.h"
+
+namespace allocscope {
+
+__thread ThreadState t_state __attribute__((tls_model("initial-exec")));
+std::atomic<uint32_t> g_engaged{0};
+
+namespace {
+
+constexpr uint64_t kMs = 1000000;
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void sleep_ns(uint64_t ns) {
+  timespec ts{static_cast<time_t>(ns / 1000000000u), static_cast<long>(ns % 1000000000u)};
+  nanosleep(&ts, nullptr);
+}
+
+// Failure and stall reports: at most 10 every 5 seconds, as the kernel's warn_alloc.
+bool report_allowed() {
+  static std::atomic<uint64_t> window_start{0};
+  static std::atomic<int> in_window{0};
+  const uint64_t now = now_ns();
+  uint64_t start = window_start.load(std::memory_order_relaxed);
+  if (now - start > 5000 * kMs && window_start.compare_exchange_strong(start, now))
+    in_window.store(0);
+  if (in_window.fetch_add(1) < 10) {
+    stats::bump(stats::g_counters.reports);
+    return true;
+  }
+  stats::bump(stats::g_counters.reports_suppressed);
+  return false;
+}
+
+// Call sites already reported for a NOFAIL/NOWAIT conflict (once per site). A full
+// table reports again rather than lose a report.
+bool first_time_at(const void *callsite) {
+  static std::atomic<uintptr_t> seen[512];
+  const uintptr_t key = reinterpret_cast<uintptr_t>(callsite) | 1;
+  size_t slot = (key >> 4) * 0x9E3779B97F4A7C15ull >> 55;
+  for (int probe = 0; probe < 16; ++probe, slot = (slot + 1) % 512) {
+    uintptr_t current = seen[slot].load(std::memory_order_relaxed);
+    if (current == key) return false;
+    if (current == 0 && seen[slot].compare_exchange_strong(current, key)) return true;
+    if (current == key) return false;
+  }
+  return true;
+}
+
+const char *where(char *buf, size_t len) {
+  void *frames[kMaxFrames];
+  const int n = capture_backtrace(frames, kMaxFrames, 3);
+  return format_backtrace(frames, n, buf, len);
+}
+
+void *attempt(const Request &r) {
+  int flags = r.jemalloc_flags;
+  if (r.align != 0) flags |= MALLOCX_ALIGN(r.align);
+  if (r.call & ALLOCSCOPE_ZERO) flags |= MALLOCX_ZERO;
+  const size_t size = r.size != 0 ? r.size : 1;  // size 0 is undefined for *allocx
+  return r.old != nullptr ? je_rallocx(r.old, size, flags) : je_mallocx(size, flags);
+}
+
+// What the allocation adds to the thread's net bytes: all of it, or a realloc's growth.
+size_t growth(const Request &r) {
+  if (r.old == nullptr) return r.size;
+  const size_t old = je_sallocx(r.old, 0);
+  return r.size > old ? r.size - old : 0;
+}
+
+enum class Reason { kLimit, kBackend, kSizeCap };
+
+void report_failure(const Request &r, const Policy &p, Reason why, unsigned passes) {
+  char flags[256], stack[2048], cause[160];
+  switch (why) {
+    case Reason::kLimit:
+      snprintf(cause, sizeof(cause), "limit %zu reached (charged %lld, emergency %zu)",
+               budget::limit(), static_cast<long long>(budget::g_charged.load()),
+               budget::emergency());
+      break;
+    case Reason::kBackend:
+      snprintf(cause, sizeof(cause), "jemalloc could not map memory");
+      break;
+    case Reason::kSizeCap:
+      snprintf(cause, sizeof(cause), "size above max_size %zu", g_config.max_size.load());
+      break;
+  }
+  report("%s(%zu) failed: %s; policy %s, flags %s, %u reclaim pass%s; thread %d; at %s",
+         r.name, r.size, cause, contract_name(p.contract),
+         format_flags(p.flags, flags, sizeof(flags)), passes, passes == 1 ? "" : "es",
+         static_cast<int>(gettid()), where(stack, sizeof(stack)));
+}
+
+void handle_conflict(const Request &r) {
+  stats::bump(stats::g_counters.conflicts);
+  const ConflictAction action = g_config.nofail_in_nowait.load(std::memory_order_relaxed);
+  if (first_time_at(r.callsite)) {
+    char stack[2048];
+    report("%s(%zu): call-site NOFAIL inside a NOWAIT scope (a caller bug); "
+           "nofail_in_nowait:%s; thread %d; at %s",
+           r.name, r.size,
+           action == ConflictAction::kWait ? "wait" : action == ConflictAction::kFail ? "fail"
+                                                                                   : "abort",
+           static_cast<int>(gettid()), where(stack, sizeof(stack)));
+  }
+  if (action == ConflictAction::kAbort) abort();
+}
+
+void prefork() {
+  config_prefork();
+  reclaim::prefork();
+  budget::prefork();
+}
+void postfork_parent() {
+  budget::postfork_parent();
+  reclaim::postfork_parent();
+  config_postfork();
+}
+void postfork_child() {
+  budget::postfork_child();
+  reclaim::postfork_child();
+  config_postfork();
+}
+
+}  // namespace
+
+void *allocate(const Request &r) {
+  ThreadState &t = t_state;
+  if (t.in_engine != 0) {  // allocscope's own allocation: no policy, no accounting
+    void *p = attempt(r);
+    if (p == nullptr) errno = ENOMEM;
+    return p;
+  }
+  EngineGuard guard;
+  Policy pol = resolve(t.scope, r.call, g_config.policy.load(std::memory_order_relaxed),
+                       g_config.nofail_in_nowait.load(std::memory_order_relaxed));
+  if (pol.conflict) handle_conflict(r);
+  if (pol.contract == Contract::kNofail &&
+      r.size > g_config.nofail_max.load(std::memory_order_relaxed)) {
+    stats::bump(stats::g_counters.nofail_demotions);
+    if (report_allowed())
+      report("%s(%zu): NOFAIL above nofail_max %zu, demoted to retry_mayfail", r.name,
+             r.size, g_config.nofail_max.load());
+    pol.contract = Contract::kRetryMayfail;
+  }
+  stats::PolicyCounters &counters = stats::of(pol.contract);
+  stats::bump(counters.attempts);
+  const bool warn = !(pol.flags & ALLOCSCOPE_NOWARN) && g_config.warn.load();
+
+  if (r.size > g_config.max_size.load(std::memory_order_relaxed)) {
+    stats::bump(counters.failures);
+    if (warn && report_allowed()) report_failure(r, pol, Reason::kSizeCap, 0);
+    errno = ENOMEM;
+    return nullptr;
+  }
+
+  const bool limited = g_engaged.load(std::memory_order_relaxed) & kEngagedLimit;
+  const bool memalloc = (pol.flags & ALLOCSCOPE_MEMALLOC) && !(pol.flags & ALLOCSCOPE_NOMEMALLOC);
+  bool overdraw = false;
+  unsigned passes = 0, without_progress = 0;
+  uint64_t started = 0, backoff_ns = kMs, stalls_reported = 0;
+  Reason why;
+  for (;;) {
+    if (limited && !budget::try_charge(t, growth(r), memalloc, overdraw)) {
+      why = Reason::kLimit;
+    } else {
+      void *p = attempt(r);
+      if (p != nullptr) {
+        if (r.old != nullptr && limited) budget::after_free(t);  // a shrink frees bytes
+        return p;
+      }
+      why = Reason::kBackend;
+    }
+
+    // The allocation failed: the contract decides what happens next.
+    if (pol.contract == Contract::kNowait) break;
+    if ((pol.contract == Contract::kNormal || pol.contract == Contract::kNoretry) && passes == 1)
+      break;
+    const size_t freed = reclaim::run_pass(r.size, pol.flags, why == Reason::kBackend);
+    ++passes;
+    stats::bump(counters.reclaim_passes);
+    stats::bump(counters.reclaimed_bytes, freed);
+    stats::bump(counters.retries);
+    if (limited) budget::settle(t, true);  // reclaimers freed on this thread
+    if (freed != 0) {
+      without_progress = 0;
+      continue;
+    }
+    if (pol.contract == Contract::kRetryMayfail) {
+      if (++without_progress > g_config.retry_max.load(std::memory_order_relaxed)) break;
+      sleep_ns(kMs);
+      continue;
+    }
+    if (pol.contract != Contract::kNofail) continue;
+
+    // NOFAIL: wait for memory to be freed, with a growing back-off; report stalls;
+    // overdraw the limit once nofail_overdraw_ms has passed.
+    const uint64_t now = now_ns();
+    if (started == 0) started = now;
+    const uint64_t waited_ms = (now - started) / kMs;
+    const uint64_t wait_start = now;
+    if (limited && why == Reason::kLimit)
+      budget::wait_for_free(backoff_ns);
+    else
+      sleep_ns(backoff_ns);
+    backoff_ns = backoff_ns * 2 > 100 * kMs ? 100 * kMs : backoff_ns * 2;
+    stats::bump(counters.waits);
+    stats::bump(counters.wait_ns, now_ns() - wait_start);
+    const uint64_t stall_ms = g_config.stall_warn_ms.load(std::memory_order_relaxed);
+    if (stall_ms != 0 && waited_ms >= (stalls_reported + 1) * stall_ms) {
+      ++stalls_reported;
+      stats::bump(counters.stalls);
+      char stack[2048];
+      if (report_allowed())
+        report("%s(%zu): NOFAIL stalled for %llu ms (%s); thread %d; at %s", r.name, r.size,
+               static_cast<unsigned long long>(waited_ms),
+               why == Reason::kLimit ? "memory limit reached" : "jemalloc cannot map memory",
+               static_cast<int>(gettid()), where(stack, sizeof(stack)));
+    }
+    const uint64_t overdraw_ms = g_config.nofail_overdraw_ms.load(std::memory_order_relaxed);
+    if (!overdraw && overdraw_ms != 0 && why == Reason::kLimit && waited_ms >= overdraw_ms) {
+      overdraw = true;
+      stats::bump(counters.overdraws);
+      if (report_allowed())
+        report("%s(%zu): NOFAIL stalled %llu ms on the limit; overdrawing it "
+               "(nofail_overdraw_ms:%llu)",
+               r.name, r.size, static_cast<unsigned long long>(waited_ms),
+               static_cast<unsigned long long>(overdraw_ms));
+    }
+  }
+
+  stats::bump(counters.failures);
+  if (warn && report_allowed()) report_failure(r, pol, why, passes);
+  errno = ENOMEM;
+  return nullptr;
+}
+
+void release(void *p, int jemalloc_flags) {
+  ThreadState &t = t_state;
+  const bool limited = g_engaged.load(std::memory_order_relaxed) & kEngagedLimit;
+  if (limited) budget::ensure_joined(t);
+  if (p != nullptr) je_dallocx(p, jemalloc_flags);
+  if (limited) budget::after_free(t);
+}
+
+void release_sized(void *p, size_t size, int jemalloc_flags) {
+  ThreadState &t = t_state;
+  if (g_engaged.load(std::memory_order_relaxed) & kEngagedLimit) {
+    budget::ensure_joined(t);
+    je_sdallocx(p, size, jemalloc_flags);
+    budget::after_free(t);
+    return;
+  }
+  je_sdallocx(p, size, jemalloc_flags);
+}
+
+size_t resize_in_place(void *p, size_t size, size_t extra, int jemalloc_flags) {
+  ThreadState &t = t_state;
+  if ((g_engaged.load(std::memory_order_relaxed) & kEngagedLimit) && t.in_engine == 0) {
+    const size_t old = je_sallocx(p, jemalloc_flags);
+    if (size > old && !budget::try_charge(t, size - old, false, false)) return old;
+    const size_t result = je_xallocx(p, size, 0, jemalloc_flags);
+    budget::after_free(t);
+    return result;
+  }
+  return je_xallocx(p, size, extra, jemalloc_flags);
+}
+
+void start_engine() {
+  EngineGuard guard;
+  budget::init();
+  pthread_atfork(prefork, postfork_parent, postfork_child);
+  if (const char *conf = secure_getenv("ALLOCSCOPE_CONF")) apply_config(conf, "ALLOCSCOPE_CONF");
+}
+
+}  // namespace allocscope

@@ -1,0 +1,124 @@
+// reclaim.cc: see reclaim.h.
+#include "reclaim.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+
+#include <atomic>
+
+#include "heap_stats.h"
+#include "stats.h"
+#include "thread_state.h"
+
+namespace allocscope {
+namespace reclaim {
+namespace {
+
+struct Reclaimer {
+  std::atomic<int> id;  // 0 = free slot
+  unsigned klass;
+  allocscope_reclaim_fn fn;
+  void *arg;
+  char name[32];
+  std::atomic<bool> busy;  // running on some thread
+};
+
+Reclaimer g_reclaimers[kMaxReclaimers];
+std::atomic<int> g_next_id{1};
+// Serialises add/remove; a pass reads slots without it (ids are published last).
+pthread_mutex_t g_registry_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+bool excluded(const Reclaimer &r, Flags flags) {
+  return (flags & ALLOCSCOPE_NORECLAIM) || (flags & ALLOCSCOPE_NORECLAIM_CLASS(r.klass));
+}
+
+// Runs one reclaimer in reclaim context: not in the engine (its allocations follow
+// policy) but with NORECLAIM|MEMALLOC added to its scope.
+size_t call(Reclaimer &r, int id, size_t wanted) {
+  ThreadState &t = t_state;
+  const Flags saved_scope = t.scope;
+  const uint32_t saved_in_engine = t.in_engine;
+  const int saved_running = t.running_reclaimer;
+  t.scope |= ALLOCSCOPE_NORECLAIM | ALLOCSCOPE_MEMALLOC;
+  t.in_engine = 0;
+  t.running_reclaimer = id;
+  const size_t freed = r.fn(r.arg, wanted);
+  t.running_reclaimer = saved_running;
+  t.in_engine = saved_in_engine;
+  t.scope = saved_scope;
+  return freed;
+}
+
+}  // namespace
+
+int add(const char *name, unsigned klass, allocscope_reclaim_fn fn, void *arg) {
+  if (fn == nullptr || klass > 15) return -EINVAL;
+  pthread_mutex_lock(&g_registry_mutex);
+  int result = -ENOSPC;
+  for (Reclaimer &r : g_reclaimers) {
+    // A removed reclaimer may still be finishing a call: its slot is not free yet.
+    if (r.id.load() != 0 || r.busy.load()) continue;
+    r.klass = klass;
+    r.fn = fn;
+    r.arg = arg;
+    strncpy(r.name, name != nullptr ? name : "", sizeof(r.name) - 1);
+    r.name[sizeof(r.name) - 1] = '\0';
+    result = g_next_id.fetch_add(1);
+    r.id.store(result, std::memory_order_release);
+    break;
+  }
+  pthread_mutex_unlock(&g_registry_mutex);
+  return result;
+}
+
+int remove(int id) {
+  if (id <= 0) return -ENOENT;
+  Reclaimer *found = nullptr;
+  pthread_mutex_lock(&g_registry_mutex);
+  for (Reclaimer &r : g_reclaimers) {
+    if (r.id.load() != id) continue;
+    r.id.store(0, std::memory_order_release);
+    found = &r;
+    break;
+  }
+  pthread_mutex_unlock(&g_registry_mutex);
+  if (found == nullptr) return -ENOENT;
+  // A pass that already picked it may still be running it; wait that out (outside the
+  // lock: the reclaimer may itself add or remove), unless that pass is this thread's own
+  // (a reclaimer removing itself).
+  if (t_state.running_reclaimer != id)
+    while (found->busy.load(std::memory_order_acquire)) sched_yield();
+  return 0;
+}
+
+size_t run_pass(size_t wanted, Flags flags, bool backend_failed) {
+  size_t freed = 0;
+  for (Reclaimer &r : g_reclaimers) {
+    if (freed >= wanted) break;
+    const int id = r.id.load(std::memory_order_acquire);
+    if (id == 0 || excluded(r, flags)) continue;
+    bool expected = false;
+    if (!r.busy.compare_exchange_strong(expected, true, std::memory_order_acquire)) continue;
+    if (r.id.load(std::memory_order_acquire) == id) {
+      const size_t got = call(r, id, wanted - freed);
+      freed += got;
+      stats::count_reclaimer_call(got);
+    }
+    r.busy.store(false, std::memory_order_release);
+  }
+  if (backend_failed) freed += purge_heap();
+  return freed;
+}
+
+void prefork() { pthread_mutex_lock(&g_registry_mutex); }
+void postfork_parent() { pthread_mutex_unlock(&g_registry_mutex); }
+void postfork_child() {
+  // Reclaimers that were running on other threads are not running in the child.
+  for (Reclaimer &r : g_reclaimers) r.busy.store(false);
+  pthread_mutex_unlock(&g_registry_mutex);
+}
+
+}  // namespace reclaim
+}  // namespace allocscope

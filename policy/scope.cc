@@ -1,0 +1,87 @@
+// scope.cc: see scope.h.
+#include "scope.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "report.h"
+#include "stats.h"
+#include "thread_state.h"
+
+namespace allocscope {
+namespace {
+
+constexpr allocscope_cookie_t kClearBit = 1ull << 63;
+constexpr uint32_t kMaxDepth = 0x7fffffff;
+
+// Scope bits that change what a *successful* allocation does and so take the thread off
+// the fast path. None yet: every flag so far only matters once an allocation fails.
+constexpr Flags kEngagingScopeFlags = 0;
+
+void update_engaged(ThreadState &t) { t.engaged = t.scope & kEngagingScopeFlags; }
+
+allocscope_cookie_t make_cookie(Flags bits, uint32_t depth, bool clear) {
+  return static_cast<allocscope_cookie_t>(bits) |
+         (static_cast<allocscope_cookie_t>(depth) << 32) | (clear ? kClearBit : 0);
+}
+
+void misuse(const char *what) {
+  stats::bump(stats::g_counters.misuse);
+  report("%s; thread %d", what, static_cast<int>(gettid()));
+  if (g_config.strict.load()) abort();
+}
+
+}  // namespace
+
+allocscope_cookie_t scope_save(Flags flags, const void *callsite) {
+  ThreadState &t = t_state;
+  flags &= ~ALLOCSCOPE_ZERO;  // call-site only
+  if ((flags & ALLOCSCOPE_NOFAIL) && (t.scope & ALLOCSCOPE_NOWAIT)) {
+    stats::bump(stats::g_counters.conflicts);
+    report("allocscope_save(NOFAIL) inside a NOWAIT scope at %p: NOWAIT still wins for "
+           "allocations without call-site flags",
+           callsite);
+  }
+  const Flags newly = flags & ~t.scope;
+  t.scope |= flags;
+  if (t.depth < kMaxDepth) ++t.depth;
+  update_engaged(t);
+  return make_cookie(newly, t.depth, false);
+}
+
+allocscope_cookie_t scope_clear(Flags flags) {
+  ThreadState &t = t_state;
+  const Flags dropped = flags & t.scope;
+  t.scope &= ~flags;
+  if (t.depth < kMaxDepth) ++t.depth;
+  update_engaged(t);
+  return make_cookie(dropped, t.depth, true);
+}
+
+void scope_restore(allocscope_cookie_t cookie) {
+  ThreadState &t = t_state;
+  const uint32_t depth = static_cast<uint32_t>(cookie >> 32) & kMaxDepth;
+  const Flags bits = static_cast<Flags>(cookie);
+  if (depth == 0) {
+    misuse("allocscope_restore: not a cookie from allocscope_save or allocscope_clear");
+    return;
+  }
+  if (depth != t.depth) {
+    char what[160];
+    snprintf(what, sizeof(what),
+             "allocscope_restore out of order: the cookie is for depth %u, the thread is at "
+             "depth %u (restores must be LIFO)",
+             depth, t.depth);
+    misuse(what);
+  }
+  if (cookie & kClearBit)
+    t.scope |= bits;
+  else
+    t.scope &= ~bits;
+  t.depth = depth - 1;
+  update_engaged(t);
+}
+
+}  // namespace allocscope
