@@ -211,7 +211,7 @@ void *allocate(const Request &r) {
       continue;
     }
     if (pol.contract == Contract::kRetryMayfail) {
-      if (++without_progress > g_config.retry_max.load(std::memory_order_relaxed)) break;
+      if (++without_progress >= g_config.retry_max.load(std::memory_order_relaxed)) break;
       sleep_ns(kMs);
       continue;
     }
