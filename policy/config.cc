@@ -126,6 +126,15 @@ const Key kKeys[] = {
      }},
     {"stall_warn_ms", "milliseconds (0 = never)", set_ms<&Config::stall_warn_ms>},
     {"warn", "true or false", set_bool<&Config::warn>},
+    {"warn_burst", "reports allowed per 5 seconds, 0 = no limit",
+     [](std::string_view v) {
+       size_t n;
+       if (v.empty() || !isdigit(static_cast<unsigned char>(v.back())) || !parse_size(v, &n) ||
+           n > 1000000)
+         return false;
+       g_config.warn_burst.store(static_cast<unsigned>(n));
+       return true;
+     }},
     {"strict", "true or false", set_bool<&Config::strict>},
     {"stats_print", "true or false", set_bool<&Config::stats_print>},
     {"stats_file", "a file path (%p = pid)",

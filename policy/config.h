@@ -11,7 +11,8 @@
 //
 // Keys (README.md has the table with defaults):
 //   policy, limit, emergency, max_size, nofail_max, nofail_overdraw_ms, retry_max,
-//   nofail_in_nowait, stall_warn_ms, warn, strict, stats_print, stats_file, log_file
+//   nofail_in_nowait, stall_warn_ms, warn, warn_burst, strict, stats_print, stats_file,
+//   log_file
 #pragma once
 
 #include <limits.h>
@@ -40,6 +41,7 @@ struct Config {
   std::atomic<unsigned> retry_max{16};
   std::atomic<ConflictAction> nofail_in_nowait{ConflictAction::kWait};
   std::atomic<uint64_t> stall_warn_ms{10000};
+  std::atomic<unsigned> warn_burst{10};  // reports per 5 s (warn_alloc's ratelimit); 0 = all
   // Written by apply_config (under its lock) and read at exit.
   char stats_file[PATH_MAX] = "";
   char log_file[PATH_MAX] = "";

@@ -40,15 +40,17 @@ void sleep_ns(uint64_t ns) {
   nanosleep(&ts, nullptr);
 }
 
-// Failure and stall reports: at most 10 every 5 seconds, as the kernel's warn_alloc.
+// Failure and stall reports: at most warn_burst (10) every 5 seconds, as the kernel's
+// warn_alloc.
 bool report_allowed() {
+  const unsigned burst = g_config.warn_burst.load(std::memory_order_relaxed);
   static std::atomic<uint64_t> window_start{0};
   static std::atomic<int> in_window{0};
   const uint64_t now = now_ns();
   uint64_t start = window_start.load(std::memory_order_relaxed);
   if (now - start > 5000 * kMs && window_start.compare_exchange_strong(start, now))
     in_window.store(0);
-  if (in_window.fetch_add(1) < 10) {
+  if (burst == 0 || in_window.fetch_add(1) < static_cast<int>(burst)) {
     stats::bump(stats::g_counters.reports);
     return true;
   }

@@ -1,0 +1,433 @@
+// policy_test.cc: scopes, resolution, the budget and reclaim, with real threads, in a
+// process under the preload. Each test sets a limit a few MiB above what is charged,
+// fills it with ballast, and then watches what one allocation does: what it returned,
+// errno, how long it took, which reclaimers ran, what a waiting thread saw, and what was
+// reported (reports go to a log file the test reads back).
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <new>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "allocscope.h"
+#include "allocscope.hpp"
+
+namespace {
+
+constexpr size_t kMiB = 1 << 20;
+
+using Clock = std::chrono::steady_clock;
+int64_t ms_since(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+// Reclaimers the tests register: each counts its calls and frees what it is given.
+struct Reclaimable {
+  std::atomic<int> calls{0};
+  std::atomic<int> nested{0};  // calls that arrived while a call was running (recursion)
+  std::atomic<bool> running{false};
+  std::vector<void *> blocks;  // freed one per call
+  allocscope_flags_t scope_seen = 0;
+  void *inner_allocation = nullptr;
+  bool allocate_inside = false;
+
+  static size_t reclaim(void *arg, size_t /*wanted*/) {
+    auto *self = static_cast<Reclaimable *>(arg);
+    if (self->running.exchange(true)) ++self->nested;
+    ++self->calls;
+    self->scope_seen = allocscope_current();
+    size_t freed = 0;
+    if (self->allocate_inside && self->inner_allocation == nullptr)
+      self->inner_allocation = malloc(512 << 10);  // under a full budget
+    if (!self->blocks.empty()) {
+      free(self->blocks.back());
+      self->blocks.pop_back();
+      freed = kMiB;
+    }
+    self->running = false;
+    return freed;
+  }
+};
+
+class Policy : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(allocscope_active(), 1) << "run under LD_PRELOAD=liballocscope.so";
+    char tmpl[] = "/tmp/allocscope-policy-XXXXXX";
+    int fd = mkstemp(tmpl);
+    close(fd);
+    log_path_ = tmpl;
+    ASSERT_EQ(allocscope_config(("log_file:" + log_path_ +
+                                 ",retry_max:3,stall_warn_ms:0,nofail_in_nowait:wait,"
+                                 "emergency:0,strict:false,warn_burst:0")
+                                    .c_str()),
+              0);
+    ASSERT_EQ(allocscope_limit_set(allocscope_charged() + 8 * kMiB), 0);
+  }
+
+  void TearDown() override {
+    for (int id : reclaimers_) allocscope_reclaimer_remove(id);
+    for (void *p : ballast_) free(p);
+    allocscope_limit_set(0);
+    allocscope_config("log_file:/dev/stderr");
+    unlink(log_path_.c_str());
+  }
+
+  // Allocates 1 MiB blocks until the budget refuses one: the budget is then full.
+  void fill_budget() {
+    for (;;) {
+      void *p = allocscope_alloc(kMiB, ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN);
+      if (p == nullptr) break;
+      memset(p, 1, 4096);
+      ballast_.push_back(p);
+    }
+    ASSERT_GE(ballast_.size(), 4u);
+  }
+
+  void *take_ballast() {
+    void *p = ballast_.back();
+    ballast_.pop_back();
+    return p;
+  }
+
+  int add_reclaimer(Reclaimable *r, unsigned klass = 0) {
+    int id = allocscope_reclaimer_add("test", klass, Reclaimable::reclaim, r);
+    EXPECT_GT(id, 0);
+    reclaimers_.push_back(id);
+    return id;
+  }
+
+  std::string log() const {
+    std::ifstream in(log_path_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  static int count(const std::string &text, const std::string &what) {
+    int n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  }
+
+  std::string log_path_;
+  std::vector<void *> ballast_;
+  std::vector<int> reclaimers_;
+};
+
+TEST_F(Policy, NowaitFailsFastWithoutReclaim) {
+  Reclaimable r;
+  add_reclaimer(&r);
+  fill_budget();
+  const auto start = Clock::now();
+  errno = 0;
+  EXPECT_EQ(allocscope_alloc(kMiB, ALLOCSCOPE_NOWAIT), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  {
+    allocscope::Scope nowait(ALLOCSCOPE_NOWAIT);
+    errno = 0;
+    EXPECT_EQ(malloc(kMiB), nullptr) << "a NOWAIT scope applies to plain malloc";
+    EXPECT_EQ(errno, ENOMEM);
+  }
+  EXPECT_LT(ms_since(start), 100);
+  EXPECT_EQ(r.calls.load(), 0);
+  EXPECT_NE(log().find("allocscope_alloc(1048576) failed: limit"), std::string::npos) << log();
+}
+
+TEST_F(Policy, NowarnSilencesTheReport) {
+  fill_budget();
+  EXPECT_EQ(allocscope_alloc(kMiB, ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN), nullptr);
+  EXPECT_EQ(log().find("failed"), std::string::npos) << log();
+}
+
+TEST_F(Policy, NoretryAndNormalRunExactlyOnePass) {
+  Reclaimable r;
+  add_reclaimer(&r);
+  fill_budget();
+  EXPECT_EQ(allocscope_alloc(kMiB, ALLOCSCOPE_NORETRY), nullptr);
+  EXPECT_EQ(r.calls.load(), 1);
+  EXPECT_EQ(malloc(kMiB), nullptr) << "normal behaves as NORETRY";
+  EXPECT_EQ(r.calls.load(), 2);
+}
+
+TEST_F(Policy, NoretrySucceedsWhenItsOnePassFreesEnough) {
+  Reclaimable r;
+  add_reclaimer(&r);
+  fill_budget();
+  r.blocks.push_back(take_ballast());
+  void *p = allocscope_alloc(kMiB, ALLOCSCOPE_NORETRY);
+  EXPECT_NE(p, nullptr);
+  EXPECT_EQ(r.calls.load(), 1);
+  free(p);
+}
+
+TEST_F(Policy, RetryMayfailGivesUpAfterRetryMaxPassesWithoutProgress) {
+  Reclaimable r;
+  add_reclaimer(&r);
+  fill_budget();
+  errno = 0;
+  EXPECT_EQ(allocscope_alloc(kMiB, ALLOCSCOPE_RETRY_MAYFAIL), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_EQ(r.calls.load(), 3) << "retry_max:3";
+}
+
+TEST_F(Policy, RetryMayfailSucceedsWhenAReclaimerFreesEnough) {
+  Reclaimable r;
+  add_reclaimer(&r);
+  fill_budget();
+  // A 3 MiB request needs three 1 MiB reclaims: it keeps going while they make progress.
+  for (int i = 0; i < 3; ++i) r.blocks.push_back(take_ballast());
+  void *p = allocscope_alloc(3 * kMiB, ALLOCSCOPE_RETRY_MAYFAIL);
+  EXPECT_NE(p, nullptr);
+  EXPECT_GE(r.calls.load(), 3);
+  free(p);
+}
+
+TEST_F(Policy, ReclaimerOfAnExcludedClassIsSkipped) {
+  Reclaimable fs, io;
+  add_reclaimer(&fs, 3);
+  add_reclaimer(&io, 4);
+  fill_budget();
+  {
+    allocscope::Scope nofs(ALLOCSCOPE_NORECLAIM_CLASS(3));
+    EXPECT_EQ(allocscope_alloc(kMiB, ALLOCSCOPE_NORETRY), nullptr);
+  }
+  EXPECT_EQ(fs.calls.load(), 0);
+  EXPECT_EQ(io.calls.load(), 1);
+  {
+    allocscope::Scope none(ALLOCSCOPE_NORECLAIM);
+    EXPECT_EQ(allocscope_alloc(kMiB, ALLOCSCOPE_NORETRY), nullptr);
+  }
+  EXPECT_EQ(fs.calls.load(), 0);
+  EXPECT_EQ(io.calls.load(), 1);
+}
+
+TEST_F(Policy, AllocationInsideAReclaimerNeverRecursesAndMayUseTheEmergencyAllowance) {
+  Reclaimable r;
+  r.allocate_inside = true;
+  add_reclaimer(&r);
+  fill_budget();
+  ASSERT_EQ(allocscope_config("emergency:2M"), 0);
+  EXPECT_EQ(allocscope_alloc(kMiB, ALLOCSCOPE_NORETRY), nullptr);
+  EXPECT_EQ(r.calls.load(), 1);
+  EXPECT_EQ(r.nested.load(), 0);
+  EXPECT_EQ(r.scope_seen & (ALLOCSCOPE_NORECLAIM | ALLOCSCOPE_MEMALLOC),
+            ALLOCSCOPE_NORECLAIM | ALLOCSCOPE_MEMALLOC);
+  EXPECT_NE(r.inner_allocation, nullptr) << "MEMALLOC may dip into the emergency allowance";
+  // Outside a reclaimer, the same allocation has no emergency allowance.
+  EXPECT_EQ(allocscope_alloc(512 << 10, ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN), nullptr);
+  // NOMEMALLOC wins over MEMALLOC.
+  EXPECT_EQ(allocscope_alloc(512 << 10, ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN |
+                                            ALLOCSCOPE_MEMALLOC | ALLOCSCOPE_NOMEMALLOC),
+            nullptr);
+  void *p = allocscope_alloc(512 << 10, ALLOCSCOPE_NOWAIT | ALLOCSCOPE_MEMALLOC);
+  EXPECT_NE(p, nullptr);
+  free(p);
+  free(r.inner_allocation);
+}
+
+TEST_F(Policy, NofailBlocksUntilAnotherThreadFrees) {
+  fill_budget();
+  std::atomic<bool> freed{false};
+  void *to_free = take_ballast();
+  void *second = take_ballast();
+  std::thread helper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    freed = true;
+    free(to_free);
+    free(second);
+  });
+  const auto start = Clock::now();
+  void *p = allocscope_alloc(kMiB, ALLOCSCOPE_NOFAIL);
+  const int64_t waited = ms_since(start);
+  EXPECT_NE(p, nullptr);
+  EXPECT_TRUE(freed.load()) << "returned before the other thread freed anything";
+  EXPECT_GE(waited, 250);
+  EXPECT_LT(waited, 5000);
+  helper.join();
+  free(p);
+}
+
+TEST_F(Policy, NofailScopeMakesOperatorNewWaitNotThrow) {
+  fill_budget();
+  void *to_free = take_ballast();
+  std::thread helper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    free(to_free);
+  });
+  char *p = nullptr;
+  {
+    allocscope::Scope nofail(ALLOCSCOPE_NOFAIL);
+    EXPECT_NO_THROW(p = new char[kMiB / 2]);
+  }
+  EXPECT_NE(p, nullptr);
+  helper.join();
+  delete[] p;
+}
+
+TEST_F(Policy, NowaitScopeMakesOperatorNewThrow) {
+  fill_budget();
+  allocscope::Scope nowait(ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN);
+  // The pointers escape into volatiles, or the compiler may elide the new/delete pair.
+  char *volatile p = nullptr;
+  EXPECT_THROW(p = new char[kMiB], std::bad_alloc);
+  EXPECT_EQ(p, nullptr);
+  EXPECT_EQ(p = new (std::nothrow) char[kMiB], nullptr);
+}
+
+std::vector<void *> *g_handler_ballast;
+int g_handler_calls;
+void free_ballast_handler() {
+  ++g_handler_calls;
+  for (void *p : *g_handler_ballast) free(p);
+  g_handler_ballast->clear();
+  std::set_new_handler(nullptr);
+}
+
+TEST_F(Policy, OperatorNewCallsTheNewHandlerWhichCanFreeMemory) {
+  fill_budget();
+  std::vector<void *> spare = {take_ballast(), take_ballast()};
+  g_handler_ballast = &spare;
+  g_handler_calls = 0;
+  std::set_new_handler(free_ballast_handler);
+  allocscope::Scope nowait(ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN);
+  char *volatile p = nullptr;
+  EXPECT_NO_THROW(p = new char[kMiB]);
+  EXPECT_NE(p, nullptr);
+  EXPECT_EQ(g_handler_calls, 1);
+  delete[] p;
+}
+
+TEST_F(Policy, CallSiteNofailInANowaitScopeIsReportedOncePerSiteAndWaits) {
+  allocscope::Scope nowait(ALLOCSCOPE_NOWAIT);
+  for (int i = 0; i < 3; ++i) {
+    void *p = allocscope_alloc(100, ALLOCSCOPE_NOFAIL);  // one call site, three calls
+    EXPECT_NE(p, nullptr);
+    free(p);
+  }
+  EXPECT_EQ(count(log(), "call-site NOFAIL inside a NOWAIT scope"), 1) << log();
+  ASSERT_EQ(allocscope_config("nofail_in_nowait:fail"), 0);
+  fill_budget();
+  EXPECT_EQ(allocscope_alloc(kMiB, ALLOCSCOPE_NOFAIL | ALLOCSCOPE_NOWARN), nullptr)
+      << "nofail_in_nowait:fail turns it into NOWAIT";
+}
+
+TEST_F(Policy, ScopesNestAndRestoreExactlyWhatTheySet) {
+  EXPECT_EQ(allocscope_current(), 0u);
+  allocscope_cookie_t a = allocscope_save(ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN);
+  allocscope_cookie_t b = allocscope_save(ALLOCSCOPE_NOWARN | ALLOCSCOPE_NORECLAIM);
+  EXPECT_EQ(allocscope_current(), ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN | ALLOCSCOPE_NORECLAIM);
+  allocscope_cookie_t c = allocscope_clear(ALLOCSCOPE_NOWAIT);
+  EXPECT_EQ(allocscope_current(), ALLOCSCOPE_NOWARN | ALLOCSCOPE_NORECLAIM);
+  allocscope_restore(c);
+  EXPECT_EQ(allocscope_current(), ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN | ALLOCSCOPE_NORECLAIM);
+  allocscope_restore(b);  // NOWARN was already set by a: b must not clear it
+  EXPECT_EQ(allocscope_current(), ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN);
+  allocscope_restore(a);
+  EXPECT_EQ(allocscope_current(), 0u);
+  EXPECT_EQ(log(), "");
+}
+
+TEST_F(Policy, NewThreadsStartWithNoScope) {
+  allocscope::Scope nowait(ALLOCSCOPE_NOWAIT);
+  allocscope_flags_t seen = ~0u;
+  std::thread([&] { seen = allocscope_current(); }).join();
+  EXPECT_EQ(seen, 0u);
+}
+
+TEST_F(Policy, OutOfOrderRestoreIsReported) {
+  allocscope_cookie_t outer = allocscope_save(ALLOCSCOPE_NOWAIT);
+  allocscope_cookie_t inner = allocscope_save(ALLOCSCOPE_NORETRY);
+  allocscope_restore(outer);
+  EXPECT_NE(log().find("allocscope_restore out of order: the cookie is for depth 1, the thread "
+                       "is at depth 2"),
+            std::string::npos)
+      << log();
+  allocscope_restore(inner);
+  allocscope_restore(0);
+  EXPECT_NE(log().find("not a cookie"), std::string::npos) << log();
+  while (allocscope_current() != 0) allocscope_restore(allocscope_clear(0));
+  allocscope_clear(allocscope_current());
+}
+
+TEST(PolicyDeathTest, StrictMakesAnOutOfOrderRestoreFatal) {
+  EXPECT_DEATH(
+      {
+        allocscope_config("strict:true");
+        allocscope_cookie_t outer = allocscope_save(ALLOCSCOPE_NOWAIT);
+        allocscope_save(ALLOCSCOPE_NORETRY);
+        allocscope_restore(outer);
+      },
+      "out of order");
+}
+
+TEST_F(Policy, ChargedFollowsAllocationsAndFrees) {
+  const size_t before = allocscope_charged();
+  void *p = malloc(3 * kMiB);
+  memset(p, 1, 3 * kMiB);
+  const size_t during = allocscope_charged();
+  EXPECT_GE(during, before + 3 * kMiB);
+  EXPECT_LE(during, before + 3 * kMiB + 64 * 1024);
+  free(p);
+  EXPECT_LE(allocscope_charged(), before + 64 * 1024);
+}
+
+TEST_F(Policy, SizeCapsFailEvenNofail) {
+  errno = 0;
+  volatile size_t huge = static_cast<size_t>(PTRDIFF_MAX) + 1;
+  EXPECT_EQ(allocscope_alloc(huge, ALLOCSCOPE_NOFAIL), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  volatile size_t half = SIZE_MAX / 2;
+  EXPECT_EQ(allocscope_calloc(half, 3, ALLOCSCOPE_NOFAIL), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_NE(log().find("size above max_size"), std::string::npos) << log();
+}
+
+TEST_F(Policy, NofailAboveNofailMaxIsDemoted) {
+  ASSERT_EQ(allocscope_config("nofail_max:1M"), 0);
+  fill_budget();
+  EXPECT_EQ(allocscope_alloc(2 * kMiB, ALLOCSCOPE_NOFAIL | ALLOCSCOPE_NOWARN), nullptr);
+  EXPECT_NE(log().find("NOFAIL above nofail_max 1048576, demoted to retry_mayfail"),
+            std::string::npos)
+      << log();
+  allocscope_config("nofail_max:2147483647");
+}
+
+TEST_F(Policy, NofailOverdrawsTheLimitAfterNofailOverdrawMs) {
+  ASSERT_EQ(allocscope_config("nofail_overdraw_ms:200"), 0);
+  fill_budget();
+  const auto start = Clock::now();
+  void *p = allocscope_alloc(kMiB, ALLOCSCOPE_NOFAIL);
+  EXPECT_NE(p, nullptr);
+  EXPECT_GE(ms_since(start), 150);
+  EXPECT_NE(log().find("overdrawing it"), std::string::npos) << log();
+  free(p);
+  allocscope_config("nofail_overdraw_ms:0");
+}
+
+TEST_F(Policy, ReclaimerRemoveAndBadArguments) {
+  EXPECT_EQ(allocscope_reclaimer_add("x", 16, Reclaimable::reclaim, nullptr), -EINVAL);
+  EXPECT_EQ(allocscope_reclaimer_add("x", 0, nullptr, nullptr), -EINVAL);
+  Reclaimable r;
+  int id = allocscope_reclaimer_add("x", 0, Reclaimable::reclaim, &r);
+  ASSERT_GT(id, 0);
+  EXPECT_EQ(allocscope_reclaimer_remove(id), 0);
+  EXPECT_EQ(allocscope_reclaimer_remove(id), -ENOENT);
+  fill_budget();
+  EXPECT_EQ(allocscope_alloc(kMiB, ALLOCSCOPE_NORETRY | ALLOCSCOPE_NOWARN), nullptr);
+  EXPECT_EQ(r.calls.load(), 0) << "a removed reclaimer is never called";
+}
+
+}  // namespace
