@@ -46,6 +46,13 @@ size_t charged();
 // `memalloc` lets it use the emergency allowance; `overdraw` ignores the limit.
 bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw);
 
+// The lean check made before every allocation while a limit is set: does `size` fit in
+// the credit this thread already holds? (No: allocate() charges more, or fails.)
+inline bool fits_in_credit(const ThreadState &t, size_t size) {
+  return t.budget_generation == g_generation.load(std::memory_order_relaxed) &&
+         static_cast<int64_t>(*t.allocated - *t.deallocated + size) <= t.credit_end;
+}
+
 // Gives back the thread's unused credit beyond the batch (all of it if `all`) and wakes
 // waiters if that lowered the total. Called after frees and reclaim passes.
 void settle(ThreadState &t, bool all);

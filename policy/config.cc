@@ -12,6 +12,7 @@
 #include <string>
 
 #include "budget.h"
+#include "engine.h"
 #include "report.h"
 
 namespace allocscope {
@@ -80,6 +81,7 @@ const Key kKeys[] = {
                                  ALLOCSCOPE_ZERO;
        if (!parse_flags(v.data(), v.size(), &f) || (f & unsupported)) return false;
        g_config.policy.store(f);
+       update_failure_engagement();
        return true;
      }},
     {"limit", "a size (0 = no limit), e.g. 512M",

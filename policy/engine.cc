@@ -261,11 +261,23 @@ void *allocate(const Request &r) {
   return nullptr;
 }
 
+void update_failure_engagement() {
+  const bool needed = (g_config.policy.load() & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL)) ||
+                      reclaim::registered() != 0;
+  if (needed)
+    g_engaged.fetch_or(kEngagedOnFailure);
+  else
+    g_engaged.fetch_and(~kEngagedOnFailure);
+}
+
 void release(void *p, int jemalloc_flags) {
   ThreadState &t = t_state;
-  const bool limited = g_engaged.load(std::memory_order_relaxed) & kEngagedLimit;
+  const bool limited = free_is_engaged();
   if (limited) budget::ensure_joined(t);
-  if (p != nullptr) je_dallocx(p, jemalloc_flags);
+  if (jemalloc_flags == 0)
+    je_free(p);
+  else if (p != nullptr)
+    je_dallocx(p, jemalloc_flags);
   if (limited) budget::after_free(t);
 }
 

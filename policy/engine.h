@@ -11,7 +11,9 @@
 
 #include <stddef.h>
 
+#include "budget.h"
 #include "flags.h"
+#include "thread_state.h"
 
 namespace allocscope {
 
@@ -26,6 +28,20 @@ struct Request {
 };
 
 void *allocate(const Request &r);
+
+// May an allocation of `size` be a plain jemalloc call, going to allocate() only if that
+// fails? Yes unless a limit is set and the size does not fit the thread's credit.
+inline bool may_skip_engine(size_t size) {
+  return !(engaged_bits() & kEngagedLimit) || budget::fits_in_credit(t_state, size);
+}
+
+// Does a free have to settle the budget? Only while a limit is set.
+inline bool free_is_engaged() {
+  return g_engaged.load(std::memory_order_relaxed) & kEngagedLimit;
+}
+
+// Recomputes kEngagedOnFailure from the default policy and the reclaimer count.
+void update_failure_engagement();
 
 // free() when the process is engaged (a limit is set): frees (je_dallocx with
 // jemalloc_flags), then settles the budget.

@@ -8,6 +8,7 @@
 
 #include <atomic>
 
+#include "engine.h"
 #include "heap_stats.h"
 #include "stats.h"
 #include "thread_state.h"
@@ -27,6 +28,7 @@ struct Reclaimer {
 
 Reclaimer g_reclaimers[kMaxReclaimers];
 std::atomic<int> g_next_id{1};
+std::atomic<int> g_registered{0};
 // Serialises add/remove; a pass reads slots without it (ids are published last).
 pthread_mutex_t g_registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 
@@ -67,9 +69,11 @@ int add(const char *name, unsigned klass, allocscope_reclaim_fn fn, void *arg) {
     r.name[sizeof(r.name) - 1] = '\0';
     result = g_next_id.fetch_add(1);
     r.id.store(result, std::memory_order_release);
+    g_registered.fetch_add(1);
     break;
   }
   pthread_mutex_unlock(&g_registry_mutex);
+  update_failure_engagement();
   return result;
 }
 
@@ -80,11 +84,13 @@ int remove(int id) {
   for (Reclaimer &r : g_reclaimers) {
     if (r.id.load() != id) continue;
     r.id.store(0, std::memory_order_release);
+    g_registered.fetch_sub(1);
     found = &r;
     break;
   }
   pthread_mutex_unlock(&g_registry_mutex);
   if (found == nullptr) return -ENOENT;
+  update_failure_engagement();
   // A pass that already picked it may still be running it; wait that out (outside the
   // lock: the reclaimer may itself add or remove), unless that pass is this thread's own
   // (a reclaimer removing itself).
@@ -92,6 +98,8 @@ int remove(int id) {
     while (found->busy.load(std::memory_order_acquire)) sched_yield();
   return 0;
 }
+
+int registered() { return g_registered.load(std::memory_order_relaxed); }
 
 size_t run_pass(size_t wanted, Flags flags, bool backend_failed) {
   size_t freed = 0;

@@ -21,6 +21,8 @@ inline constexpr int kMaxReclaimers = 64;
 
 int add(const char *name, unsigned klass, allocscope_reclaim_fn fn, void *arg);
 int remove(int id);
+// How many reclaimers are registered.
+int registered();
 
 // Runs one pass for a thread whose flags are `flags`; returns the bytes the reclaimers
 // reported freeing (plus jemalloc's purged bytes when backend_failed).

@@ -16,11 +16,12 @@ namespace {
 constexpr allocscope_cookie_t kClearBit = 1ull << 63;
 constexpr uint32_t kMaxDepth = 0x7fffffff;
 
-// Scope bits that change what a *successful* allocation does and so take the thread off
-// the fast path. None yet: every flag so far only matters once an allocation fails.
-constexpr Flags kEngagingScopeFlags = 0;
-
-void update_engaged(ThreadState &t) { t.engaged = t.scope & kEngagingScopeFlags; }
+// A scope that changes what happens on failure sends this thread's failures to the
+// engine; its successes stay on the fast path.
+void update_engaged(ThreadState &t) {
+  const bool on_failure = t.scope & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL);
+  t.engaged = on_failure ? static_cast<uint32_t>(kEngagedOnFailure) : 0u;
+}
 
 allocscope_cookie_t make_cookie(Flags bits, uint32_t depth, bool clear) {
   return static_cast<allocscope_cookie_t>(bits) |

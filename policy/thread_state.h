@@ -16,9 +16,8 @@ namespace allocscope {
 struct ThreadState {
   // Scope flags in force on this thread (allocscope_save/clear/restore).
   Flags scope;
-  // The scope bits that matter even when an allocation succeeds; 0 keeps the thread on
-  // the fast path. (NOFAIL, NOWAIT and the rest only matter once an allocation fails.)
-  Flags engaged;
+  // EngagedBits this thread's scope adds to the process-wide ones (scope.cc).
+  uint32_t engaged;
   // Nesting depth of saves and clears; cookies carry it so restores can be checked.
   uint32_t depth;
   // > 0 while allocscope's own code runs on this thread: its allocations bypass policy.
@@ -38,20 +37,29 @@ struct ThreadState {
   int running_reclaimer;
 };
 
-extern __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
+// Hidden: references inside the preload then need no GOT indirection.
+#define AS_HIDDEN __attribute__((visibility("hidden")))
 
-// Process-wide reasons why every allocation must go through the engine, even when it
-// succeeds. 0 means none: the fast path is then one jemalloc call.
+extern __thread ThreadState t_state AS_HIDDEN __attribute__((tls_model("initial-exec")));
+
+// Reasons why an allocation cannot be just a tail call into jemalloc. With none, the
+// entry points are one test and a jump; a jemalloc failure is then jemalloc's own (NULL,
+// ENOMEM), with no reclaim pass and no report, because nothing asked for either.
 enum EngagedBits : uint32_t {
-  kEngagedLimit = 1u << 0,  // a memory limit is set: allocations are charged
+  // A memory limit is set: every allocation checks the thread's credit (budget.h).
+  kEngagedLimit = 1u << 0,
+  // Failures need the engine: the default policy or the thread's scope has NOFAIL or
+  // RETRY_MAYFAIL, or reclaimers are registered. Successes still cost nothing extra.
+  kEngagedOnFailure = 1u << 1,
 };
-extern std::atomic<uint32_t> g_engaged;
+extern std::atomic<uint32_t> g_engaged AS_HIDDEN;
 
-// The test every entry point makes before calling jemalloc directly. Two loads and a
-// branch: the thread's engaged scope bits and the process-wide bits.
-inline bool on_fast_path() {
-  return (t_state.engaged | g_engaged.load(std::memory_order_relaxed)) == 0;
+// The test every entry point makes first: two loads (the thread's bits, the process's)
+// and a branch.
+inline uint32_t engaged_bits() {
+  return t_state.engaged | g_engaged.load(std::memory_order_relaxed);
 }
+inline bool on_fast_path() { return engaged_bits() == 0; }
 
 // Marks the calling thread as running allocscope code for the lifetime of the object:
 // allocations it makes meanwhile go straight to jemalloc.

@@ -1,7 +1,7 @@
 // malloc_api.cc: the C malloc family with glibc's semantics.
 //
-// Each entry point first tries the fast path: while on_fast_path() holds (no limit, no
-// engaged scope) it is one call into jemalloc, which already gives glibc's answers for
+// Each entry point first tries the fast path: while on_fast_path() holds (nothing engaged,
+// see thread_state.h) it is a tail call into jemalloc, which already gives glibc's answers for
 // most edge cases (malloc(0) is a unique pointer, calloc overflow and sizes above
 // PTRDIFF_MAX fail with ENOMEM, realloc(p, 0) frees and returns NULL, as zero_realloc:free
 // does). When the fast path is off, or jemalloc fails, the call goes to the engine
@@ -18,7 +18,6 @@
 #include "thread_state.h"
 
 using allocscope::allocate;
-using allocscope::g_engaged;
 using allocscope::on_fast_path;
 using allocscope::Request;
 
@@ -34,72 +33,95 @@ size_t page_size() {
 
 bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
-// An allocation with a validated power-of-two alignment (any size, failure sets errno).
-void *aligned(const char *name, size_t align, size_t size, const void *caller) {
-  if (on_fast_path()) {
+// Each *_engaged function is the slow half of an entry point, out of line so that the
+// fast half stays a test and a tail call into jemalloc.
+
+[[gnu::noinline]] void *malloc_engaged(size_t size, const void *caller) {
+  if (allocscope::may_skip_engine(size)) {
+    void *p = je_malloc(size);
+    if (AS_LIKELY(p != nullptr)) return p;
+  }
+  return allocate(Request{"malloc", size, 0, nullptr, 0, 0, caller});
+}
+
+[[gnu::noinline]] void *calloc_engaged(size_t n, size_t size, const void *caller) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) bytes = SIZE_MAX;  // fails the size cap
+  if (allocscope::may_skip_engine(bytes)) {
+    void *p = je_calloc(n, size);
+    if (AS_LIKELY(p != nullptr)) return p;
+  }
+  return allocate(Request{"calloc", bytes, 0, nullptr, ALLOCSCOPE_ZERO, 0, caller});
+}
+
+// An allocation with a validated power-of-two alignment.
+[[gnu::noinline]] void *aligned_engaged(const char *name, size_t align, size_t size,
+                                        const void *caller) {
+  if (allocscope::may_skip_engine(size)) {
     void *p = je_aligned_alloc(align, size);
     if (AS_LIKELY(p != nullptr)) return p;
   }
   return allocate(Request{name, size, align, nullptr, 0, 0, caller});
 }
 
+inline void *aligned(const char *name, size_t align, size_t size, const void *caller) {
+  if (AS_LIKELY(on_fast_path())) return je_aligned_alloc(align, size);
+  return aligned_engaged(name, align, size, caller);
+}
+
 // realloc's slow half: NULL allocates, size 0 frees, anything else resizes under policy.
-[[gnu::noinline]] void *realloc_slow(const char *name, void *ptr, size_t size,
-                                     const void *caller) {
-  if (ptr == nullptr) return allocate(Request{name, size, 0, nullptr, 0, 0, caller});
+// With a limit the growth must be charged, so it always goes through the engine.
+[[gnu::noinline]] void *realloc_engaged(const char *name, void *ptr, size_t size,
+                                        const void *caller) {
+  if (ptr == nullptr) return malloc_engaged(size, caller);
   if (size == 0) {
     allocscope::release(ptr);
     return nullptr;
   }
+  if (!allocscope::free_is_engaged()) {
+    void *p = je_realloc(ptr, size);
+    if (AS_LIKELY(p != nullptr)) return p;
+  }
   return allocate(Request{name, size, 0, ptr, 0, 0, caller});
 }
 
+// jemalloc's realloc leaves errno alone when it fails; glibc sets ENOMEM.
 inline void *realloc_impl(const char *name, void *ptr, size_t size, const void *caller) {
   if (AS_LIKELY(on_fast_path())) {
     void *result = je_realloc(ptr, size);
-    if (AS_LIKELY(result != nullptr) || size == 0) return result;  // size 0: freed
+    if (AS_UNLIKELY(result == nullptr) && size != 0) errno = ENOMEM;
+    return result;
   }
-  return realloc_slow(name, ptr, size, caller);
+  return realloc_engaged(name, ptr, size, caller);
 }
 
 }  // namespace
 
 AS_EXPORT void *malloc(size_t size) noexcept {
-  if (AS_LIKELY(on_fast_path())) {
-    void *p = je_malloc(size);
-    if (AS_LIKELY(p != nullptr)) return p;
-  }
-  return allocate(Request{"malloc", size, 0, nullptr, 0, 0, __builtin_return_address(0)});
+  if (AS_LIKELY(on_fast_path())) return je_malloc(size);
+  return malloc_engaged(size, __builtin_return_address(0));
 }
 
 AS_EXPORT void free(void *ptr) noexcept {
-  if (AS_LIKELY(g_engaged.load(std::memory_order_relaxed) == 0)) {
-    je_free(ptr);
-    return;
-  }
+  if (AS_LIKELY(!allocscope::free_is_engaged())) return je_free(ptr);
   allocscope::release(ptr);
 }
 
 AS_EXPORT void *calloc(size_t n, size_t size) noexcept {
-  if (AS_LIKELY(on_fast_path())) {
-    void *p = je_calloc(n, size);
-    if (AS_LIKELY(p != nullptr)) return p;
-  }
-  size_t bytes;
-  if (__builtin_mul_overflow(n, size, &bytes)) bytes = SIZE_MAX;  // fails the size cap
-  return allocate(Request{"calloc", bytes, 0, nullptr, ALLOCSCOPE_ZERO, 0,
-                          __builtin_return_address(0)});
+  if (AS_LIKELY(on_fast_path())) return je_calloc(n, size);
+  return calloc_engaged(n, size, __builtin_return_address(0));
 }
 
-// jemalloc's realloc leaves errno alone when it fails; glibc sets ENOMEM, and so does the
-// engine, which every failure goes through.
 AS_EXPORT void *realloc(void *ptr, size_t size) noexcept {
   return realloc_impl("realloc", ptr, size, __builtin_return_address(0));
 }
 
 AS_EXPORT void *reallocarray(void *ptr, size_t n, size_t size) noexcept {
   size_t bytes;
-  if (AS_UNLIKELY(__builtin_mul_overflow(n, size, &bytes))) bytes = SIZE_MAX;
+  if (AS_UNLIKELY(__builtin_mul_overflow(n, size, &bytes))) {
+    errno = ENOMEM;
+    return nullptr;
+  }
   return realloc_impl("reallocarray", ptr, bytes, __builtin_return_address(0));
 }
 
@@ -144,9 +166,11 @@ AS_EXPORT void *valloc(size_t size) noexcept {
 AS_EXPORT void *pvalloc(size_t size) noexcept {
   const size_t page = page_size();
   size_t rounded;
-  if (AS_UNLIKELY(__builtin_add_overflow(size, page - 1, &rounded))) rounded = SIZE_MAX;
-  else rounded &= ~(page - 1);
-  return aligned("pvalloc", page, rounded, __builtin_return_address(0));
+  if (AS_UNLIKELY(__builtin_add_overflow(size, page - 1, &rounded))) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return aligned("pvalloc", page, rounded & ~(page - 1), __builtin_return_address(0));
 }
 
 AS_EXPORT size_t malloc_usable_size(void *ptr) noexcept {

@@ -16,8 +16,6 @@
 #include "thread_state.h"
 
 using allocscope::allocate;
-using allocscope::g_engaged;
-using allocscope::on_fast_path;
 using allocscope::Request;
 
 namespace {
@@ -48,7 +46,7 @@ void *new_nothrow(const char *name, size_t size, size_t align, const void *calle
 }
 
 inline void *new_impl(size_t size, const void *caller) {
-  if (AS_LIKELY(on_fast_path())) {
+  if (AS_LIKELY(allocscope::may_skip_engine(size))) {
     void *p = je_malloc(size);
     if (AS_LIKELY(p != nullptr)) return p;
   }
@@ -56,7 +54,7 @@ inline void *new_impl(size_t size, const void *caller) {
 }
 
 inline void *new_aligned_impl(size_t size, std::align_val_t align, const void *caller) {
-  if (AS_LIKELY(on_fast_path())) {
+  if (AS_LIKELY(allocscope::may_skip_engine(size))) {
     void *p = je_mallocx(size == 0 ? 1 : size, align_flags(align));
     if (AS_LIKELY(p != nullptr)) return p;
   }
@@ -64,7 +62,7 @@ inline void *new_aligned_impl(size_t size, std::align_val_t align, const void *c
 }
 
 inline void *new_nothrow_impl(size_t size, size_t align, const void *caller) noexcept {
-  if (AS_LIKELY(on_fast_path())) {
+  if (AS_LIKELY(allocscope::may_skip_engine(size))) {
     void *p = je_mallocx(size == 0 ? 1 : size, align != 0 ? MALLOCX_ALIGN(align) : 0);
     if (AS_LIKELY(p != nullptr)) return p;
   }
@@ -72,13 +70,13 @@ inline void *new_nothrow_impl(size_t size, size_t align, const void *caller) noe
 }
 
 inline void delete_impl(void *p) noexcept {
-  if (AS_LIKELY(g_engaged.load(std::memory_order_relaxed) == 0)) je_free(p);
+  if (AS_LIKELY(!allocscope::free_is_engaged())) je_free(p);
   else allocscope::release(p);
 }
 
 inline void sized_delete(void *p, size_t size, int flags) noexcept {
   if (AS_UNLIKELY(p == nullptr)) return;
-  if (AS_LIKELY(g_engaged.load(std::memory_order_relaxed) == 0)) je_sdallocx(p, size, flags);
+  if (AS_LIKELY(!allocscope::free_is_engaged())) je_sdallocx(p, size, flags);
   else allocscope::release_sized(p, size, flags);
 }
 
