@@ -10,43 +10,71 @@
 namespace allocscope {
 namespace budget {
 
-std::atomic<int64_t> g_charged{0};
 std::atomic<uint32_t> g_generation{0};
-std::atomic<int> g_waiters{0};
 
 namespace {
 
 std::atomic<int64_t> g_limit{0};
 std::atomic<int64_t> g_emergency{0};
+std::atomic<int> g_waiters{0};
 
-pthread_mutex_t g_limit_mutex = PTHREAD_MUTEX_INITIALIZER;
+// Guards the registry and the totals below, and serialises refills and limit changes.
+pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
+// Live bytes that no joined thread accounts for: the baseline when the limit was set,
+// plus the net bytes of threads that have exited (or, in a fork child, vanished).
+int64_t g_outside = 0;
+// Every thread that has joined some limit, until it exits (intrusive list).
+ThreadState *g_threads = nullptr;
+
 pthread_mutex_t g_wait_mutex = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t g_freed = PTHREAD_COND_INITIALIZER;
 pthread_key_t g_exit_key;
 
-int64_t net_of(const ThreadState &t) {
-  return static_cast<int64_t>(*t.allocated - *t.deallocated);
+// Another thread's counters and allowance are read while it runs: each is an aligned
+// 8-byte word its owner writes, so a read sees a whole (possibly stale) value.
+int64_t load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+int64_t load(const uint64_t *p) { return static_cast<int64_t>(__atomic_load_n(p, __ATOMIC_RELAXED)); }
+
+int64_t net_since_join(const ThreadState &t) {
+  return load(t.allocated) - load(t.deallocated) - t.net_at_join;
 }
 
-void wake_waiters() {
-  if (g_waiters.load(std::memory_order_relaxed) == 0) return;
-  pthread_mutex_lock(&g_wait_mutex);
-  pthread_cond_broadcast(&g_freed);
-  pthread_mutex_unlock(&g_wait_mutex);
+bool joined_now(const ThreadState &t) { return t.budget_generation == g_generation.load(); }
+
+void unlink(ThreadState &t) {
+  if (t.prev_joined != nullptr) t.prev_joined->next_joined = t.next_joined;
+  else g_threads = t.next_joined;
+  if (t.next_joined != nullptr) t.next_joined->prev_joined = t.prev_joined;
+  t.next_joined = t.prev_joined = nullptr;
 }
 
-// A thread that exits gives back all its unused credit; its live blocks stay charged.
+// A thread that leaves (exits, or does not exist in a fork child): its live bytes stay
+// charged outside any thread; its allowance goes back. Under g_mutex.
+void leave(ThreadState &t) {
+  if (joined_now(t)) g_outside += net_since_join(t);
+  t.left = 0;
+  t.budget_generation = 0;
+  unlink(t);
+}
+
 void on_thread_exit(void *arg) {
   auto *t = static_cast<ThreadState *>(arg);
-  if (t->budget_generation == g_generation.load()) settle(*t, true);
+  pthread_mutex_lock(&g_mutex);
+  leave(*t);
   t->exited = true;
+  pthread_mutex_unlock(&g_mutex);
 }
 
-}  // namespace
+// What the limit caps: every joined thread's live bytes and unused allowance, plus the
+// bytes outside them. Under g_mutex.
+int64_t sum_charged(bool with_allowances) {
+  int64_t total = g_outside;
+  for (ThreadState *t = g_threads; t != nullptr; t = t->next_joined)
+    if (joined_now(*t)) total += net_since_join(*t) + (with_allowances ? load(&t->left) : 0);
+  return total;
+}
 
-// First charge of this thread under the current limit: its existing net allocation is
-// already in the total (the baseline), so it starts with no credit.
-void join(ThreadState &t) {
+void join_locked(ThreadState &t) {
   if (t.allocated == nullptr) {
     size_t len = sizeof(t.allocated);
     je_mallctl("thread.allocatedp", &t.allocated, &len, nullptr, 0);
@@ -54,42 +82,41 @@ void join(ThreadState &t) {
     je_mallctl("thread.deallocatedp", &t.deallocated, &len, nullptr, 0);
     pthread_setspecific(g_exit_key, &t);
   }
-  t.credit_end = net_of(t);
+  if (t.next_joined == nullptr && t.prev_joined == nullptr && g_threads != &t) {
+    t.next_joined = g_threads;
+    if (g_threads != nullptr) g_threads->prev_joined = &t;
+    g_threads = &t;
+  }
+  t.net_at_join = load(t.allocated) - load(t.deallocated);
+  t.left = 0;
   t.budget_generation = g_generation.load();
 }
 
+}  // namespace
+
 void init() { pthread_key_create(&g_exit_key, on_thread_exit); }
 
-void prefork() {
-  pthread_mutex_lock(&g_limit_mutex);
-  pthread_mutex_lock(&g_wait_mutex);
-}
-
-void postfork_parent() {
-  pthread_mutex_unlock(&g_wait_mutex);
-  pthread_mutex_unlock(&g_limit_mutex);
-}
-
-void postfork_child() {
-  g_waiters.store(0);
-  g_freed = PTHREAD_COND_INITIALIZER;  // a parent thread may have been waiting on it
-  postfork_parent();
+void join(ThreadState &t) {
+  if (t.exited) return;
+  pthread_mutex_lock(&g_mutex);
+  join_locked(t);
+  pthread_mutex_unlock(&g_mutex);
 }
 
 void set_limit(size_t bytes) {
-  pthread_mutex_lock(&g_limit_mutex);
+  pthread_mutex_lock(&g_mutex);
   const bool was_set = g_limit.load() != 0;
   if (bytes == 0) {
     g_engaged.fetch_and(~kEngagedLimit);
   } else if (!was_set) {
     HeapTotals heap;
     read_heap_totals(&heap);
-    g_charged.store(static_cast<int64_t>(heap.allocated));
-    g_generation.fetch_add(1);
+    g_outside = static_cast<int64_t>(heap.allocated);
+    g_generation.fetch_add(1);  // every thread rejoins, with no allowance
     g_engaged.fetch_or(kEngagedLimit);
   }
   g_limit.store(static_cast<int64_t>(bytes > INT64_MAX ? INT64_MAX : bytes));
-  pthread_mutex_unlock(&g_limit_mutex);
+  pthread_mutex_unlock(&g_mutex);
   wake_waiters();  // a higher (or no) limit may satisfy them
 }
 
@@ -105,47 +132,40 @@ size_t charged() {
     read_heap_totals(&heap);
     return heap.allocated;
   }
-  ThreadState &t = t_state;
-  ensure_joined(t);
-  settle(t, true);
-  const int64_t c = g_charged.load();
-  return c < 0 ? 0 : static_cast<size_t>(c);
+  pthread_mutex_lock(&g_mutex);
+  const int64_t total = sum_charged(false);
+  pthread_mutex_unlock(&g_mutex);
+  return total < 0 ? 0 : static_cast<size_t>(total);
 }
 
 bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
   if (t.exited) return true;
-  ensure_joined(t);
-  const int64_t net = net_of(t);
-  const int64_t want_exact = net + static_cast<int64_t>(size) - t.credit_end;
-  if (want_exact <= 0) return true;
+  if (take_from_allowance(t, size)) return true;
   int64_t cap = g_limit.load(std::memory_order_relaxed);
   if (cap == 0) return true;  // the limit was lifted meanwhile
+  if (size > static_cast<size_t>(INT64_MAX / 2)) return false;
   if (memalloc) cap += g_emergency.load(std::memory_order_relaxed);
-  int64_t current = g_charged.load(std::memory_order_relaxed);
-  for (;;) {
-    // A batch of credit if it fits, else just what this allocation needs.
-    int64_t want = want_exact + kBatch;
-    if (!overdraw && current + want > cap) want = want_exact;
-    if (!overdraw && current + want > cap) return false;
-    if (g_charged.compare_exchange_weak(current, current + want, std::memory_order_relaxed)) {
-      t.credit_end += want;
-      return true;
-    }
+  pthread_mutex_lock(&g_mutex);
+  if (!joined_now(t)) join_locked(t);
+  // This thread's own allowance is part of the sum; it is replaced by the new one.
+  const int64_t others = sum_charged(true) - t.left;
+  const int64_t need = static_cast<int64_t>(size);
+  bool ok = true;
+  if (overdraw || others + need + kBatch <= cap) {
+    t.left = need + kBatch;
+  } else if (others + need <= cap) {
+    t.left = cap - others;  // whatever is left, at least this allocation
+  } else {
+    t.left = 0;
+    ok = false;
   }
-}
-
-void settle(ThreadState &t, bool all) {
-  if (t.budget_generation != g_generation.load(std::memory_order_relaxed) || t.exited) return;
-  const int64_t keep = all || g_waiters.load(std::memory_order_relaxed) != 0 ? 0 : kBatch;
-  const int64_t give = t.credit_end - net_of(t) - keep;
-  if (give <= 0) return;
-  t.credit_end -= give;
-  g_charged.fetch_sub(give, std::memory_order_relaxed);
-  wake_waiters();
+  if (ok) t.left -= need;
+  pthread_mutex_unlock(&g_mutex);
+  return ok;
 }
 
 void wait_for_free(uint64_t timeout_ns) {
-  g_waiters.fetch_add(1);
+  if (g_waiters.fetch_add(1) == 0) g_engaged.fetch_or(kEngagedWaiters);
   timespec deadline;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
   deadline.tv_sec += static_cast<time_t>(timeout_ns / 1000000000u);
@@ -157,7 +177,36 @@ void wait_for_free(uint64_t timeout_ns) {
   pthread_mutex_lock(&g_wait_mutex);
   pthread_cond_clockwait(&g_freed, &g_wait_mutex, CLOCK_MONOTONIC, &deadline);
   pthread_mutex_unlock(&g_wait_mutex);
-  g_waiters.fetch_sub(1);
+  if (g_waiters.fetch_sub(1) == 1) g_engaged.fetch_and(~kEngagedWaiters);
+}
+
+void wake_waiters() {
+  if (g_waiters.load(std::memory_order_relaxed) == 0) return;
+  pthread_mutex_lock(&g_wait_mutex);
+  pthread_cond_broadcast(&g_freed);
+  pthread_mutex_unlock(&g_wait_mutex);
+}
+
+void prefork() {
+  pthread_mutex_lock(&g_mutex);
+  pthread_mutex_lock(&g_wait_mutex);
+}
+
+void postfork_parent() {
+  pthread_mutex_unlock(&g_wait_mutex);
+  pthread_mutex_unlock(&g_mutex);
+}
+
+void postfork_child() {
+  ThreadState &self = t_state;
+  for (ThreadState *t = g_threads, *next; t != nullptr; t = next) {
+    next = t->next_joined;
+    if (t != &self) leave(*t);
+  }
+  g_waiters.store(0);
+  g_engaged.fetch_and(~kEngagedWaiters);
+  g_freed = PTHREAD_COND_INITIALIZER;  // a parent thread may have been waiting on it
+  postfork_parent();
 }
 
 }  // namespace budget

@@ -1,20 +1,26 @@
 // budget.h: the memory limit.
 //
 // charged = the usable size of every live allocation (plus, later, regions and unused
-// reserves), capped by `limit`. Threads never contend on one counter per allocation:
-// jemalloc already counts each thread's allocated and freed bytes, and a thread charges
-// the shared total in batches of kBatch bytes of credit, asking for more only when its
-// net allocation would pass the credit it holds, and giving back what it does not use
-// once it holds more than 2 x kBatch (at once while someone waits for memory). So:
-//   - the cap is conservative: live bytes never exceed the limit by more than one
-//     allocation's size-class rounding, but an allocation may fail while up to
-//     2 x kBatch per thread is held as unused credit by other threads;
-//   - allocscope_charged() settles the calling thread and is exact when no other thread
-//     holds credit.
-// When a limit is set while none was, the total starts from jemalloc's stats.allocated
-// (live bytes, including blocks cached in thread caches, so it errs on the high side).
-// A forked child inherits the total, including the credit its parent's other threads
-// held; those bytes stay charged in the child.
+// reserves), capped by `limit`. Nothing on the allocation fast path touches shared state:
+//   - jemalloc already counts every thread's allocated and freed bytes
+//     (thread.allocatedp/deallocatedp), so a free costs the budget nothing at all;
+//   - each thread holds an allowance ("left") it may allocate from without asking. An
+//     allocation of n bytes takes n from it: a compare and a subtract in the thread's own
+//     TLS. When the allowance runs out, the thread refills it (up to kBatch ahead) under
+//     one lock, after summing what every thread really holds: its net bytes (from
+//     jemalloc's counters) plus its unused allowance. That sum is what the limit caps.
+// So:
+//   - the cap holds to within the size-class rounding of one allowance per thread:
+//     allocations take their requested size from the allowance while jemalloc counts the
+//     usable size, so between refills a thread can run over by at most the rounding on
+//     kBatch bytes (e.g. 17-byte requests occupy 32 bytes: under 2 x kBatch);
+//   - an allocation may fail while other threads hold unused allowance, at most kBatch
+//     each;
+//   - allocscope_charged() sums the live bytes of all threads: exact when no other thread
+//     is allocating at that moment.
+// When a limit is set while none was, the count starts from jemalloc's stats.allocated
+// (which also counts blocks cached in thread caches, so it errs on the high side). A
+// forked child keeps its parent's other threads' live bytes charged; their allowances go.
 #pragma once
 
 #include <stddef.h>
@@ -29,58 +35,47 @@ namespace budget {
 
 inline constexpr int64_t kBatch = 64 << 10;
 
-extern std::atomic<int64_t> g_charged;
-extern std::atomic<uint32_t> g_generation;
-extern std::atomic<int> g_waiters;
+extern std::atomic<uint32_t> g_generation AS_HIDDEN;
 
 void set_limit(size_t bytes);
 size_t limit();
 void set_emergency(size_t bytes);
 size_t emergency();
 
-// Bytes charged now (settles the calling thread first). Without a limit nothing is
-// charged and this is jemalloc's count of live bytes.
+// Live bytes now. Without a limit nothing is charged and this is jemalloc's count.
 size_t charged();
 
-// May the calling thread allocate `size` more bytes now? Charges credit if it needs more.
+// The fast path's check while a limit is set: takes `size` from the thread's allowance if
+// it has that much. (No: allocate() calls try_charge, which refills it or fails.)
+inline bool take_from_allowance(ThreadState &t, size_t size) {
+  if (t.budget_generation != g_generation.load(std::memory_order_relaxed) ||
+      size > static_cast<uint64_t>(t.left))
+    return false;
+  __atomic_store_n(&t.left, t.left - static_cast<int64_t>(size), __ATOMIC_RELAXED);
+  return true;
+}
+
+// May the calling thread allocate `size` more bytes now? Refills its allowance if needed.
 // `memalloc` lets it use the emergency allowance; `overdraw` ignores the limit.
 bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw);
 
-// The lean check made before every allocation while a limit is set: does `size` fit in
-// the credit this thread already holds? (No: allocate() charges more, or fails.)
-inline bool fits_in_credit(const ThreadState &t, size_t size) {
-  return t.budget_generation == g_generation.load(std::memory_order_relaxed) &&
-         static_cast<int64_t>(*t.allocated - *t.deallocated + size) <= t.credit_end;
-}
-
-// Gives back the thread's unused credit beyond the batch (all of it if `all`) and wakes
-// waiters if that lowered the total. Called after frees and reclaim passes.
-void settle(ThreadState &t, bool all);
-
-// Brings the thread under the current limit (its existing allocations are already in the
-// total). Every path that charges or frees calls this first.
+// A thread's first free under a new limit makes it known to the budget, so that what it
+// frees is counted even if it never allocates.
 void join(ThreadState &t);
 inline void ensure_joined(ThreadState &t) {
   if (t.budget_generation != g_generation.load(std::memory_order_relaxed)) join(t);
 }
 
-// After a free on a joined thread: settles when the thread holds more credit than it may
-// keep, or someone is waiting.
-inline void after_free(ThreadState &t) {
-  if (t.exited) return;
-  const int64_t net = static_cast<int64_t>(*t.allocated - *t.deallocated);
-  if (t.credit_end - net > 2 * kBatch || g_waiters.load(std::memory_order_relaxed) != 0)
-    settle(t, false);
-}
-
-// Blocks until some thread gives memory back or `timeout_ns` passes.
+// NOFAIL waits: blocks until a free wakes it or `timeout_ns` passes. While anyone waits,
+// kEngagedWaiters sends frees through wake_waiters().
 void wait_for_free(uint64_t timeout_ns);
+void wake_waiters();
 
 // Sets up the thread-exit handler. Called once at start-up.
 void init();
 
-// Fork: the parent holds the budget's locks across fork(); both sides release them, and
-// the child, which has no other threads, forgets their waits.
+// Fork: the parent holds the budget's lock across fork(); the child drops the other
+// threads (their live bytes stay counted) and their waits.
 void prefork();
 void postfork_parent();
 void postfork_child();

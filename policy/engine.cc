@@ -100,9 +100,8 @@ void report_failure(const Request &r, const Policy &p, Reason why, unsigned pass
   char flags[256], stack[2048], cause[160];
   switch (why) {
     case Reason::kLimit:
-      snprintf(cause, sizeof(cause), "limit %zu reached (charged %lld, emergency %zu)",
-               budget::limit(), static_cast<long long>(budget::g_charged.load()),
-               budget::emergency());
+      snprintf(cause, sizeof(cause), "limit %zu reached (charged %zu, emergency %zu)",
+               budget::limit(), budget::charged(), budget::emergency());
       break;
     case Reason::kBackend:
       snprintf(cause, sizeof(cause), "jemalloc could not map memory");
@@ -191,10 +190,7 @@ void *allocate(const Request &r) {
       why = Reason::kLimit;
     } else {
       void *p = attempt(r);
-      if (p != nullptr) {
-        if (r.old != nullptr && limited) budget::after_free(t);  // a shrink frees bytes
-        return p;
-      }
+      if (p != nullptr) return p;
       why = Reason::kBackend;
     }
 
@@ -207,7 +203,6 @@ void *allocate(const Request &r) {
     stats::bump(counters.reclaim_passes);
     stats::bump(counters.reclaimed_bytes, freed);
     stats::bump(counters.retries);
-    if (limited) budget::settle(t, true);  // reclaimers freed on this thread
     if (freed != 0) {
       without_progress = 0;
       continue;
@@ -271,35 +266,26 @@ void update_failure_engagement() {
 }
 
 void release(void *p, int jemalloc_flags) {
-  ThreadState &t = t_state;
-  const bool limited = free_is_engaged();
-  if (limited) budget::ensure_joined(t);
+  if (limit_is_set()) budget::ensure_joined(t_state);
   if (jemalloc_flags == 0)
     je_free(p);
   else if (p != nullptr)
     je_dallocx(p, jemalloc_flags);
-  if (limited) budget::after_free(t);
+  budget::wake_waiters();
 }
 
 void release_sized(void *p, size_t size, int jemalloc_flags) {
-  ThreadState &t = t_state;
-  if (g_engaged.load(std::memory_order_relaxed) & kEngagedLimit) {
-    budget::ensure_joined(t);
-    je_sdallocx(p, size, jemalloc_flags);
-    budget::after_free(t);
-    return;
-  }
+  if (limit_is_set()) budget::ensure_joined(t_state);
   je_sdallocx(p, size, jemalloc_flags);
+  budget::wake_waiters();
 }
 
 size_t resize_in_place(void *p, size_t size, size_t extra, int jemalloc_flags) {
   ThreadState &t = t_state;
-  if ((g_engaged.load(std::memory_order_relaxed) & kEngagedLimit) && t.in_engine == 0) {
+  if (limit_is_set() && t.in_engine == 0) {
     const size_t old = je_sallocx(p, jemalloc_flags);
     if (size > old && !budget::try_charge(t, size - old, false, false)) return old;
-    const size_t result = je_xallocx(p, size, 0, jemalloc_flags);
-    budget::after_free(t);
-    return result;
+    return je_xallocx(p, size, 0, jemalloc_flags);
   }
   return je_xallocx(p, size, extra, jemalloc_flags);
 }

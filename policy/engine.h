@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "budget.h"
+#include "backend.h"
 #include "flags.h"
 #include "thread_state.h"
 
@@ -29,22 +30,37 @@ struct Request {
 
 void *allocate(const Request &r);
 
-// May an allocation of `size` be a plain jemalloc call, going to allocate() only if that
-// fails? Yes unless a limit is set and the size does not fit the thread's credit.
-inline bool may_skip_engine(size_t size) {
-  return !(engaged_bits() & kEngagedLimit) || budget::fits_in_credit(t_state, size);
+// The entry points' second test, once on_fast_path() said no: with only a limit
+// engaged, an allocation that fits the thread's allowance is still a plain jemalloc call.
+inline bool limit_only_and_fits(uint32_t bits, size_t size) {
+  return bits == kEngagedLimit && budget::take_from_allowance(t_state, size);
 }
 
-// Does a free have to settle the budget? Only while a limit is set.
-inline bool free_is_engaged() {
+// In the engaged paths: may an allocation of `size` be a plain jemalloc call, going to
+// allocate() only if that fails? Yes unless a limit is set and it exceeds the allowance.
+inline bool may_skip_engine(size_t size) {
+  return !(engaged_bits() & kEngagedLimit) || budget::take_from_allowance(t_state, size);
+}
+
+// May a free be a plain jemalloc call? Yes unless a NOFAIL allocation waits to be woken,
+// or a limit is set and this thread has not joined it yet (its frees must be counted).
+inline bool free_is_direct() {
+  const uint32_t bits = g_engaged.load(std::memory_order_relaxed);
+  if (AS_LIKELY(!(bits & (kEngagedLimit | kEngagedWaiters)))) return true;
+  return !(bits & kEngagedWaiters) &&
+         t_state.budget_generation == budget::g_generation.load(std::memory_order_relaxed);
+}
+
+// Does a realloc have to go through the engine to charge its growth?
+inline bool limit_is_set() {
   return g_engaged.load(std::memory_order_relaxed) & kEngagedLimit;
 }
 
 // Recomputes kEngagedOnFailure from the default policy and the reclaimer count.
 void update_failure_engagement();
 
-// free() when the process is engaged (a limit is set): frees (je_dallocx with
-// jemalloc_flags), then settles the budget.
+// free() when free_is_direct() said no: joins the limit, frees (je_dallocx with
+// jemalloc_flags), wakes NOFAIL waiters.
 void release(void *p, int jemalloc_flags = 0);
 // Sized variant for sized delete and sdallocx.
 void release_sized(void *p, size_t size, int jemalloc_flags);

@@ -23,15 +23,17 @@ struct ThreadState {
   // > 0 while allocscope's own code runs on this thread: its allocations bypass policy.
   uint32_t in_engine;
 
-  // Budget (budget.cc). jemalloc counts every byte this thread allocates and frees
-  // (thread.allocatedp/deallocatedp); the thread has charged the global budget up to a
-  // net of credit_end bytes, so it may allocate without touching shared state while its
-  // net stays below that.
+  // Budget (budget.cc), while a limit is set. jemalloc counts every byte this thread
+  // allocates and frees (thread.allocatedp/deallocatedp); `left` is the allowance it may
+  // still allocate without asking; the rest is for the refill, which sums all threads.
+  int64_t left;
+  uint32_t budget_generation;  // the limit this thread has joined (0 = none)
+  bool exited;                 // the thread-exit handler ran: stop charging
   const uint64_t *allocated;
   const uint64_t *deallocated;
-  int64_t credit_end;
-  uint32_t budget_generation;  // which limit credit_end belongs to (0 = none yet)
-  bool exited;                 // the key destructor ran: stop charging
+  int64_t net_at_join;  // allocated - deallocated when it joined
+  ThreadState *next_joined;
+  ThreadState *prev_joined;
 
   // Id of the reclaimer running on this thread (0 = none), so it can remove itself.
   int running_reclaimer;
@@ -51,6 +53,8 @@ enum EngagedBits : uint32_t {
   // Failures need the engine: the default policy or the thread's scope has NOFAIL or
   // RETRY_MAYFAIL, or reclaimers are registered. Successes still cost nothing extra.
   kEngagedOnFailure = 1u << 1,
+  // A NOFAIL allocation is waiting for memory: frees wake it (budget.h).
+  kEngagedWaiters = 1u << 2,
 };
 extern std::atomic<uint32_t> g_engaged AS_HIDDEN;
 

@@ -78,7 +78,7 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
     allocscope::release(ptr);
     return nullptr;
   }
-  if (!allocscope::free_is_engaged()) {
+  if (!allocscope::limit_is_set()) {
     void *p = je_realloc(ptr, size);
     if (AS_LIKELY(p != nullptr)) return p;
   }
@@ -98,12 +98,14 @@ inline void *realloc_impl(const char *name, void *ptr, size_t size, const void *
 }  // namespace
 
 AS_EXPORT void *malloc(size_t size) noexcept {
-  if (AS_LIKELY(on_fast_path())) return je_malloc(size);
+  const uint32_t bits = allocscope::engaged_bits();
+  if (AS_LIKELY(bits == 0)) return je_malloc(size);
+  if (allocscope::limit_only_and_fits(bits, size)) return je_malloc(size);
   return malloc_engaged(size, __builtin_return_address(0));
 }
 
 AS_EXPORT void free(void *ptr) noexcept {
-  if (AS_LIKELY(!allocscope::free_is_engaged())) return je_free(ptr);
+  if (AS_LIKELY(allocscope::free_is_direct())) return je_free(ptr);
   allocscope::release(ptr);
 }
 

@@ -70,13 +70,13 @@ inline void *new_nothrow_impl(size_t size, size_t align, const void *caller) noe
 }
 
 inline void delete_impl(void *p) noexcept {
-  if (AS_LIKELY(!allocscope::free_is_engaged())) je_free(p);
+  if (AS_LIKELY(allocscope::free_is_direct())) je_free(p);
   else allocscope::release(p);
 }
 
 inline void sized_delete(void *p, size_t size, int flags) noexcept {
   if (AS_UNLIKELY(p == nullptr)) return;
-  if (AS_LIKELY(!allocscope::free_is_engaged())) je_sdallocx(p, size, flags);
+  if (AS_LIKELY(allocscope::free_is_direct())) je_sdallocx(p, size, flags);
   else allocscope::release_sized(p, size, flags);
 }
 
