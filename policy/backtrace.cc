@@ -13,7 +13,8 @@ namespace {
 struct Walk {
   void **frames;
   int max;
-  int skip;
+  const void *own_base;  // load address of the object allocscope is linked into
+  bool inside;           // still in allocscope's own frames
   int count;
 };
 
@@ -21,9 +22,11 @@ _Unwind_Reason_Code on_frame(struct _Unwind_Context *context, void *arg) {
   auto *walk = static_cast<Walk *>(arg);
   const uintptr_t ip = _Unwind_GetIP(context);
   if (ip == 0) return _URC_END_OF_STACK;
-  if (walk->skip > 0) {
-    --walk->skip;
-    return _URC_NO_REASON;
+  if (walk->inside) {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(ip - 1), &info) != 0 && info.dli_fbase == walk->own_base)
+      return _URC_NO_REASON;
+    walk->inside = false;
   }
   walk->frames[walk->count++] = reinterpret_cast<void *>(ip);
   return walk->count == walk->max ? _URC_END_OF_STACK : _URC_NO_REASON;
@@ -31,8 +34,12 @@ _Unwind_Reason_Code on_frame(struct _Unwind_Context *context, void *arg) {
 
 }  // namespace
 
-int capture_backtrace(void **frames, int max, int skip) {
-  Walk walk{frames, max, skip + 1 /* this function */, 0};
+int capture_backtrace(void **frames, int max) {
+  Dl_info self;
+  const void *own_base = dladdr(reinterpret_cast<void *>(&capture_backtrace), &self) != 0
+                             ? self.dli_fbase
+                             : nullptr;
+  Walk walk{frames, max, own_base, true, 0};
   _Unwind_Backtrace(on_frame, &walk);
   return walk.count;
 }

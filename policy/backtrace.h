@@ -12,9 +12,10 @@ namespace allocscope {
 
 inline constexpr int kMaxFrames = 32;
 
-// Fills frames[0..max) with return addresses, skipping the innermost `skip` frames
-// (allocscope's own). Returns the number captured.
-int capture_backtrace(void **frames, int max, int skip);
+// Fills frames[0..max) with the caller's return addresses, starting at the first frame
+// outside the object that contains allocscope (its own frames say nothing to the user).
+// Returns the number captured.
+int capture_backtrace(void **frames, int max);
 
 // Writes "module+0x1a2b" for one address ("0xADDR" if no module contains it).
 void format_frame(const void *addr, char *buf, size_t len);

@@ -75,7 +75,7 @@ bool first_time_at(const void *callsite) {
 
 const char *where(char *buf, size_t len) {
   void *frames[kMaxFrames];
-  const int n = capture_backtrace(frames, kMaxFrames, 3);
+  const int n = capture_backtrace(frames, kMaxFrames);
   return format_backtrace(frames, n, buf, len);
 }
 
