@@ -62,12 +62,21 @@ bool set_size(std::string_view v) {
   return true;
 }
 
-template <std::atomic<uint64_t> Config::*field>
-bool set_ms(std::string_view v) {
+// A plain decimal number (no size suffix) up to `max`.
+bool parse_count(std::string_view v, uint64_t max, uint64_t *out) {
   size_t n;
-  if (v.empty() || !isdigit(static_cast<unsigned char>(v.back())) || !parse_size(v, &n))
+  if (v.empty() || !isdigit(static_cast<unsigned char>(v.back())) || !parse_size(v, &n) ||
+      n > max)
     return false;
-  (g_config.*field).store(n);
+  *out = n;
+  return true;
+}
+
+template <typename T, std::atomic<T> Config::*field, uint64_t kMax>
+bool set_count(std::string_view v) {
+  uint64_t n;
+  if (!parse_count(v, kMax, &n)) return false;
+  (g_config.*field).store(static_cast<T>(n));
   return true;
 }
 
@@ -106,16 +115,9 @@ const Key kKeys[] = {
        return true;
      }},
     {"nofail_max", "a size", set_size<&Config::nofail_max>},
-    {"nofail_overdraw_ms", "milliseconds (0 = never)", set_ms<&Config::nofail_overdraw_ms>},
+    {"nofail_overdraw_ms", "milliseconds (0 = never)", set_count<uint64_t, &Config::nofail_overdraw_ms, UINT64_MAX>},
     {"retry_max", "a number of reclaim passes from 0 to 1000000",
-     [](std::string_view v) {
-       size_t n;
-       if (v.empty() || !isdigit(static_cast<unsigned char>(v.back())) || !parse_size(v, &n) ||
-           n > 1000000)
-         return false;
-       g_config.retry_max.store(static_cast<unsigned>(n));
-       return true;
-     }},
+     set_count<unsigned, &Config::retry_max, 1000000>},
     {"nofail_in_nowait", "wait, fail or abort",
      [](std::string_view v) {
        ConflictAction a;
@@ -126,17 +128,10 @@ const Key kKeys[] = {
        g_config.nofail_in_nowait.store(a);
        return true;
      }},
-    {"stall_warn_ms", "milliseconds (0 = never)", set_ms<&Config::stall_warn_ms>},
+    {"stall_warn_ms", "milliseconds (0 = never)", set_count<uint64_t, &Config::stall_warn_ms, UINT64_MAX>},
     {"warn", "true or false", set_bool<&Config::warn>},
-    {"warn_burst", "reports allowed per 5 seconds, 0 = no limit",
-     [](std::string_view v) {
-       size_t n;
-       if (v.empty() || !isdigit(static_cast<unsigned char>(v.back())) || !parse_size(v, &n) ||
-           n > 1000000)
-         return false;
-       g_config.warn_burst.store(static_cast<unsigned>(n));
-       return true;
-     }},
+    {"warn_burst", "reports allowed per 5 seconds from 0 (no limit) to 1000000",
+     set_count<unsigned, &Config::warn_burst, 1000000>},
     {"strict", "true or false", set_bool<&Config::strict>},
     {"stats_print", "true or false", set_bool<&Config::stats_print>},
     {"stats_file", "a file path (%p = pid)",
