@@ -114,6 +114,46 @@ TEST(ApplyConfig, EachBadPairIsOneLineAndTheRestApplies) {
   EXPECT_NE(text.find("'novalue' is not key:value"), std::string::npos) << text;
 }
 
+TEST(ApplyConfig, PolicyAndLimits) {
+  ReportCapture capture;
+  EXPECT_EQ(apply_config("policy:nofail|nowarn|noreclaim_class(3),retry_max:5,"
+                         "nofail_in_nowait:abort,stall_warn_ms:250,max_size:1G,nofail_max:64K,"
+                         "warn_burst:0",
+                         "test"),
+            0)
+      << capture.text();
+  EXPECT_EQ(g_config.policy.load(),
+            ALLOCSCOPE_NOFAIL | ALLOCSCOPE_NOWARN | ALLOCSCOPE_NORECLAIM_CLASS(3));
+  EXPECT_EQ(g_config.retry_max.load(), 5u);
+  EXPECT_EQ(g_config.nofail_in_nowait.load(), ConflictAction::kAbort);
+  EXPECT_EQ(g_config.stall_warn_ms.load(), 250u);
+  EXPECT_EQ(g_config.max_size.load(), size_t{1} << 30);
+  EXPECT_EQ(g_config.nofail_max.load(), size_t{64} << 10);
+  EXPECT_EQ(apply_config("policy:normal,nofail_in_nowait:wait,max_size:9223372036854775807",
+                         "test"),
+            0);
+  EXPECT_EQ(g_config.policy.load(), 0u);
+}
+
+TEST(ApplyConfig, BadPolicyAndNumbersAreRejected) {
+  ReportCapture capture;
+  g_config.retry_max.store(16);
+  EXPECT_EQ(apply_config("policy:nofail|bogus,policy:kv,retry_max:1K,retry_max:2000000,"
+                         "nofail_in_nowait:maybe,max_size:0,max_size:9223372036854775808,"
+                         "stall_warn_ms:-1,limit:lots",
+                         "test"),
+            9);
+  EXPECT_EQ(g_config.retry_max.load(), 16u);
+  EXPECT_EQ(g_config.policy.load(), 0u);
+  const std::string text = capture.text();
+  EXPECT_EQ(count_lines(text), 9) << text;
+  EXPECT_NE(text.find("bad value 'nofail|bogus' for key 'policy': expected flags joined by |"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("bad value 'lots' for key 'limit': expected a size"), std::string::npos)
+      << text;
+}
+
 TEST(ApplyConfig, LogFileMustBeOpenable) {
   ReportCapture capture;
   EXPECT_EQ(apply_config("log_file:/nonexistent-dir/x.log", "test"), 1);
