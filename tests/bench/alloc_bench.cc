@@ -1,8 +1,8 @@
 // alloc_bench.cc: allocator micro benchmarks (Google Benchmark), meant to be run under
 // each allocator in turn by scripts/bench, which preloads it. Every benchmark reports
-// items_per_second over wall-clock time; one item is the unit of work named in its
-// comment (a malloc/free pair, a replaced block, a growth chain), so 1/items_per_second
-// is the time per item. Nothing is allocated inside a timed loop except by the workload.
+// items_per_second over wall-clock time and labels itself with what one item is (a
+// malloc/free pair, a replaced block, a growth chain), so 1/items_per_second is the time
+// per item. Nothing is allocated inside a timed loop except by the workload.
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
 
@@ -25,6 +25,7 @@ void small_pairs(benchmark::State &state) {
     free(p);
   }
   state.SetItemsProcessed(state.iterations());
+  state.SetLabel("pair");
 }
 BENCHMARK(small_pairs)->Arg(16)->Arg(64)->Arg(256)->UseRealTime();
 
@@ -40,6 +41,7 @@ void new_delete(benchmark::State &state) {
     delete p;
   }
   state.SetItemsProcessed(state.iterations());
+  state.SetLabel("pair");
 }
 BENCHMARK(new_delete)->UseRealTime();
 
@@ -61,6 +63,7 @@ void sliding_window(benchmark::State &state) {
   }
   for (void *block : window) free(block);
   state.SetItemsProcessed(state.iterations());
+  state.SetLabel("replacement");
 }
 BENCHMARK(sliding_window)->UseRealTime();
 
@@ -85,6 +88,7 @@ void producer_consumer(benchmark::State &state) {
     consumer.finish_round();
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
+  state.SetLabel("block");
 }
 BENCHMARK(producer_consumer)->UseRealTime();
 
@@ -144,6 +148,7 @@ void larson(benchmark::State &state) {
     helper.finish_round();
   }
   state.SetItemsProcessed(state.iterations() * 2 * LarsonWorker::kReplacementsPerRound);
+  state.SetLabel("replacement");
 }
 BENCHMARK(larson)->UseRealTime();
 
@@ -177,6 +182,7 @@ void realloc_growth(benchmark::State &state) {
     free(p);
   }
   state.SetItemsProcessed(state.iterations());
+  state.SetLabel("chain");
 }
 BENCHMARK(realloc_growth)->Arg(256)->UseRealTime();
 

@@ -1,7 +1,7 @@
 // bench_support.h: the pieces the allocator benchmarks share: deterministic random
 // numbers and block sizes, a lock-free single-producer/single-consumer ring, and a helper
-// thread that works in lock-step with the benchmark thread. None of them allocate after construction,
-// so a timed loop measures the allocator and nothing else.
+// thread that works in lock-step with the benchmark thread. None of them allocates after
+// construction, so a timed loop measures the allocator and nothing else.
 #pragma once
 
 #include <immintrin.h>
