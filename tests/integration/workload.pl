@@ -39,10 +39,10 @@ for my $i (1 .. 30_000) {
 }
 my $leaves = 0;
 my $total  = 0;
-for my $a (sort { $a <=> $b } keys %tree) {
-    for my $b (sort { $a <=> $b } keys %{ $tree{$a} }) {
+for my $x (sort { $a <=> $b } keys %tree) {
+    for my $y (sort { $a <=> $b } keys %{ $tree{$x} }) {
         $leaves++;
-        $total += $_->{v} % 1000 for @{ $tree{$a}{$b} };
+        $total += $_->{v} % 1000 for @{ $tree{$x}{$y} };
     }
 }
 out('tree', scalar(keys %tree), $leaves, $total);

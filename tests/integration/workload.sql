@@ -109,7 +109,7 @@ FROM (SELECT c.name, o.note FROM customers c JOIN orders o ON o.customer_id = c.
 SELECT 'big-string', length(s), substr(s, 100000, 20), hex(sha3(s, 256))
 FROM (SELECT group_concat(printf('%08x', id * 2654435761 % 4294967296), '') AS s FROM orders);
 SELECT 'like', count(*) FROM customers WHERE name LIKE '%-abc%' OR name GLOB '*z';
-SELECT 'blob', length(zeroblob(5000000)), hex(substr(randomblob(0) || x'cafe' || zeroblob(3), 1, 5));
+SELECT 'blob', length(zeroblob(5000000)), hex(substr(x'00' || x'cafe' || zeroblob(3), 1, 5)), length(zeroblob(3) || x'cafe');
 
 -- JSON: build documents, aggregate them, take them apart again.
 CREATE TABLE docs (id INTEGER PRIMARY KEY, doc TEXT);
