@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,9 +15,34 @@
 namespace allocscope {
 namespace {
 
-std::atomic<int> g_report_fd{STDERR_FILENO};
+// The log file, or nullptr for stderr. Each report opens it, appends and closes it again:
+// a descriptor kept open would be visible to the program (and inherited across exec by
+// tools that pass descriptors on), and would write into whatever file later reuses its
+// number if the program closed it. Two buffers, so a new path never overwrites the one a
+// concurrent report may be reading.
+std::atomic<const char *> g_report_path{nullptr};
+char g_report_paths[2][PATH_MAX];
+int g_report_next = 0;
 
-// Copies `path` into out with each "%p" replaced by the pid; false if it does not fit.
+int open_expanded(const char *path, int flags) {
+  char expanded[PATH_MAX];
+  if (!expand_path(path, expanded, sizeof(expanded))) return -ENAMETOOLONG;
+  int fd = open(expanded, flags | O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  return fd < 0 ? -errno : fd;
+}
+
+// Writes one report: to the log file if it opens, otherwise to stderr.
+void emit(const iovec *parts, int count) {
+  const char *path = g_report_path.load(std::memory_order_acquire);
+  int fd = path != nullptr ? open_expanded(path, O_APPEND) : -1;
+  const int out = fd >= 0 ? fd : STDERR_FILENO;
+  while (writev(out, parts, count) < 0 && errno == EINTR) {
+  }
+  if (fd >= 0) close(fd);
+}
+
+}  // namespace
+
 bool expand_path(const char *path, char *out, size_t cap) {
   size_t n = 0;
   for (const char *s = path; *s != '\0'; ++s) {
@@ -33,15 +59,6 @@ bool expand_path(const char *path, char *out, size_t cap) {
   out[n] = '\0';
   return true;
 }
-
-int open_expanded(const char *path, int flags) {
-  char expanded[4096];
-  if (!expand_path(path, expanded, sizeof(expanded))) return -ENAMETOOLONG;
-  int fd = open(expanded, flags | O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-  return fd < 0 ? -errno : fd;
-}
-
-}  // namespace
 
 bool write_all(int fd, const char *buf, size_t len) {
   while (len > 0) {
@@ -68,7 +85,8 @@ void report(const char *fmt, ...) {
   size_t len = sizeof(kPrefix) - 1 + (n < 0 ? 0 : static_cast<size_t>(n));
   if (len > sizeof(line) - 2) len = sizeof(line) - 2;
   line[len++] = '\n';
-  write_all(g_report_fd.load(std::memory_order_relaxed), line, len);
+  const iovec part = {line, len};
+  emit(&part, 1);
   errno = saved_errno;
 }
 
@@ -79,19 +97,23 @@ void report_text(const char *prefix, const char *text) {
                     {const_cast<char *>(prefix), strlen(prefix)},
                     {const_cast<char *>(text), strlen(text)},
                     {const_cast<char *>("\n"), 1}};
-  while (writev(g_report_fd.load(std::memory_order_relaxed), parts, 4) < 0 && errno == EINTR) {
-  }
+  emit(parts, 4);
   errno = saved_errno;
 }
 
 int set_report_file(const char *path) {
-  int fd = STDERR_FILENO;
-  if (path[0] != '\0') {
-    fd = open_expanded(path, O_APPEND);
-    if (fd < 0) return fd;
+  if (path[0] == '\0') {
+    g_report_path.store(nullptr, std::memory_order_release);
+    return 0;
   }
-  int old = g_report_fd.exchange(fd);
-  if (old != STDERR_FILENO) close(old);
+  if (strlen(path) >= PATH_MAX) return -ENAMETOOLONG;
+  const int fd = open_expanded(path, O_APPEND);  // fail now, not at the first report
+  if (fd < 0) return fd;
+  close(fd);
+  char *slot = g_report_paths[g_report_next];
+  g_report_next ^= 1;
+  strcpy(slot, path);
+  g_report_path.store(slot, std::memory_order_release);
   return 0;
 }
 

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "budget.h"
@@ -89,7 +90,9 @@ void write_exit_stats() {
   if (g_config.stats_file[0] != '\0') {
     int fd = open_output_file(g_config.stats_file);
     if (fd < 0) {
-      report("stats_file: cannot open '%s': errno %d", g_config.stats_file, -fd);
+      char path[PATH_MAX];
+      if (!expand_path(g_config.stats_file, path, sizeof(path))) strcpy(path, g_config.stats_file);
+      report("stats_file: cannot open '%s': %s", path, strerror(-fd));
       return;
     }
     json[n++] = '\n';

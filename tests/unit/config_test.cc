@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -159,6 +160,26 @@ TEST(ApplyConfig, LogFileMustBeOpenable) {
   EXPECT_EQ(apply_config("log_file:/nonexistent-dir/x.log", "test"), 1);
   EXPECT_NE(capture.text().find("bad value '/nonexistent-dir/x.log' for key 'log_file'"),
             std::string::npos);
+}
+
+// The log file is opened per report: the program never sees a descriptor of ours, and a
+// descriptor number it reuses never receives our reports.
+TEST(ApplyConfig, LogFileHoldsNoDescriptor) {
+  char path[] = "/tmp/allocscope-log-XXXXXX";
+  close(mkstemp(path));
+  ASSERT_EQ(apply_config(std::string("log_file:") + path, "test"), 0);
+  report("first");
+  for (const auto &entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ignored;
+    EXPECT_NE(std::filesystem::read_symlink(entry.path(), ignored).string(), std::string(path));
+  }
+  report("second");
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  EXPECT_EQ(s.str(), "allocscope: first\nallocscope: second\n");
+  set_report_file("");
+  unlink(path);
 }
 
 TEST(ApplyConfigDeathTest, StrictMakesBadConfigurationFatal) {
