@@ -147,16 +147,9 @@ void postfork_child() {
   config_postfork();
 }
 
-}  // namespace
-
-void *allocate(const Request &r) {
-  ThreadState &t = t_state;
-  if (t.in_engine != 0) {  // allocscope's own allocation: no policy, no accounting
-    void *p = attempt(r);
-    if (p == nullptr) errno = ENOMEM;
-    return p;
-  }
-  EngineGuard guard;
+// The policy one request follows: the resolution table, its conflict report, and the
+// NOFAIL demotion above nofail_max.
+Policy policy_for(const Request &r, const ThreadState &t) {
   Policy pol = resolve(t.scope, r.call, g_config.policy.load(std::memory_order_relaxed),
                        g_config.nofail_in_nowait.load(std::memory_order_relaxed));
   if (pol.conflict) handle_conflict(r);
@@ -168,6 +161,78 @@ void *allocate(const Request &r) {
              r.size, g_config.nofail_max.load());
     pol.contract = Contract::kRetryMayfail;
   }
+  return pol;
+}
+
+// A NOFAIL allocation between two attempts: waits for memory with a growing back-off
+// (1 ms doubling to 100 ms), reports a stall every stall_warn_ms, and says when
+// nofail_overdraw_ms allows it to exceed the limit.
+class NofailWait {
+ public:
+  NofailWait(const Request &r, stats::PolicyCounters &counters) : r_(r), counters_(counters) {}
+
+  // Returns true once the allocation may overdraw the limit.
+  bool wait(Reason why, bool limited) {
+    const uint64_t now = now_ns();
+    if (started_ == 0) started_ = now;
+    const uint64_t waited_ms = (now - started_) / kMs;
+    if (limited && why == Reason::kLimit)
+      budget::wait_for_free(backoff_ns_);  // a free wakes it early
+    else
+      sleep_ns(backoff_ns_);
+    backoff_ns_ = backoff_ns_ * 2 > 100 * kMs ? 100 * kMs : backoff_ns_ * 2;
+    stats::bump(counters_.waits);
+    stats::bump(counters_.wait_ns, now_ns() - now);
+    report_stall(why, waited_ms);
+    return why == Reason::kLimit && may_overdraw(waited_ms);
+  }
+
+ private:
+  void report_stall(Reason why, uint64_t waited_ms) {
+    const uint64_t every_ms = g_config.stall_warn_ms.load(std::memory_order_relaxed);
+    if (every_ms == 0 || waited_ms < (stalls_ + 1) * every_ms) return;
+    ++stalls_;
+    stats::bump(counters_.stalls);
+    char stack[2048];
+    if (report_allowed())
+      report("%s(%zu): NOFAIL stalled for %llu ms (%s); thread %d; at %s", r_.name, r_.size,
+             static_cast<unsigned long long>(waited_ms),
+             why == Reason::kLimit ? "memory limit reached" : "jemalloc cannot map memory",
+             static_cast<int>(gettid()), where(stack, sizeof(stack)));
+  }
+
+  bool may_overdraw(uint64_t waited_ms) {
+    const uint64_t after_ms = g_config.nofail_overdraw_ms.load(std::memory_order_relaxed);
+    if (overdraw_ || after_ms == 0 || waited_ms < after_ms) return overdraw_;
+    overdraw_ = true;
+    stats::bump(counters_.overdraws);
+    if (report_allowed())
+      report("%s(%zu): NOFAIL stalled %llu ms on the limit; overdrawing it "
+             "(nofail_overdraw_ms:%llu)",
+             r_.name, r_.size, static_cast<unsigned long long>(waited_ms),
+             static_cast<unsigned long long>(after_ms));
+    return true;
+  }
+
+  const Request &r_;
+  stats::PolicyCounters &counters_;
+  uint64_t started_ = 0;
+  uint64_t backoff_ns_ = kMs;
+  uint64_t stalls_ = 0;
+  bool overdraw_ = false;
+};
+
+}  // namespace
+
+void *allocate(const Request &r) {
+  ThreadState &t = t_state;
+  if (t.in_engine != 0) {  // allocscope's own allocation: no policy, no accounting
+    void *p = attempt(r);
+    if (p == nullptr) errno = ENOMEM;
+    return p;
+  }
+  EngineGuard guard;
+  const Policy pol = policy_for(r, t);
   stats::PolicyCounters &counters = stats::of(pol.contract);
   stats::bump(counters.attempts);
   const bool warn = !(pol.flags & ALLOCSCOPE_NOWARN) && g_config.warn.load();
@@ -179,11 +244,11 @@ void *allocate(const Request &r) {
     return nullptr;
   }
 
-  const bool limited = g_engaged.load(std::memory_order_relaxed) & kEngagedLimit;
+  const bool limited = limit_is_set();
   const bool memalloc = (pol.flags & ALLOCSCOPE_MEMALLOC) && !(pol.flags & ALLOCSCOPE_NOMEMALLOC);
   bool overdraw = false;
   unsigned passes = 0, without_progress = 0;
-  uint64_t started = 0, backoff_ns = kMs, stalls_reported = 0;
+  NofailWait nofail(r, counters);
   Reason why;
   for (;;) {
     if (limited && !budget::try_charge(t, growth(r), memalloc, overdraw)) {
@@ -205,48 +270,11 @@ void *allocate(const Request &r) {
     stats::bump(counters.retries);
     if (freed != 0) {
       without_progress = 0;
-      continue;
-    }
-    if (pol.contract == Contract::kRetryMayfail) {
+    } else if (pol.contract == Contract::kRetryMayfail) {
       if (++without_progress >= g_config.retry_max.load(std::memory_order_relaxed)) break;
-      sleep_ns(kMs);
-      continue;
-    }
-    if (pol.contract != Contract::kNofail) continue;
-
-    // NOFAIL: wait for memory to be freed, with a growing back-off; report stalls;
-    // overdraw the limit once nofail_overdraw_ms has passed.
-    const uint64_t now = now_ns();
-    if (started == 0) started = now;
-    const uint64_t waited_ms = (now - started) / kMs;
-    const uint64_t wait_start = now;
-    if (limited && why == Reason::kLimit)
-      budget::wait_for_free(backoff_ns);
-    else
-      sleep_ns(backoff_ns);
-    backoff_ns = backoff_ns * 2 > 100 * kMs ? 100 * kMs : backoff_ns * 2;
-    stats::bump(counters.waits);
-    stats::bump(counters.wait_ns, now_ns() - wait_start);
-    const uint64_t stall_ms = g_config.stall_warn_ms.load(std::memory_order_relaxed);
-    if (stall_ms != 0 && waited_ms >= (stalls_reported + 1) * stall_ms) {
-      ++stalls_reported;
-      stats::bump(counters.stalls);
-      char stack[2048];
-      if (report_allowed())
-        report("%s(%zu): NOFAIL stalled for %llu ms (%s); thread %d; at %s", r.name, r.size,
-               static_cast<unsigned long long>(waited_ms),
-               why == Reason::kLimit ? "memory limit reached" : "jemalloc cannot map memory",
-               static_cast<int>(gettid()), where(stack, sizeof(stack)));
-    }
-    const uint64_t overdraw_ms = g_config.nofail_overdraw_ms.load(std::memory_order_relaxed);
-    if (!overdraw && overdraw_ms != 0 && why == Reason::kLimit && waited_ms >= overdraw_ms) {
-      overdraw = true;
-      stats::bump(counters.overdraws);
-      if (report_allowed())
-        report("%s(%zu): NOFAIL stalled %llu ms on the limit; overdrawing it "
-               "(nofail_overdraw_ms:%llu)",
-               r.name, r.size, static_cast<unsigned long long>(waited_ms),
-               static_cast<unsigned long long>(overdraw_ms));
+      sleep_ns(kMs);  // memalloc_retry_wait's back-off for a caller that already reclaimed
+    } else if (pol.contract == Contract::kNofail) {
+      overdraw = nofail.wait(why, limited);
     }
   }
 

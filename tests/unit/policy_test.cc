@@ -259,6 +259,25 @@ TEST_F(Policy, NofailBlocksUntilAnotherThreadFrees) {
   free(p);
 }
 
+TEST_F(Policy, NofailReportsItsStallsWithABacktrace) {
+  ASSERT_EQ(allocscope_config("stall_warn_ms:100"), 0);
+  fill_budget();
+  void *to_free = take_ballast();
+  std::thread helper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(450));
+    free(to_free);
+  });
+  void *p = allocscope_alloc(kMiB, ALLOCSCOPE_NOFAIL);
+  helper.join();
+  EXPECT_NE(p, nullptr);
+  free(p);
+  const std::string text = log();
+  EXPECT_GE(count(text, "allocscope_alloc(1048576): NOFAIL stalled for "), 2) << text;
+  EXPECT_NE(text.find("memory limit reached); thread "), std::string::npos) << text;
+  EXPECT_NE(text.find("; at policy_test+0x"), std::string::npos) << text;
+  allocscope_config("stall_warn_ms:0");
+}
+
 TEST_F(Policy, NofailScopeMakesOperatorNewWaitNotThrow) {
   fill_budget();
   void *to_free = take_ballast();
