@@ -284,9 +284,18 @@ void *allocate(const Request &r) {
   return nullptr;
 }
 
+namespace {
+std::atomic<int> g_failure_scopes{0};
+}  // namespace
+
+void count_failure_scope(int delta) {
+  g_failure_scopes.fetch_add(delta);
+  update_failure_engagement();
+}
+
 void update_failure_engagement() {
   const bool needed = (g_config.policy.load() & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL)) ||
-                      reclaim::registered() != 0;
+                      reclaim::registered() != 0 || g_failure_scopes.load() != 0;
   if (needed)
     g_engaged.fetch_or(kEngagedOnFailure);
   else

@@ -56,8 +56,11 @@ inline bool limit_is_set() {
   return g_engaged.load(std::memory_order_relaxed) & kEngagedLimit;
 }
 
-// Recomputes kEngagedOnFailure from the default policy and the reclaimer count.
+// Recomputes kEngagedOnFailure from the default policy, the reclaimer count and the
+// number of threads whose scope has NOFAIL or RETRY_MAYFAIL.
 void update_failure_engagement();
+// A thread's scope gained (+1) or lost (-1) NOFAIL/RETRY_MAYFAIL.
+void count_failure_scope(int delta);
 
 // free() when free_is_direct() said no: joins the limit, frees (je_dallocx with
 // jemalloc_flags), wakes NOFAIL waiters.

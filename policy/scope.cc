@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "engine.h"
 #include "report.h"
 #include "stats.h"
 #include "thread_state.h"
@@ -16,11 +17,14 @@ namespace {
 constexpr allocscope_cookie_t kClearBit = 1ull << 63;
 constexpr uint32_t kMaxDepth = 0x7fffffff;
 
-// A scope that changes what happens on failure sends this thread's failures to the
-// engine; its successes stay on the fast path.
+// A scope that changes what happens on failure sends failures to the engine (for all
+// threads, see kEngagedOnFailure); successes stay on the fast path. Only a change of
+// the thread's state touches the shared count.
 void update_engaged(ThreadState &t) {
   const bool on_failure = t.scope & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL);
-  t.engaged = on_failure ? static_cast<uint32_t>(kEngagedOnFailure) : 0u;
+  if (on_failure == t.failure_scope) return;
+  t.failure_scope = on_failure;
+  count_failure_scope(on_failure ? 1 : -1);
 }
 
 allocscope_cookie_t make_cookie(Flags bits, uint32_t depth, bool clear) {

@@ -16,8 +16,6 @@ namespace allocscope {
 struct ThreadState {
   // Scope flags in force on this thread (allocscope_save/clear/restore).
   Flags scope;
-  // EngagedBits this thread's scope adds to the process-wide ones (scope.cc).
-  uint32_t engaged;
   // Nesting depth of saves and clears; cookies carry it so restores can be checked.
   uint32_t depth;
   // > 0 while allocscope's own code runs on this thread: its allocations bypass policy.
@@ -37,6 +35,8 @@ struct ThreadState {
 
   // Id of the reclaimer running on this thread (0 = none), so it can remove itself.
   int running_reclaimer;
+  // This thread's scope has NOFAIL or RETRY_MAYFAIL: it counts in kEngagedOnFailure.
+  bool failure_scope;
 };
 
 // Hidden: references inside the preload then need no GOT indirection.
@@ -50,19 +50,18 @@ extern __thread ThreadState t_state AS_HIDDEN __attribute__((tls_model("initial-
 enum EngagedBits : uint32_t {
   // A memory limit is set: every allocation checks the thread's credit (budget.h).
   kEngagedLimit = 1u << 0,
-  // Failures need the engine: the default policy or the thread's scope has NOFAIL or
+  // Failures need the engine: the default policy or some thread's scope has NOFAIL or
   // RETRY_MAYFAIL, or reclaimers are registered. Successes still cost nothing extra.
+  // Process-wide even for a thread's scope: the fast path then reads one global word,
+  // not a thread-local one too, and other threads only pay a NULL check meanwhile.
   kEngagedOnFailure = 1u << 1,
   // A NOFAIL allocation is waiting for memory: frees wake it (budget.h).
   kEngagedWaiters = 1u << 2,
 };
 extern std::atomic<uint32_t> g_engaged AS_HIDDEN;
 
-// The test every entry point makes first: two loads (the thread's bits, the process's)
-// and a branch.
-inline uint32_t engaged_bits() {
-  return t_state.engaged | g_engaged.load(std::memory_order_relaxed);
-}
+// The test every entry point makes first: one load and a branch.
+inline uint32_t engaged_bits() { return g_engaged.load(std::memory_order_relaxed); }
 inline bool on_fast_path() { return engaged_bits() == 0; }
 
 // Marks the calling thread as running allocscope code for the lifetime of the object:
