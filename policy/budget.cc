@@ -6,6 +6,7 @@
 
 #include "backend.h"
 #include "heap_stats.h"
+#include "region.h"
 
 namespace allocscope {
 namespace budget {
@@ -15,14 +16,17 @@ std::atomic<uint32_t> g_generation{0};
 namespace {
 
 std::atomic<int64_t> g_limit{0};
+std::atomic<int64_t> g_arena_limit{0};
 std::atomic<int64_t> g_emergency{0};
 std::atomic<int> g_waiters{0};
 
 // Guards the registry and the totals below, and serialises refills and limit changes.
 pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
 // Live bytes that no joined thread accounts for: the baseline when the limit was set,
-// plus the net bytes of threads that have exited (or, in a fork child, vanished).
+// the net bytes of threads that have exited (or, in a fork child, vanished), and the
+// bytes charged outside jemalloc (g_outside_jemalloc: regions).
 int64_t g_outside = 0;
+int64_t g_outside_jemalloc = 0;
 // Every thread that has joined some limit, until it exits (intrusive list).
 ThreadState *g_threads = nullptr;
 
@@ -103,22 +107,52 @@ void join(ThreadState &t) {
   pthread_mutex_unlock(&g_mutex);
 }
 
-void set_limit(size_t bytes) {
-  pthread_mutex_lock(&g_mutex);
-  const bool was_set = g_limit.load() != 0;
-  if (bytes == 0) {
-    g_engaged.fetch_and(~kEngagedLimit);
-  } else if (!was_set) {
+namespace {
+
+int64_t clamp(size_t bytes) { return static_cast<int64_t>(bytes > INT64_MAX ? INT64_MAX : bytes); }
+
+// Engages the accounting when a limit or an arena limit is first set (starting from what
+// is live now), disengages it when neither is. Under g_mutex.
+void reconfigure(int64_t limit, int64_t arena_limit) {
+  const bool was_engaged = g_limit.load() != 0 || g_arena_limit.load() != 0;
+  const bool engaged = limit != 0 || arena_limit != 0;
+  if (engaged && !was_engaged) {
     HeapTotals heap;
     read_heap_totals(&heap);
-    g_outside = static_cast<int64_t>(heap.allocated);
+    const region::Stats regions = region::stats();
+    g_outside_jemalloc = static_cast<int64_t>(regions.bytes);
+    g_outside = static_cast<int64_t>(heap.allocated) + g_outside_jemalloc;
     g_generation.fetch_add(1);  // every thread rejoins, with no allowance
-    g_engaged.fetch_or(kEngagedLimit);
   }
-  g_limit.store(static_cast<int64_t>(bytes > INT64_MAX ? INT64_MAX : bytes));
+  g_limit.store(limit);
+  g_arena_limit.store(arena_limit);
+  if (engaged) g_engaged.fetch_or(kEngagedLimit);
+  else g_engaged.fetch_and(~kEngagedLimit);
+}
+
+// The cap for try_charge: the limit, or no cap when only the arena is limited.
+int64_t cap_for(bool memalloc) {
+  const int64_t limit = g_limit.load(std::memory_order_relaxed);
+  if (limit == 0) return INT64_MAX;
+  return memalloc ? limit + g_emergency.load(std::memory_order_relaxed) : limit;
+}
+
+}  // namespace
+
+void set_limit(size_t bytes) {
+  pthread_mutex_lock(&g_mutex);
+  reconfigure(clamp(bytes), g_arena_limit.load());
   pthread_mutex_unlock(&g_mutex);
   wake_waiters();  // a higher (or no) limit may satisfy them
 }
+
+void set_arena_limit(size_t bytes) {
+  pthread_mutex_lock(&g_mutex);
+  reconfigure(g_limit.load(), clamp(bytes));
+  pthread_mutex_unlock(&g_mutex);
+}
+
+size_t arena_limit() { return static_cast<size_t>(g_arena_limit.load()); }
 
 size_t limit() { return static_cast<size_t>(g_limit.load()); }
 void set_emergency(size_t bytes) {
@@ -127,7 +161,7 @@ void set_emergency(size_t bytes) {
 size_t emergency() { return static_cast<size_t>(g_emergency.load()); }
 
 size_t charged() {
-  if (g_limit.load() == 0) {
+  if (!(g_engaged.load() & kEngagedLimit)) {
     HeapTotals heap;
     read_heap_totals(&heap);
     return heap.allocated;
@@ -141,10 +175,9 @@ size_t charged() {
 bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
   if (t.exited) return true;
   if (take_from_allowance(t, size)) return true;
-  int64_t cap = g_limit.load(std::memory_order_relaxed);
-  if (cap == 0) return true;  // the limit was lifted meanwhile
+  if (!(g_engaged.load(std::memory_order_relaxed) & kEngagedLimit)) return true;  // lifted
   if (size > static_cast<size_t>(INT64_MAX / 2)) return false;
-  if (memalloc) cap += g_emergency.load(std::memory_order_relaxed);
+  const int64_t cap = cap_for(memalloc);
   pthread_mutex_lock(&g_mutex);
   if (!joined_now(t)) join_locked(t);
   // This thread's own allowance is part of the sum; it is replaced by the new one.
@@ -162,6 +195,39 @@ bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
   if (ok) t.left -= need;
   pthread_mutex_unlock(&g_mutex);
   return ok;
+}
+
+bool charge_outside(size_t bytes, bool memalloc, bool overdraw) {
+  if (!(g_engaged.load(std::memory_order_relaxed) & kEngagedLimit)) return true;
+  if (bytes > static_cast<size_t>(INT64_MAX / 2)) return false;
+  const int64_t need = static_cast<int64_t>(bytes);
+  pthread_mutex_lock(&g_mutex);
+  const bool ok = overdraw || sum_charged(true) + need <= cap_for(memalloc);
+  if (ok) {
+    g_outside += need;
+    g_outside_jemalloc += need;
+  }
+  pthread_mutex_unlock(&g_mutex);
+  return ok;
+}
+
+void uncharge_outside(size_t bytes) {
+  if (!(g_engaged.load(std::memory_order_relaxed) & kEngagedLimit)) return;
+  pthread_mutex_lock(&g_mutex);
+  g_outside -= static_cast<int64_t>(bytes);
+  g_outside_jemalloc -= static_cast<int64_t>(bytes);
+  pthread_mutex_unlock(&g_mutex);
+  wake_waiters();
+}
+
+bool arena_fits(size_t size) {
+  const int64_t arena_cap = g_arena_limit.load(std::memory_order_relaxed);
+  if (arena_cap == 0) return true;
+  pthread_mutex_lock(&g_mutex);
+  const bool fits =
+      sum_charged(true) - g_outside_jemalloc + static_cast<int64_t>(size) <= arena_cap;
+  pthread_mutex_unlock(&g_mutex);
+  return fits;
 }
 
 void wait_for_free(uint64_t timeout_ns) {

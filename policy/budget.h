@@ -37,8 +37,13 @@ inline constexpr int64_t kBatch = 64 << 10;
 
 extern std::atomic<uint32_t> g_generation AS_HIDDEN;
 
+// The limit on all charged bytes, and on the jemalloc arena's share of them (regions
+// excluded; what makes kv's arena attempt fail while a region still fits). 0 = none;
+// either one engages the accounting.
 void set_limit(size_t bytes);
 size_t limit();
+void set_arena_limit(size_t bytes);
+size_t arena_limit();
 void set_emergency(size_t bytes);
 size_t emergency();
 
@@ -58,6 +63,14 @@ inline bool take_from_allowance(ThreadState &t, size_t size) {
 // May the calling thread allocate `size` more bytes now? Refills its allowance if needed.
 // `memalloc` lets it use the emergency allowance; `overdraw` ignores the limit.
 bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw);
+
+// Bytes charged outside jemalloc (regions): charge before mapping, uncharge after
+// unmapping. charge_outside() fails if they do not fit under the limit.
+bool charge_outside(size_t bytes, bool memalloc, bool overdraw);
+void uncharge_outside(size_t bytes);
+
+// Would `size` more bytes in the jemalloc arena stay within arena_limit?
+bool arena_fits(size_t size);
 
 // A thread's first free under a new limit makes it known to the budget, so that what it
 // frees is counted even if it never allocates.

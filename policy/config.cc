@@ -13,6 +13,7 @@
 
 #include "budget.h"
 #include "engine.h"
+#include "region.h"
 #include "report.h"
 
 namespace allocscope {
@@ -82,15 +83,15 @@ bool set_count(std::string_view v) {
 
 const Key kKeys[] = {
     {"policy", "flags joined by | (normal, nofail, nowait, noretry, retry_mayfail, nowarn, "
-               "noreclaim, noreclaim_class(0-15), memalloc, nomemalloc)",
+               "kv, noreclaim, noreclaim_class(0-15), memalloc, nomemalloc)",
      [](std::string_view v) {
        Flags f;
-       // Flags that belong to features not built yet are refused rather than ignored.
-       const Flags unsupported = ALLOCSCOPE_KV | ALLOCSCOPE_RESERVE | ALLOCSCOPE_NOFAULT |
-                                 ALLOCSCOPE_ZERO;
+       // Flags that belong to features not built yet are refused rather than ignored;
+       // ZERO is call-site only.
+       const Flags unsupported = ALLOCSCOPE_RESERVE | ALLOCSCOPE_NOFAULT | ALLOCSCOPE_ZERO;
        if (!parse_flags(v.data(), v.size(), &f) || (f & unsupported)) return false;
        g_config.policy.store(f);
-       update_failure_engagement();
+       update_engagement();
        return true;
      }},
     {"limit", "a size (0 = no limit), e.g. 512M",
@@ -99,6 +100,36 @@ const Key kKeys[] = {
        if (!parse_size(v, &n)) return false;
        budget::set_limit(n);
        return true;
+     }},
+    {"arena_limit", "a size (0 = none): the jemalloc arena's share of the budget",
+     [](std::string_view v) {
+       size_t n;
+       if (!parse_size(v, &n)) return false;
+       budget::set_arena_limit(n);
+       return true;
+     }},
+    {"kv_threshold", "a size from 4K", [](std::string_view v) {
+       size_t n;
+       if (!parse_size(v, &n) || n < 4096) return false;
+       g_config.kv_threshold.store(n);
+       return true;
+     }},
+    {"kv_direct", "a size (0 = off)", [](std::string_view v) {
+       size_t n;
+       if (!parse_size(v, &n)) return false;
+       g_config.kv_direct.store(n);
+       update_engagement();
+       return true;
+     }},
+    {"kv_guard", "true or false", [](std::string_view v) {
+       bool on;
+       if (!parse_bool(v, &on)) return false;
+       region::set_guard(on);
+       return true;
+     }},
+    {"kv_window", "a size, before the first region exists", [](std::string_view v) {
+       size_t n;
+       return parse_size(v, &n) && region::set_window_size(n);
      }},
     {"emergency", "a size, e.g. 1M",
      [](std::string_view v) {

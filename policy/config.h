@@ -10,9 +10,9 @@
 // by abort().
 //
 // Keys (README.md has the table with defaults):
-//   policy, limit, emergency, max_size, nofail_max, nofail_overdraw_ms, retry_max,
-//   nofail_in_nowait, stall_warn_ms, warn, warn_burst, strict, stats_print, stats_file,
-//   log_file
+//   policy, limit, arena_limit, emergency, max_size, nofail_max, nofail_overdraw_ms,
+//   retry_max, nofail_in_nowait, stall_warn_ms, warn, warn_burst, kv_threshold, kv_direct,
+//   kv_guard, kv_window, strict, stats_print, stats_file, log_file
 #pragma once
 
 #include <limits.h>
@@ -42,6 +42,8 @@ struct Config {
   std::atomic<ConflictAction> nofail_in_nowait{ConflictAction::kWait};
   std::atomic<uint64_t> stall_warn_ms{10000};
   std::atomic<unsigned> warn_burst{10};  // reports per 5 s (warn_alloc's ratelimit); 0 = all
+  std::atomic<size_t> kv_threshold{64 << 10};  // KV allocations from this size may use regions
+  std::atomic<size_t> kv_direct{0};            // KV allocations from this size skip the arena
   // Written by apply_config (under its lock) and read at exit.
   char stats_file[PATH_MAX] = "";
   char log_file[PATH_MAX] = "";

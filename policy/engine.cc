@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "budget.h"
 #include "config.h"
 #include "reclaim.h"
+#include "region.h"
 #include "report.h"
 #include "resolve.h"
 #include "stats.h"
@@ -135,13 +137,16 @@ void prefork() {
   config_prefork();
   reclaim::prefork();
   budget::prefork();
+  region::prefork();
 }
 void postfork_parent() {
+  region::postfork_parent();
   budget::postfork_parent();
   reclaim::postfork_parent();
   config_postfork();
 }
 void postfork_child() {
+  region::postfork_child();
   budget::postfork_child();
   reclaim::postfork_child();
   config_postfork();
@@ -222,6 +227,121 @@ class NofailWait {
   bool overdraw_ = false;
 };
 
+constexpr size_t kPage = 4096;
+size_t page_round(size_t n) {
+  return n > SIZE_MAX - (kPage - 1) ? SIZE_MAX : (n + kPage - 1) & ~(kPage - 1);
+}
+
+// One try at an allocation, whatever it is (a jemalloc block, a new region, a region
+// resize): charges the budget, allocates, and on failure says why.
+struct Try {
+  virtual void *once(bool memalloc, bool overdraw, Reason *why) = 0;
+  // The reclaim pass purges jemalloc only when jemalloc itself failed.
+  virtual bool backend_is_jemalloc() const { return true; }
+};
+
+struct ArenaTry : Try {
+  explicit ArenaTry(const Request &request) : r(request) {}
+  void *once(bool memalloc, bool overdraw, Reason *why) override {
+    if (limit_is_set() && !budget::try_charge(t_state, growth(r), memalloc, overdraw)) {
+      *why = Reason::kLimit;
+      return nullptr;
+    }
+    *why = Reason::kBackend;
+    return attempt(r);
+  }
+  const Request &r;
+};
+
+struct RegionTry : Try {
+  // resize: the region to resize, or nullptr for a new one.
+  RegionTry(const Request &request, void *resize) : r(request), resize(resize) {}
+  void *once(bool memalloc, bool overdraw, Reason *why) override {
+    const size_t old = resize != nullptr ? region::usable_size(resize) : 0;
+    const size_t want = page_round(r.size);
+    const size_t more = want > old ? want - old : 0;
+    if (!budget::charge_outside(more, memalloc, overdraw)) {
+      *why = Reason::kLimit;
+      return nullptr;
+    }
+    *why = Reason::kBackend;
+    void *p = resize != nullptr ? region::grow(resize, r.size)
+                                : region::allocate(r.size, r.align, r.call & ALLOCSCOPE_ZERO);
+    if (p == nullptr) {
+      budget::uncharge_outside(more);
+      return nullptr;
+    }
+    g_engaged.fetch_or(kEngagedRegions, std::memory_order_relaxed);
+    if (want < old) budget::uncharge_outside(old - want);  // a shrink
+    return p;
+  }
+  bool backend_is_jemalloc() const override { return false; }
+  const Request &r;
+  void *resize;
+};
+
+// The retry loop: tries, and on failure lets the resolved contract decide between giving
+// up, reclaiming, backing off and waiting for frees.
+void *with_policy(const Request &r, const Policy &pol, stats::PolicyCounters &counters,
+                  Try &attempt_once, bool warn) {
+  const bool memalloc = (pol.flags & ALLOCSCOPE_MEMALLOC) && !(pol.flags & ALLOCSCOPE_NOMEMALLOC);
+  bool overdraw = false;
+  unsigned passes = 0, without_progress = 0;
+  NofailWait nofail(r, counters);
+  Reason why;
+  for (;;) {
+    void *p = attempt_once.once(memalloc, overdraw, &why);
+    if (p != nullptr) return p;
+
+    // The allocation failed: the contract decides what happens next.
+    if (pol.contract == Contract::kNowait) break;
+    if ((pol.contract == Contract::kNormal || pol.contract == Contract::kNoretry) && passes == 1)
+      break;
+    const bool purge = why == Reason::kBackend && attempt_once.backend_is_jemalloc();
+    const size_t freed = reclaim::run_pass(r.size, pol.flags, purge);
+    ++passes;
+    stats::bump(counters.reclaim_passes);
+    stats::bump(counters.reclaimed_bytes, freed);
+    stats::bump(counters.retries);
+    if (freed != 0) {
+      without_progress = 0;
+    } else if (pol.contract == Contract::kRetryMayfail) {
+      if (++without_progress >= g_config.retry_max.load(std::memory_order_relaxed)) break;
+      sleep_ns(kMs);  // memalloc_retry_wait's back-off for a caller that already reclaimed
+    } else if (pol.contract == Contract::kNofail) {
+      overdraw = nofail.wait(why, limit_is_set());
+    }
+  }
+
+  stats::bump(counters.failures);
+  if (warn && report_allowed()) report_failure(r, pol, why, passes);
+  errno = ENOMEM;
+  return nullptr;
+}
+
+// kvmalloc's first step: a light jemalloc attempt (no reclaim, no report, no waiting, no
+// emergency allowance, NOFAIL ignored) that also fails when the arena's share of the
+// budget would pass arena_limit. For a realloc it may only grow the block in place.
+void *light_arena_attempt(const Request &r) {
+  const size_t more = growth(r);
+  if (!budget::arena_fits(more)) return nullptr;
+  if (limit_is_set() && !budget::try_charge(t_state, more, false, false)) return nullptr;
+  if (r.old == nullptr) return attempt(r);
+  return je_xallocx(r.old, r.size, 0, r.jemalloc_flags) >= r.size ? r.old : nullptr;
+}
+
+// realloc across kinds (arena <-> region): the new block comes from `target` under the
+// policy, then the contents move and the old block goes.
+void *move_block(const Request &r, const Policy &pol, stats::PolicyCounters &counters,
+                 Try &target, bool warn) {
+  void *p = with_policy(r, pol, counters, target, warn);
+  if (p == nullptr) return nullptr;
+  const size_t old = usable_size(r.old);
+  memcpy(p, r.old, old < r.size ? old : r.size);
+  release(r.old);
+  return p;
+}
+
 }  // namespace
 
 void *allocate(const Request &r) {
@@ -244,65 +364,73 @@ void *allocate(const Request &r) {
     return nullptr;
   }
 
-  const bool limited = limit_is_set();
-  const bool memalloc = (pol.flags & ALLOCSCOPE_MEMALLOC) && !(pol.flags & ALLOCSCOPE_NOMEMALLOC);
-  bool overdraw = false;
-  unsigned passes = 0, without_progress = 0;
-  NofailWait nofail(r, counters);
-  Reason why;
-  for (;;) {
-    if (limited && !budget::try_charge(t, growth(r), memalloc, overdraw)) {
-      why = Reason::kLimit;
-    } else {
-      void *p = attempt(r);
-      if (p != nullptr) return p;
-      why = Reason::kBackend;
-    }
+  const size_t threshold = g_config.kv_threshold.load(std::memory_order_relaxed);
+  Request fresh = r;  // the same request for a new block, when a realloc moves
+  fresh.old = nullptr;
 
-    // The allocation failed: the contract decides what happens next.
-    if (pol.contract == Contract::kNowait) break;
-    if ((pol.contract == Contract::kNormal || pol.contract == Contract::kNoretry) && passes == 1)
-      break;
-    const size_t freed = reclaim::run_pass(r.size, pol.flags, why == Reason::kBackend);
-    ++passes;
-    stats::bump(counters.reclaim_passes);
-    stats::bump(counters.reclaimed_bytes, freed);
-    stats::bump(counters.retries);
-    if (freed != 0) {
-      without_progress = 0;
-    } else if (pol.contract == Contract::kRetryMayfail) {
-      if (++without_progress >= g_config.retry_max.load(std::memory_order_relaxed)) break;
-      sleep_ns(kMs);  // memalloc_retry_wait's back-off for a caller that already reclaimed
-    } else if (pol.contract == Contract::kNofail) {
-      overdraw = nofail.wait(why, limited);
+  // A region being resized stays a region while it is large enough, else moves to the
+  // arena.
+  if (r.old != nullptr && region::contains(r.old)) {
+    if (r.size >= threshold) {
+      RegionTry resize(r, r.old);
+      return with_policy(r, pol, counters, resize, warn);
     }
+    ArenaTry to_arena(fresh);
+    return move_block(r, pol, counters, to_arena, warn);
   }
 
-  stats::bump(counters.failures);
-  if (warn && report_allowed()) report_failure(r, pol, why, passes);
-  errno = ENOMEM;
-  return nullptr;
+  if (!(pol.flags & ALLOCSCOPE_KV) || r.size < threshold) {
+    ArenaTry arena(r);
+    return with_policy(r, pol, counters, arena, warn);
+  }
+
+  // kv: straight to a region at kv_direct and above; else the light arena attempt
+  // first, and a region under the full policy when it fails.
+  const size_t direct = g_config.kv_direct.load(std::memory_order_relaxed);
+  if (direct != 0 && r.size >= direct) {
+    stats::bump(stats::g_counters.kv_direct);
+  } else {
+    if (void *p = light_arena_attempt(r)) return p;
+    stats::bump(stats::g_counters.kv_fallbacks);
+  }
+  RegionTry to_region(fresh, nullptr);
+  if (r.old == nullptr) return with_policy(r, pol, counters, to_region, warn);
+  return move_block(r, pol, counters, to_region, warn);
 }
 
 namespace {
 std::atomic<int> g_failure_scopes{0};
+std::atomic<int> g_kv_scopes{0};
 }  // namespace
 
-void count_failure_scope(int delta) {
-  g_failure_scopes.fetch_add(delta);
-  update_failure_engagement();
+void count_scopes(int failure_delta, int kv_delta) {
+  if (failure_delta != 0) g_failure_scopes.fetch_add(failure_delta);
+  if (kv_delta != 0) g_kv_scopes.fetch_add(kv_delta);
+  update_engagement();
 }
 
-void update_failure_engagement() {
-  const bool needed = (g_config.policy.load() & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL)) ||
-                      reclaim::registered() != 0 || g_failure_scopes.load() != 0;
-  if (needed)
-    g_engaged.fetch_or(kEngagedOnFailure);
-  else
-    g_engaged.fetch_and(~kEngagedOnFailure);
+void update_engagement() {
+  const Flags policy = g_config.policy.load();
+  const bool on_failure = (policy & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL)) ||
+                          reclaim::registered() != 0 || g_failure_scopes.load() != 0;
+  const bool kv = (policy & ALLOCSCOPE_KV) || g_kv_scopes.load() != 0;
+  const bool kv_direct = kv && g_config.kv_direct.load() != 0;
+  const uint32_t set = (on_failure ? kEngagedOnFailure : 0u) | (kv ? kEngagedKv : 0u) |
+                       (kv_direct ? kEngagedKvDirect : 0u);
+  const uint32_t clear = (kEngagedOnFailure | kEngagedKv | kEngagedKvDirect) & ~set;
+  g_engaged.fetch_or(set);
+  g_engaged.fetch_and(~clear);
 }
 
 void release(void *p, int jemalloc_flags) {
+  if (region::contains(p)) {
+    const size_t bytes = region::usable_size(p);
+    if (region::release(p))
+      budget::uncharge_outside(bytes);
+    else
+      report("free(%p): inside the region window but not the start of a region; ignored", p);
+    return;
+  }
   if (limit_is_set()) budget::ensure_joined(t_state);
   if (jemalloc_flags == 0)
     je_free(p);
@@ -312,12 +440,14 @@ void release(void *p, int jemalloc_flags) {
 }
 
 void release_sized(void *p, size_t size, int jemalloc_flags) {
+  if (region::contains(p)) return release(p, 0);
   if (limit_is_set()) budget::ensure_joined(t_state);
   je_sdallocx(p, size, jemalloc_flags);
   budget::wake_waiters();
 }
 
 size_t resize_in_place(void *p, size_t size, size_t extra, int jemalloc_flags) {
+  if (region::contains(p)) return region::usable_size(p);
   ThreadState &t = t_state;
   if (limit_is_set() && t.in_engine == 0) {
     const size_t old = je_sallocx(p, jemalloc_flags);

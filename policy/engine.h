@@ -12,8 +12,10 @@
 #include <stddef.h>
 
 #include "budget.h"
+#include "config.h"
 #include "backend.h"
 #include "flags.h"
+#include "region.h"
 #include "thread_state.h"
 
 namespace allocscope {
@@ -33,41 +35,54 @@ void *allocate(const Request &r);
 // The entry points' second test, once on_fast_path() said no: with only a limit
 // engaged, an allocation that fits the thread's allowance is still a plain jemalloc call.
 inline bool limit_only_and_fits(uint32_t bits, size_t size) {
-  return bits == kEngagedLimit && budget::take_from_allowance(t_state, size);
+  return (bits & kAllocBits) == kEngagedLimit && budget::take_from_allowance(t_state, size);
 }
 
 // In the engaged paths: may an allocation of `size` be a plain jemalloc call, going to
-// allocate() only if that fails? Yes unless a limit is set and it exceeds the allowance.
+// allocate() only if that fails? Not if kv_direct sends it to a region, nor if a limit is
+// set and it exceeds the thread's allowance.
 inline bool may_skip_engine(size_t size) {
-  return !(engaged_bits() & kEngagedLimit) || budget::take_from_allowance(t_state, size);
+  const uint32_t bits = engaged_bits();
+  if ((bits & kEngagedKvDirect) && size >= g_config.kv_direct.load(std::memory_order_relaxed))
+    return false;
+  return !(bits & kEngagedLimit) || budget::take_from_allowance(t_state, size);
 }
 
-// May a free be a plain jemalloc call? Yes unless a NOFAIL allocation waits to be woken,
-// or a limit is set and this thread has not joined it yet (its frees must be counted).
+// May a free be a plain jemalloc call? Yes unless regions exist, a NOFAIL allocation waits
+// to be woken, or a limit is set and this thread has not joined it yet (its frees must be
+// counted).
 inline bool free_is_direct() {
-  const uint32_t bits = g_engaged.load(std::memory_order_relaxed);
-  if (AS_LIKELY(!(bits & (kEngagedLimit | kEngagedWaiters)))) return true;
-  return !(bits & kEngagedWaiters) &&
+  const uint32_t bits = engaged_bits() & kFreeBits;
+  if (AS_LIKELY(bits == 0)) return true;
+  return bits == kEngagedLimit &&
          t_state.budget_generation == budget::g_generation.load(std::memory_order_relaxed);
 }
 
-// Does a realloc have to go through the engine to charge its growth?
-inline bool limit_is_set() {
-  return g_engaged.load(std::memory_order_relaxed) & kEngagedLimit;
+// A realloc is a plain jemalloc call only when nothing at all is engaged.
+inline bool realloc_is_direct() { return engaged_bits() == 0; }
+
+// Does a resize have to go through the engine to charge its growth?
+inline bool limit_is_set() { return engaged_bits() & kEngagedLimit; }
+
+// Usable size of any pointer the preload handed out (region or jemalloc block).
+inline size_t usable_size(const void *p) {
+  return region::contains(p) ? region::usable_size(p) : je_malloc_usable_size(const_cast<void *>(p));
 }
 
-// Recomputes kEngagedOnFailure from the default policy, the reclaimer count and the
-// number of threads whose scope has NOFAIL or RETRY_MAYFAIL.
-void update_failure_engagement();
-// A thread's scope gained (+1) or lost (-1) NOFAIL/RETRY_MAYFAIL.
-void count_failure_scope(int delta);
+// Recomputes kEngagedOnFailure, kEngagedKv and kEngagedKvDirect from the default policy,
+// the reclaimer count, the threads whose scope has NOFAIL/RETRY_MAYFAIL or KV, and
+// kv_direct.
+void update_engagement();
+// A thread's scope gained (+1) or lost (-1) NOFAIL/RETRY_MAYFAIL, and KV.
+void count_scopes(int failure_delta, int kv_delta);
 
-// free() when free_is_direct() said no: joins the limit, frees (je_dallocx with
-// jemalloc_flags), wakes NOFAIL waiters.
+// free() when free_is_direct() said no: releases a region, or joins the limit and frees
+// (je_dallocx with jemalloc_flags); wakes NOFAIL waiters.
 void release(void *p, int jemalloc_flags = 0);
 // Sized variant for sized delete and sdallocx.
 void release_sized(void *p, size_t size, int jemalloc_flags);
-// xallocx when engaged: grows in place only as far as the budget allows.
+// xallocx when engaged: grows in place only as far as the budget allows (a region does
+// not grow in place through xallocx: it reports its size).
 size_t resize_in_place(void *p, size_t size, size_t extra, int jemalloc_flags);
 
 // Starts the engine: config, thread-exit and fork handlers. Called once at start-up.

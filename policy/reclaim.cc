@@ -73,7 +73,7 @@ int add(const char *name, unsigned klass, allocscope_reclaim_fn fn, void *arg) {
     break;
   }
   pthread_mutex_unlock(&g_registry_mutex);
-  update_failure_engagement();
+  update_engagement();
   return result;
 }
 
@@ -90,7 +90,7 @@ int remove(int id) {
   }
   pthread_mutex_unlock(&g_registry_mutex);
   if (found == nullptr) return -ENOENT;
-  update_failure_engagement();
+  update_engagement();
   // A pass that already picked it may still be running it; wait that out (outside the
   // lock: the reclaimer may itself add or remove), unless that pass is this thread's own
   // (a reclaimer removing itself).

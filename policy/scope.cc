@@ -18,13 +18,17 @@ constexpr allocscope_cookie_t kClearBit = 1ull << 63;
 constexpr uint32_t kMaxDepth = 0x7fffffff;
 
 // A scope that changes what happens on failure sends failures to the engine (for all
-// threads, see kEngagedOnFailure); successes stay on the fast path. Only a change of
-// the thread's state touches the shared count.
+// threads, see kEngagedOnFailure); successes stay on the fast path. A KV scope engages
+// reallocs (kEngagedKv). Only a change of the thread's state touches the shared counts.
 void update_engaged(ThreadState &t) {
   const bool on_failure = t.scope & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL);
-  if (on_failure == t.failure_scope) return;
+  const bool kv = t.scope & ALLOCSCOPE_KV;
+  if (on_failure == t.failure_scope && kv == t.kv_scope) return;
+  const int failure_delta = on_failure == t.failure_scope ? 0 : on_failure ? 1 : -1;
+  const int kv_delta = kv == t.kv_scope ? 0 : kv ? 1 : -1;
   t.failure_scope = on_failure;
-  count_failure_scope(on_failure ? 1 : -1);
+  t.kv_scope = kv;
+  count_scopes(failure_delta, kv_delta);
 }
 
 allocscope_cookie_t make_cookie(Flags bits, uint32_t depth, bool clear) {

@@ -9,6 +9,7 @@
 #include "budget.h"
 #include "config.h"
 #include "heap_stats.h"
+#include "region.h"
 #include "report.h"
 #include "version.h"
 
@@ -69,6 +70,12 @@ int stats_json(char *buf, size_t len) {
         get(g_counters.conflicts), get(g_counters.nofail_demotions), get(g_counters.misuse),
         get(g_counters.reports), get(g_counters.reports_suppressed),
         get(g_counters.reclaimer_calls));
+  const region::Stats regions = region::stats();
+  w.add("\"kv\":{\"regions\":%zu,\"region_bytes\":%zu,\"fallbacks\":%llu,\"direct\":%llu,"
+        "\"remap_moves\":%llu,\"grown_in_place\":%llu},",
+        regions.regions, regions.bytes, get(g_counters.kv_fallbacks), get(g_counters.kv_direct),
+        static_cast<unsigned long long>(regions.moved),
+        static_cast<unsigned long long>(regions.grown_in_place));
   w.add("\"heap\":{\"allocated\":%zu,\"active\":%zu,\"resident\":%zu,\"mapped\":%zu,"
         "\"retained\":%zu,\"metadata\":%zu,\"dirty\":%zu,\"nmalloc\":%llu,"
         "\"ndalloc\":%llu}}}",

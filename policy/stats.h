@@ -15,6 +15,8 @@
 //                                  "overdraws"}
 //     "conflicts":N,"nofail_demotions":N,"misuse":N,"reports":N,"reports_suppressed":N,
 //     "reclaimer_calls":N,
+//     "kv":{"regions":N,"region_bytes":N,"fallbacks":N,"direct":N,"remap_moves":N,
+//           "grown_in_place":N},
 //     "heap":{"allocated":N,"active":N,"resident":N,"mapped":N,"retained":N,
 //             "metadata":N,"dirty":N,"nmalloc":N,"ndalloc":N}}}
 // "heap" is jemalloc's view of the whole process (see heap_stats.h). Formatting never
@@ -51,6 +53,8 @@ struct Counters {
   std::atomic<uint64_t> reports;
   std::atomic<uint64_t> reports_suppressed;
   std::atomic<uint64_t> reclaimer_calls;
+  std::atomic<uint64_t> kv_fallbacks;  // kv arena attempts that failed, served by a region
+  std::atomic<uint64_t> kv_direct;     // kv allocations sent straight to a region
 };
 
 extern Counters g_counters;

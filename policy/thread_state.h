@@ -35,8 +35,10 @@ struct ThreadState {
 
   // Id of the reclaimer running on this thread (0 = none), so it can remove itself.
   int running_reclaimer;
-  // This thread's scope has NOFAIL or RETRY_MAYFAIL: it counts in kEngagedOnFailure.
+  // This thread's scope has NOFAIL or RETRY_MAYFAIL / KV: it counts in
+  // kEngagedOnFailure / kEngagedKv.
   bool failure_scope;
+  bool kv_scope;
 };
 
 // Hidden: references inside the preload then need no GOT indirection.
@@ -57,12 +59,24 @@ enum EngagedBits : uint32_t {
   kEngagedOnFailure = 1u << 1,
   // A NOFAIL allocation is waiting for memory: frees wake it (budget.h).
   kEngagedWaiters = 1u << 2,
+  // KV is in the default policy or some thread's scope: a realloc growing past
+  // kv_threshold may move its block to a region.
+  kEngagedKv = 1u << 3,
+  // ... and kv_direct is set: large allocations go straight to regions.
+  kEngagedKvDirect = 1u << 4,
+  // Regions exist: frees must tell region pointers from jemalloc's.
+  kEngagedRegions = 1u << 5,
 };
 extern std::atomic<uint32_t> g_engaged AS_HIDDEN;
 
-// The test every entry point makes first: one load and a branch.
+// What each kind of entry point cannot ignore. Allocation: the limit, failure handling,
+// kv_direct. Free: the limit (joining it), waiters to wake, regions. Realloc: all.
+inline constexpr uint32_t kAllocBits = kEngagedLimit | kEngagedOnFailure | kEngagedKvDirect;
+inline constexpr uint32_t kFreeBits = kEngagedLimit | kEngagedWaiters | kEngagedRegions;
+
+// The test every entry point makes first: one load, a mask and a branch.
 inline uint32_t engaged_bits() { return g_engaged.load(std::memory_order_relaxed); }
-inline bool on_fast_path() { return engaged_bits() == 0; }
+inline bool on_fast_path() { return (engaged_bits() & kAllocBits) == 0; }
 
 // Marks the calling thread as running allocscope code for the lifetime of the object:
 // allocations it makes meanwhile go straight to jemalloc.

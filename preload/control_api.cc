@@ -38,6 +38,15 @@ AS_EXPORT void *allocscope_alloc(size_t size, allocscope_flags_t flags) {
                           __builtin_return_address(0)});
 }
 
+AS_EXPORT void *allocscope_kvmalloc(size_t size, allocscope_flags_t flags) {
+  return allocate(Request{"allocscope_kvmalloc", size, 0, nullptr, flags | ALLOCSCOPE_KV, 0,
+                          __builtin_return_address(0)});
+}
+
+AS_EXPORT int allocscope_is_region(const void *p) {
+  return allocscope::region::contains(p) && allocscope::region::usable_size(p) != 0;
+}
+
 AS_EXPORT void *allocscope_calloc(size_t n, size_t size, allocscope_flags_t flags) {
   size_t bytes;
   if (__builtin_mul_overflow(n, size, &bytes)) bytes = SIZE_MAX;  // fails the size cap

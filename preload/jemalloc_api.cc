@@ -14,7 +14,6 @@
 
 using allocscope::allocate;
 using allocscope::free_is_direct;
-using allocscope::limit_is_set;
 using allocscope::may_skip_engine;
 using allocscope::Request;
 
@@ -27,7 +26,7 @@ AS_EXPORT void *mallocx(size_t size, int flags) {
 }
 
 AS_EXPORT void *rallocx(void *ptr, size_t size, int flags) {
-  if (AS_LIKELY(!limit_is_set())) {  // with a limit, growth is charged by the engine
+  if (AS_LIKELY(allocscope::realloc_is_direct())) {
     void *p = je_rallocx(ptr, size, flags);
     if (AS_LIKELY(p != nullptr)) return p;
   }
@@ -35,11 +34,16 @@ AS_EXPORT void *rallocx(void *ptr, size_t size, int flags) {
 }
 
 AS_EXPORT size_t xallocx(void *ptr, size_t size, size_t extra, int flags) {
-  if (AS_LIKELY(!limit_is_set())) return je_xallocx(ptr, size, extra, flags);
+  if (AS_LIKELY(!(allocscope::engaged_bits() &
+                  (allocscope::kEngagedLimit | allocscope::kEngagedRegions))))
+    return je_xallocx(ptr, size, extra, flags);
   return allocscope::resize_in_place(ptr, size, extra, flags);
 }
 
-AS_EXPORT size_t sallocx(const void *ptr, int flags) { return je_sallocx(ptr, flags); }
+AS_EXPORT size_t sallocx(const void *ptr, int flags) {
+  if (allocscope::region::contains(ptr)) return allocscope::region::usable_size(ptr);
+  return je_sallocx(ptr, flags);
+}
 
 AS_EXPORT void dallocx(void *ptr, int flags) {
   if (AS_LIKELY(free_is_direct())) je_dallocx(ptr, flags);

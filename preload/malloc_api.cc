@@ -70,7 +70,8 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
 }
 
 // realloc's slow half: NULL allocates, size 0 frees, anything else resizes under policy.
-// With a limit the growth must be charged, so it always goes through the engine.
+// With a limit the growth must be charged, with kv it may move to a region, and a region
+// pointer is never jemalloc's: those always go through the engine.
 [[gnu::noinline]] void *realloc_engaged(const char *name, void *ptr, size_t size,
                                         const void *caller) {
   if (ptr == nullptr) return malloc_engaged(size, caller);
@@ -78,7 +79,9 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
     allocscope::release(ptr);
     return nullptr;
   }
-  if (!allocscope::limit_is_set()) {
+  // Only failure handling (or waiters) engaged: jemalloc first, the engine on failure.
+  if (!(allocscope::engaged_bits() &
+        (allocscope::kEngagedLimit | allocscope::kEngagedKv | allocscope::kEngagedRegions))) {
     void *p = je_realloc(ptr, size);
     if (AS_LIKELY(p != nullptr)) return p;
   }
@@ -87,7 +90,7 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
 
 // jemalloc's realloc leaves errno alone when it fails; glibc sets ENOMEM.
 inline void *realloc_impl(const char *name, void *ptr, size_t size, const void *caller) {
-  if (AS_LIKELY(on_fast_path())) {
+  if (AS_LIKELY(allocscope::realloc_is_direct())) {
     void *result = je_realloc(ptr, size);
     if (AS_UNLIKELY(result == nullptr) && size != 0) errno = ENOMEM;
     return result;
@@ -99,7 +102,7 @@ inline void *realloc_impl(const char *name, void *ptr, size_t size, const void *
 
 AS_EXPORT void *malloc(size_t size) noexcept {
   const uint32_t bits = allocscope::engaged_bits();
-  if (AS_LIKELY(bits == 0)) return je_malloc(size);
+  if (AS_LIKELY(!(bits & allocscope::kAllocBits))) return je_malloc(size);
   if (allocscope::limit_only_and_fits(bits, size)) return je_malloc(size);
   return malloc_engaged(size, __builtin_return_address(0));
 }
@@ -176,7 +179,7 @@ AS_EXPORT void *pvalloc(size_t size) noexcept {
 }
 
 AS_EXPORT size_t malloc_usable_size(void *ptr) noexcept {
-  return ptr == nullptr ? 0 : je_malloc_usable_size(ptr);
+  return ptr == nullptr ? 0 : allocscope::usable_size(ptr);
 }
 
 // The glibc-internal names, bound to the same functions.

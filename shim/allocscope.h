@@ -90,6 +90,12 @@ void *allocscope_calloc(size_t n, size_t size, allocscope_flags_t flags);
 void *allocscope_realloc(void *p, size_t size, allocscope_flags_t flags);
 /* align: a power of two (else NULL with EINVAL). */
 void *allocscope_aligned_alloc(size_t align, size_t size, allocscope_flags_t flags);
+/* allocscope_alloc with KV (kvmalloc): at kv_threshold and above, a light jemalloc
+   attempt, then an mmap region under the full policy. Regions are page-granular with a
+   guard page after them, return their pages on free, and grow by remapping, not copying. */
+void *allocscope_kvmalloc(size_t size, allocscope_flags_t flags);
+/* 1 if p (the start of a block) was served by an mmap region, else 0 (is_vmalloc_addr). */
+int allocscope_is_region(const void *p);
 
 /* ---- Reclaim: callbacks that free memory when an allocation runs short. ---- */
 

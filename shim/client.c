@@ -47,6 +47,11 @@ void *allocscope_aligned_alloc(size_t align, size_t size, allocscope_flags_t fla
   return p;
 }
 
+void *allocscope_kvmalloc(size_t size, allocscope_flags_t flags) {
+  return allocscope_alloc(size, flags);
+}
+int allocscope_is_region(const void *p) { (void)p; return 0; }
+
 /* Without the preload nothing ever reclaims, so a registered callback is never run. */
 int allocscope_reclaimer_add(const char *name, unsigned klass, allocscope_reclaim_fn fn,
                              void *arg) {

@@ -139,7 +139,7 @@ TEST(ApplyConfig, PolicyAndLimits) {
 TEST(ApplyConfig, BadPolicyAndNumbersAreRejected) {
   ReportCapture capture;
   g_config.retry_max.store(16);
-  EXPECT_EQ(apply_config("policy:nofail|bogus,policy:kv,retry_max:1K,retry_max:2000000,"
+  EXPECT_EQ(apply_config("policy:nofail|bogus,policy:reserve,retry_max:1K,retry_max:2000000,"
                          "nofail_in_nowait:maybe,max_size:0,max_size:9223372036854775808,"
                          "stall_warn_ms:-1,limit:lots",
                          "test"),
