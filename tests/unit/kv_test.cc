@@ -1,0 +1,277 @@
+// kv_test.cc: kvmalloc-style fallback under the preload. A KV allocation at or above
+// kv_threshold first tries jemalloc lightly and falls back to an mmap region only when
+// that fails (here: when arena_limit says the arena's share is used up); kv_direct sends
+// it straight to a region. Checked through the public API: allocscope_is_region(), the
+// stats JSON, page faults, RSS, and signals in forked children.
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#define JEMALLOC_NO_DEMANGLE
+#include <jemalloc/jemalloc.h>
+
+#include "allocscope.h"
+#include "allocscope.hpp"
+
+namespace {
+
+constexpr size_t kMiB = 1 << 20;
+
+// One counter from the stats JSON, e.g. stat("\"fallbacks\":").
+long long stat(const char *key) {
+  std::vector<char> buf(16384);
+  const int n = allocscope_stats_json(buf.data(), buf.size());
+  EXPECT_GT(n, 0);
+  const char *at = strstr(buf.data(), key);
+  EXPECT_NE(at, nullptr) << key;
+  return at == nullptr ? -1 : atoll(at + strlen(key));
+}
+
+long rss_kib() {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long pages = 0, resident = 0;
+  if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
+  fclose(f);
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+long minor_faults() {
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+class Kv : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(allocscope_active(), 1) << "run under LD_PRELOAD=liballocscope.so";
+    ASSERT_EQ(allocscope_config("kv_threshold:64K,kv_direct:0,arena_limit:0,limit:0"), 0);
+  }
+  void TearDown() override { allocscope_config("kv_direct:0,arena_limit:0,limit:0"); }
+};
+
+TEST_F(Kv, NoFallbackWhileTheArenaAttemptSucceeds) {
+  const long long fallbacks = stat("\"fallbacks\":");
+  void *p = allocscope_kvmalloc(4 * kMiB, 0);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(allocscope_is_region(p), 0);
+  EXPECT_EQ(stat("\"fallbacks\":"), fallbacks);
+  free(p);
+}
+
+TEST_F(Kv, FallsBackExactlyWhenTheArenaLimitIsReached) {
+  // The arena may hold what it holds now plus 2 MiB.
+  ASSERT_EQ(allocscope_config(("arena_limit:" + std::to_string(allocscope_charged() + 2 * kMiB))
+                                  .c_str()),
+            0);
+  const long long fallbacks = stat("\"fallbacks\":");
+  void *in_arena = allocscope_kvmalloc(kMiB, 0);
+  ASSERT_NE(in_arena, nullptr);
+  EXPECT_EQ(allocscope_is_region(in_arena), 0) << "fits the arena: no fallback";
+  void *region = allocscope_kvmalloc(4 * kMiB, 0);
+  ASSERT_NE(region, nullptr);
+  EXPECT_EQ(allocscope_is_region(region), 1) << "past arena_limit: a region";
+  EXPECT_EQ(stat("\"fallbacks\":"), fallbacks + 1);
+  EXPECT_GE(malloc_usable_size(region), 4 * kMiB);
+  memset(region, 7, 4 * kMiB);
+  // Without KV the same allocation just uses the arena: arena_limit only steers kv.
+  void *plain = allocscope_alloc(4 * kMiB, 0);
+  EXPECT_NE(plain, nullptr);
+  EXPECT_EQ(allocscope_is_region(plain), 0);
+  free(plain);
+  free(region);
+  free(in_arena);
+}
+
+TEST_F(Kv, BelowTheThresholdNeverARegion) {
+  ASSERT_EQ(allocscope_config(("arena_limit:" + std::to_string(allocscope_charged())).c_str()),
+            0);
+  ASSERT_EQ(allocscope_config("kv_direct:4K"), 0);
+  void *p = allocscope_kvmalloc(32 << 10, ALLOCSCOPE_NOWARN);
+  if (p != nullptr) {
+    EXPECT_EQ(allocscope_is_region(p), 0);
+  }
+  free(p);
+  void *big = allocscope_kvmalloc(64 << 10, 0);
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(allocscope_is_region(big), 1);
+  free(big);
+}
+
+TEST_F(Kv, KvDirectAndAScopeSendPlainMallocToRegions) {
+  ASSERT_EQ(allocscope_config("kv_direct:1M"), 0);
+  const long long direct = stat("\"direct\":");
+  void *small = nullptr, *big = nullptr;
+  {
+    allocscope::Scope kv(ALLOCSCOPE_KV);
+    small = malloc(256 << 10);
+    big = malloc(2 * kMiB);
+  }
+  EXPECT_EQ(allocscope_is_region(small), 0);
+  EXPECT_EQ(allocscope_is_region(big), 1);
+  EXPECT_EQ(stat("\"direct\":"), direct + 1);
+  void *outside = malloc(2 * kMiB);
+  EXPECT_EQ(allocscope_is_region(outside), 0) << "outside the KV scope: the arena";
+  free(outside);
+  free(big);
+  free(small);
+}
+
+TEST_F(Kv, AWriteJustPastARegionKillsTheWriter) {
+  ASSERT_EQ(allocscope_config("kv_direct:64K"), 0);
+  auto *p = static_cast<char *>(allocscope_kvmalloc(100 << 10, 0));
+  ASSERT_EQ(allocscope_is_region(p), 1);
+  const size_t usable = malloc_usable_size(p);
+  p[usable - 1] = 1;  // the last byte is fine
+  pid_t child = fork();
+  if (child == 0) {
+    static_cast<volatile char *>(p)[usable] = 1;
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGSEGV);
+  free(p);
+}
+
+TEST_F(Kv, GrowingARegionByDoublingNeitherCopiesNorLoses) {
+  ASSERT_EQ(allocscope_config("kv_direct:1M"), 0);
+  allocscope::Scope kv(ALLOCSCOPE_KV);
+  size_t size = kMiB;
+  auto *p = static_cast<unsigned char *>(malloc(size));
+  ASSERT_EQ(allocscope_is_region(p), 1);
+  for (size_t i = 0; i < size; i += 4096) p[i] = static_cast<unsigned char>(i >> 12);
+  const long long moves = stat("\"remap_moves\":"), in_place = stat("\"grown_in_place\":");
+  while (size < 1024 * kMiB) {
+    const long before = minor_faults();
+    p = static_cast<unsigned char *>(realloc(p, size * 2));
+    const long faults = minor_faults() - before;
+    ASSERT_NE(p, nullptr);
+    ASSERT_EQ(allocscope_is_region(p), 1);
+    // A copy would touch every page of the new block; a remap touches none of them.
+    EXPECT_LT(faults, 64) << "growing to " << size * 2 << " bytes";
+    for (size_t i = 0; i < size; i += 4096)
+      ASSERT_EQ(p[i], static_cast<unsigned char>(i >> 12)) << "page " << i / 4096;
+    for (size_t i = size; i < size * 2; i += 4096) p[i] = static_cast<unsigned char>(i >> 12);
+    size *= 2;
+  }
+  EXPECT_EQ(stat("\"remap_moves\":") + stat("\"grown_in_place\":"), moves + in_place + 10);
+  free(p);
+}
+
+TEST_F(Kv, FreeingARegionLowersRss) {
+  ASSERT_EQ(allocscope_config("kv_direct:1M"), 0);
+  auto *p = static_cast<char *>(allocscope_kvmalloc(128 * kMiB, 0));
+  ASSERT_EQ(allocscope_is_region(p), 1);
+  memset(p, 1, 128 * kMiB);
+  const long during = rss_kib();
+  free(p);
+  EXPECT_GT(during - rss_kib(), 120 * 1024);
+}
+
+TEST_F(Kv, EveryFreeFamilyEntryPointTakesARegion) {
+  ASSERT_EQ(allocscope_config("kv_direct:64K"), 0);
+  auto region = [] {
+    void *p = allocscope_kvmalloc(200 << 10, 0);
+    EXPECT_EQ(allocscope_is_region(p), 1);
+    return p;
+  };
+  const long long before = stat("\"regions\":");
+  free(region());
+  EXPECT_EQ(realloc(region(), 0), nullptr);
+  ::operator delete(region());
+  ::operator delete(region(), 200 << 10);
+  ::operator delete[](region(), std::align_val_t{4096});
+  ::operator delete(region(), 200 << 10, std::align_val_t{4096});
+  dallocx(region(), 0);
+  sdallocx(region(), 200 << 10, 0);
+  void *p = region();
+  EXPECT_GE(malloc_usable_size(p), size_t{200} << 10);
+  EXPECT_EQ(sallocx(p, 0), malloc_usable_size(p));
+  EXPECT_EQ(xallocx(p, 400 << 10, 0, 0), malloc_usable_size(p)) << "a region never grows via xallocx";
+  p = reallocarray(p, 100, 4 << 10);
+  ASSERT_NE(p, nullptr);
+  free(p);
+  EXPECT_EQ(stat("\"regions\":"), before);
+}
+
+TEST_F(Kv, ReallocMovesBetweenArenaAndRegionBothWays) {
+  ASSERT_EQ(allocscope_config("kv_direct:1M"), 0);
+  allocscope::Scope kv(ALLOCSCOPE_KV);
+  auto *p = static_cast<char *>(malloc(100));
+  strcpy(p, "travels");
+  p = static_cast<char *>(realloc(p, 4 * kMiB));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(allocscope_is_region(p), 1);
+  EXPECT_STREQ(p, "travels");
+  p = static_cast<char *>(realloc(p, 1000));  // below kv_threshold: back to the arena
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(allocscope_is_region(p), 0);
+  EXPECT_STREQ(p, "travels");
+  free(p);
+}
+
+TEST_F(Kv, AlignmentsBeyondThePageAreHonoured) {
+  ASSERT_EQ(allocscope_config("kv_direct:64K"), 0);
+  allocscope::Scope kv(ALLOCSCOPE_KV);
+  for (size_t align : {size_t{4096}, size_t{64} << 10, size_t{2} << 20}) {
+    void *p = nullptr;
+    ASSERT_EQ(posix_memalign(&p, align, 300 << 10), 0);
+    EXPECT_EQ(allocscope_is_region(p), 1);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u) << align;
+    free(p);
+    p = aligned_alloc(align, 512 << 10);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u) << align;
+    free(p);
+  }
+}
+
+TEST_F(Kv, RegionsCountAgainstTheLimit) {
+  ASSERT_EQ(allocscope_config("kv_direct:1M"), 0);
+  ASSERT_EQ(allocscope_limit_set(allocscope_charged() + 16 * kMiB), 0);
+  const size_t before = allocscope_charged();
+  void *p = allocscope_kvmalloc(8 * kMiB, 0);
+  ASSERT_EQ(allocscope_is_region(p), 1);
+  EXPECT_GE(allocscope_charged(), before + 8 * kMiB);
+  errno = 0;
+  EXPECT_EQ(allocscope_kvmalloc(32 * kMiB, ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  free(p);
+  EXPECT_LT(allocscope_charged(), before + kMiB);
+}
+
+TEST_F(Kv, ThreadsAllocateGrowAndFreeRegionsConcurrently) {
+  ASSERT_EQ(allocscope_config("kv_direct:64K"), 0);
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([t, &bad] {
+      allocscope::Scope kv(ALLOCSCOPE_KV);
+      for (int i = 0; i < 100; ++i) {
+        size_t size = (64 << 10) * (1 + (i + t) % 5);
+        auto *p = static_cast<unsigned char *>(malloc(size));
+        if (allocscope_is_region(p) != 1) ++bad;
+        memset(p, t + 1, size);
+        p = static_cast<unsigned char *>(realloc(p, size * 3));
+        for (size_t k = 0; k < size; k += 997)
+          if (p[k] != t + 1) ++bad;
+        free(p);
+      }
+    });
+  for (auto &th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+}  // namespace
