@@ -365,6 +365,15 @@ void give_back(uintptr_t start, size_t len, size_t guard) {
 
 // ---- Operations, under g_mutex ----
 
+// Regions of 2 MiB and more may use transparent huge pages (as vmalloc maps kvmalloc's
+// fallback with huge pages where it can): far fewer faults to fill them. The VMA flag
+// follows the pages through mremap, so it is set again only because a region may first
+// reach the size by growing. Advice the kernel declines changes nothing.
+constexpr size_t kHugePage = size_t{2} << 20;
+void advise_huge(uintptr_t start, size_t len) {
+  if (len >= kHugePage) madvise(reinterpret_cast<void *>(start), len, MADV_HUGEPAGE);
+}
+
 void *allocate_locked(size_t size, size_t align, bool zero_unused) {
   size_t len;
   if (!ensure_window() || !page_round(size, &len)) return nullptr;
@@ -386,6 +395,7 @@ void *allocate_locked(size_t size, size_t align, bool zero_unused) {
     return nullptr;
   }
   *r = Record{start, len, align, 0, guard != 0, zero_unused};
+  advise_huge(start, len);
   index_record(*r);
   add(g_regions, size_t{1});
   add(g_bytes, len);
@@ -453,6 +463,7 @@ void *grow_locked(void *p, size_t new_size, int *err) {
   }
   add(g_bytes, more);
   r->len = len;
+  advise_huge(dest, len);
   return reinterpret_cast<void *>(dest);
 }
 
