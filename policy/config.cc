@@ -13,6 +13,7 @@
 
 #include "budget.h"
 #include "engine.h"
+#include "fault.h"
 #include "region.h"
 #include "report.h"
 
@@ -186,7 +187,7 @@ std::string known_keys() {
     if (!names.empty()) names += ", ";
     names += key.name;
   }
-  return names;
+  return names + ", fault.*";
 }
 
 }  // namespace
@@ -236,7 +237,21 @@ int apply_config(std::string_view text, const char *source) {
     const size_t colon = pair.find(':');
     const std::string_view name = strip(pair.substr(0, colon));
     const Key *key = find_key(name);
-    if (colon == std::string_view::npos) {
+    const bool fault_key = name.size() > 6 && equals_ignore_case(name.substr(0, 6), "fault.");
+    if (fault_key && colon != std::string_view::npos) {
+      const std::string_view value = strip(pair.substr(colon + 1));
+      const std::string_view sub = name.substr(6);
+      if (fault::accepted(sub)[0] == '\0') {
+        report("%s: unknown key '%.*s' (fault keys: %s)", source, static_cast<int>(name.size()),
+               name.data(), fault::key_names());
+        ++bad;
+      } else if (!fault::configure(sub, value)) {
+        report("%s: bad value '%.*s' for key '%.*s': expected %s", source,
+               static_cast<int>(value.size()), value.data(), static_cast<int>(name.size()),
+               name.data(), fault::accepted(sub));
+        ++bad;
+      }
+    } else if (colon == std::string_view::npos) {
       report("%s: '%.*s' is not key:value (known keys: %s)", source,
              static_cast<int>(pair.size()), pair.data(), known_keys().c_str());
       ++bad;

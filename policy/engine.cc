@@ -15,6 +15,7 @@
 #include "backtrace.h"
 #include "budget.h"
 #include "config.h"
+#include "fault.h"
 #include "reclaim.h"
 #include "region.h"
 #include "report.h"
@@ -365,6 +366,17 @@ void *allocate(const Request &r) {
   }
 
   const size_t threshold = g_config.kv_threshold.load(std::memory_order_relaxed);
+  const bool kv = (pol.flags & ALLOCSCOPE_KV) && r.size >= threshold;
+  // An injected failure fails the allocation at once; in kv it fails the arena attempt,
+  // which is what sends kv to a region.
+  const bool injected = (engaged_bits() & kEngagedFaults) &&
+                        fault::inject(r.size, pol.flags, pol.contract == Contract::kNofail,
+                                      r.name, r.callsite);
+  if (injected && !kv) {
+    stats::bump(counters.failures);
+    errno = ENOMEM;
+    return nullptr;
+  }
   Request fresh = r;  // the same request for a new block, when a realloc moves
   fresh.old = nullptr;
 
@@ -379,7 +391,7 @@ void *allocate(const Request &r) {
     return move_block(r, pol, counters, to_arena, warn);
   }
 
-  if (!(pol.flags & ALLOCSCOPE_KV) || r.size < threshold) {
+  if (!kv) {
     ArenaTry arena(r);
     return with_policy(r, pol, counters, arena, warn);
   }
@@ -390,7 +402,7 @@ void *allocate(const Request &r) {
   if (direct != 0 && r.size >= direct) {
     stats::bump(stats::g_counters.kv_direct);
   } else {
-    if (void *p = light_arena_attempt(r)) return p;
+    if (void *p = injected ? nullptr : light_arena_attempt(r)) return p;
     stats::bump(stats::g_counters.kv_fallbacks);
   }
   RegionTry to_region(fresh, nullptr);

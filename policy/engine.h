@@ -39,10 +39,11 @@ inline bool limit_only_and_fits(uint32_t bits, size_t size) {
 }
 
 // In the engaged paths: may an allocation of `size` be a plain jemalloc call, going to
-// allocate() only if that fails? Not if kv_direct sends it to a region, nor if a limit is
-// set and it exceeds the thread's allowance.
+// allocate() only if that fails? Not while faults may be injected, not if kv_direct sends
+// it to a region, nor if a limit is set and it exceeds the thread's allowance.
 inline bool may_skip_engine(size_t size) {
   const uint32_t bits = engaged_bits();
+  if (bits & kEngagedFaults) return false;  // every allocation is a fault candidate
   if ((bits & kEngagedKvDirect) && size >= g_config.kv_direct.load(std::memory_order_relaxed))
     return false;
   return !(bits & kEngagedLimit) || budget::take_from_allowance(t_state, size);

@@ -8,6 +8,7 @@
 
 #include "budget.h"
 #include "config.h"
+#include "fault.h"
 #include "heap_stats.h"
 #include "region.h"
 #include "report.h"
@@ -70,6 +71,7 @@ int stats_json(char *buf, size_t len) {
         get(g_counters.conflicts), get(g_counters.nofail_demotions), get(g_counters.misuse),
         get(g_counters.reports), get(g_counters.reports_suppressed),
         get(g_counters.reclaimer_calls));
+  w.add("\"faults_injected\":%llu,", static_cast<unsigned long long>(fault::injected()));
   const region::Stats regions = region::stats();
   w.add("\"kv\":{\"regions\":%zu,\"region_bytes\":%zu,\"fallbacks\":%llu,\"direct\":%llu,"
         "\"remap_moves\":%llu,\"grown_in_place\":%llu},",
@@ -86,6 +88,7 @@ int stats_json(char *buf, size_t len) {
 }
 
 void write_exit_stats() {
+  fault::write_record();
   if (!g_config.stats_print.load() && g_config.stats_file[0] == '\0') return;
   char json[8192];
   int n = stats_json(json, sizeof(json));

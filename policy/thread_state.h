@@ -39,6 +39,11 @@ struct ThreadState {
   // kEngagedOnFailure / kEngagedKv.
   bool failure_scope;
   bool kv_scope;
+
+  // Fault injection (fault.cc): allocscope_fail_nth's countdown (0 = off or done), and
+  // allocscope_fault_mark for fault.threads:marked.
+  unsigned fail_nth;
+  bool fault_marked;
 };
 
 // Hidden: references inside the preload then need no GOT indirection.
@@ -66,12 +71,15 @@ enum EngagedBits : uint32_t {
   kEngagedKvDirect = 1u << 4,
   // Regions exist: frees must tell region pointers from jemalloc's.
   kEngagedRegions = 1u << 5,
+  // Fault injection can fail allocations, or call sites are being recorded (fault.h).
+  kEngagedFaults = 1u << 6,
 };
 extern std::atomic<uint32_t> g_engaged AS_HIDDEN;
 
 // What each kind of entry point cannot ignore. Allocation: the limit, failure handling,
-// kv_direct. Free: the limit (joining it), waiters to wake, regions. Realloc: all.
-inline constexpr uint32_t kAllocBits = kEngagedLimit | kEngagedOnFailure | kEngagedKvDirect;
+// kv_direct, fault injection. Free: the limit (joining it), waiters to wake, regions. Realloc: all.
+inline constexpr uint32_t kAllocBits =
+    kEngagedLimit | kEngagedOnFailure | kEngagedKvDirect | kEngagedFaults;
 inline constexpr uint32_t kFreeBits = kEngagedLimit | kEngagedWaiters | kEngagedRegions;
 
 // The test every entry point makes first: one load, a mask and a branch.

@@ -9,6 +9,7 @@
 #include "budget.h"
 #include "config.h"
 #include "engine.h"
+#include "fault.h"
 #include "reclaim.h"
 #include "scope.h"
 #include "stats.h"
@@ -102,6 +103,12 @@ AS_EXPORT int allocscope_stats_json(char *buf, size_t len) {
   allocscope::EngineGuard guard;
   return allocscope::stats_json(buf, len);
 }
+
+AS_EXPORT int allocscope_fail_nth(unsigned n) { return allocscope::fault::set_fail_nth(n); }
+
+AS_EXPORT unsigned allocscope_fail_nth_left(void) { return allocscope::fault::fail_nth_left(); }
+
+AS_EXPORT int allocscope_fault_mark(int on) { return allocscope::fault::mark_thread(on != 0); }
 
 AS_EXPORT int allocscope_active(void) { return 1; }
 

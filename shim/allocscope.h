@@ -123,6 +123,18 @@ size_t allocscope_limit_get(void);
    not used yet (batching keeps threads off one shared counter); the calling thread's is
    settled first, so the value is exact when no other thread holds any. */
 size_t allocscope_charged(void);
+/* ---- Fault injection (the fault.* keys configure the rest). ---- */
+
+/* This thread's n-th eligible allocation from now fails (like /proc/self/fail-nth);
+   0 disarms. NOFAIL and NOFAULT allocations are not eligible. Returns 0. */
+int allocscope_fail_nth(unsigned n);
+/* What is left of the countdown: 0 once the injected failure has happened (or if none
+   was armed). */
+unsigned allocscope_fail_nth_left(void);
+/* Marks the calling thread for fault.threads:marked (1) or unmarks it (0), like the
+   kernel's make-it-fail. Returns the previous mark. */
+int allocscope_fault_mark(int on);
+
 /* The stats as one JSON object, snprintf semantics: returns the length it needs. */
 int allocscope_stats_json(char *buf, size_t len);
 /* 1 under the preload, 0 from the client library alone. */

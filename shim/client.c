@@ -72,5 +72,9 @@ int allocscope_stats_json(char *buf, size_t len) {
   return snprintf(buf, len, "{\"allocscope\":{\"active\":false}}");
 }
 
+int allocscope_fail_nth(unsigned n) { (void)n; return 0; }
+unsigned allocscope_fail_nth_left(void) { return 0; }
+int allocscope_fault_mark(int on) { (void)on; return 0; }
+
 int allocscope_active(void) { return 0; }
 const char *allocscope_version(void) { return ALLOCSCOPE_VERSION; }
