@@ -1,7 +1,6 @@
 // fault.cc: see fault.h.
 #include "fault.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,6 +12,7 @@
 #include <atomic>
 
 #include "backtrace.h"
+#include "callsite.h"
 #include "config.h"
 #include "engine.h"
 #include "report.h"
@@ -50,81 +50,6 @@ std::atomic<uint64_t> g_eligible{0};    // eligible allocations seen (the nth co
 std::atomic<uint64_t> g_injected{0};
 std::atomic<int> g_nth_threads{0};  // threads with an armed allocscope_fail_nth
 
-// ---- Call sites ----
-
-// Where a return address lies: the object's path and load base (dladdr's answer, which
-// stays valid while the object is loaded), cached because dladdr takes the loader lock.
-struct Site {
-  std::atomic<uintptr_t> addr;
-  const char *path;
-  uintptr_t base;
-  std::atomic<uint64_t> count;  // eligible allocations from here (fault.record)
-};
-constexpr size_t kSites = 8192;
-Site g_sites[kSites];
-
-const char *basename_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-  return slash != nullptr ? slash + 1 : path;
-}
-
-const char *main_program_path() {
-  static char path[PATH_MAX];
-  static std::atomic<bool> done{false};
-  if (!done.load(std::memory_order_acquire)) {
-    const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-    path[n > 0 ? n : 0] = '\0';
-    done.store(true, std::memory_order_release);
-  }
-  return path;
-}
-
-// The cache entry of a return address (nullptr if the table is full: then no caching).
-Site *site_of(const void *ret) {
-  const uintptr_t key = reinterpret_cast<uintptr_t>(ret);
-  size_t slot = (key * 0x9E3779B97F4A7C15ull) >> 51;  // 13 bits
-  for (size_t probe = 0; probe < 64; ++probe, slot = (slot + 1) % kSites) {
-    Site &s = g_sites[slot];
-    uintptr_t current = s.addr.load(std::memory_order_acquire);
-    if (current == key) {
-      while (s.base == 0) sched_yield();  // another thread is filling it in
-      return &s;
-    }
-    if (current != 0) continue;
-    if (!s.addr.compare_exchange_strong(current, key)) {
-      if (current == key) {
-        while (s.base == 0) sched_yield();
-        return &s;
-      }
-      continue;
-    }
-    Dl_info info;
-    const bool found = dladdr(reinterpret_cast<const char *>(ret) - 1, &info) != 0 &&
-                       info.dli_fname != nullptr;
-    s.path = found ? info.dli_fname : "?";
-    // The main program is named as it was started ("", or argv[0]): use its real path,
-    // which a symboliser can open.
-    if (found && strchr(s.path, '/') == nullptr) s.path = main_program_path();
-    s.base = found ? reinterpret_cast<uintptr_t>(info.dli_fbase) : 1;
-    return &s;
-  }
-  return nullptr;
-}
-
-uintptr_t offset_of(const Site &s) { return s.addr.load() - 1 - s.base; }
-
-// Is `module` (a basename) one of the |-separated prefixes in `list`?
-bool module_in(const char *module, const char *list) {
-  for (const char *p = list; *p != '\0';) {
-    const char *end = strchr(p, '|');
-    const size_t n = end != nullptr ? static_cast<size_t>(end - p) : strlen(p);
-    if (n != 0 && strncmp(module, p, n) == 0) return true;
-    if (end == nullptr) break;
-    p = end + 1;
-  }
-  return false;
-}
-
 // fault.caller / fault.reject over the first fault.depth frames outside allocscope.
 bool stack_allows() {
   if (g_caller[0] == '\0' && g_reject[0] == '\0') return true;
@@ -133,19 +58,19 @@ bool stack_allows() {
   const int n = capture_backtrace(frames, depth < kMaxFrames ? depth : kMaxFrames);
   bool caller_seen = g_caller[0] == '\0';
   for (int i = 0; i < n; ++i) {
-    Site *s = site_of(frames[i]);
+    CallSite *s = call_site(frames[i]);
     if (s == nullptr) continue;
-    const char *module = basename_of(s->path);
+    const char *module = s->module();
     if (g_reject[0] != '\0' && module_in(module, g_reject)) return false;
     if (!caller_seen && module_in(module, g_caller)) caller_seen = true;
   }
   return caller_seen;
 }
 
-bool callsite_allows(Site *s) {
+bool callsite_allows(CallSite *s) {
   if (!g_callsite_set.load(std::memory_order_relaxed)) return true;
-  return s != nullptr && offset_of(*s) == g_callsite_offset.load() &&
-         strcmp(basename_of(s->path), g_callsite_module) == 0;
+  return s != nullptr && s->offset() == g_callsite_offset.load() &&
+         strcmp(s->module(), g_callsite_module) == 0;
 }
 
 // splitmix64 over a shared counter: deterministic for a given fault.seed and order.
@@ -183,7 +108,7 @@ bool countdown(std::atomic<uint64_t> &n) {
 }
 
 // One JSON line per injected failure, appended at once (fault.log).
-void log_injection(size_t size, const char *function, Site *site, uint64_t nth) {
+void log_injection(size_t size, const char *function, CallSite *site, uint64_t nth) {
   char path[PATH_MAX];
   if (g_log_path[0] == '\0' || !expand_path(g_log_path, path, sizeof(path))) return;
   char line[4096];
@@ -194,8 +119,8 @@ void log_injection(size_t size, const char *function, Site *site, uint64_t nth) 
   if (site != nullptr)
     n += snprintf(line + n, sizeof(line) - n,
                   "\"callsite\":\"%s+0x%zx\",\"module\":\"%s\",\"offset\":\"0x%zx\",",
-                  basename_of(site->path), static_cast<size_t>(offset_of(*site)), site->path,
-                  static_cast<size_t>(offset_of(*site)));
+                  site->module(), static_cast<size_t>(site->offset()), site->path,
+                  static_cast<size_t>(site->offset()));
   n += snprintf(line + n, sizeof(line) - n, "\"backtrace\":[");
   void *frames[kMaxFrames];
   const int count = capture_backtrace(frames, kMaxFrames);
@@ -211,7 +136,7 @@ void log_injection(size_t size, const char *function, Site *site, uint64_t nth) 
   close(fd);
 }
 
-void announce(size_t size, Flags flags, const char *function, Site *site, uint64_t nth) {
+void announce(size_t size, Flags flags, const char *function, CallSite *site, uint64_t nth) {
   g_injected.fetch_add(1, std::memory_order_relaxed);
   log_injection(size, function, site, nth);
   const int verbose = g_verbose.load(std::memory_order_relaxed);
@@ -222,8 +147,8 @@ void announce(size_t size, Flags flags, const char *function, Site *site, uint64
     format_backtrace(frames, capture_backtrace(frames, kMaxFrames), where, sizeof(where));
   }
   report("fault injected: %s(%zu) at %s+0x%zx (eligible allocation %llu)%s%s", function, size,
-         site != nullptr ? basename_of(site->path) : "?",
-         site != nullptr ? static_cast<size_t>(offset_of(*site)) : size_t{0},
+         site != nullptr ? site->module() : "?",
+         site != nullptr ? static_cast<size_t>(site->offset()) : size_t{0},
          static_cast<unsigned long long>(nth), verbose >= 2 ? "; " : "", where);
 }
 
@@ -425,7 +350,7 @@ bool inject(size_t size, Flags flags, bool nofail, const char *function, const v
   if (size < g_size_min.load(std::memory_order_relaxed) ||
       size > g_size_max.load(std::memory_order_relaxed))
     return false;
-  Site *site = site_of(callsite);
+  CallSite *site = call_site(callsite);
   if (!callsite_allows(site) || !stack_allows()) return false;
   const uint64_t nth = g_eligible.fetch_add(1, std::memory_order_relaxed) + 1;
   if (site != nullptr && g_record_path[0] != '\0')
@@ -476,17 +401,17 @@ void write_record() {
     report("fault.record: cannot open '%s': %s", g_record_path, strerror(-fd));
     return;
   }
-  for (Site &s : g_sites) {
+  for_each_call_site([fd](CallSite &s) {
     const uint64_t count = s.count.load();
-    if (s.addr.load() == 0 || count == 0 || s.base <= 1) continue;
+    if (count == 0) return;
     char line[1024];
     const int n = snprintf(line, sizeof(line),
                            "{\"callsite\":\"%s+0x%zx\",\"module\":\"%s\",\"offset\":\"0x%zx\","
                            "\"count\":%llu}\n",
-                           basename_of(s.path), static_cast<size_t>(offset_of(s)), s.path,
-                           static_cast<size_t>(offset_of(s)), static_cast<unsigned long long>(count));
+                           s.module(), static_cast<size_t>(s.offset()), s.path,
+                           static_cast<size_t>(s.offset()), static_cast<unsigned long long>(count));
     if (n > 0 && static_cast<size_t>(n) < sizeof(line)) write_all(fd, line, static_cast<size_t>(n));
-  }
+  });
   close(fd);
 }
 
