@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "fault.h"
 #include "region.h"
+#include "rules.h"
 #include "report.h"
 
 namespace allocscope {
@@ -161,6 +162,8 @@ const Key kKeys[] = {
        return true;
      }},
     {"stall_warn_ms", "milliseconds (0 = never)", set_count<uint64_t, &Config::stall_warn_ms, UINT64_MAX>},
+    {"rules", "MODULE=FLAGS joined by / (e.g. libsqlite3=nowait|nowarn/libfoo=nofail), or none",
+     rules::configure},
     {"warn", "true or false", set_bool<&Config::warn>},
     {"warn_burst", "reports allowed per 5 seconds from 0 (no limit) to 1000000",
      set_count<unsigned, &Config::warn_burst, 1000000>},

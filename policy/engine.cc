@@ -17,6 +17,7 @@
 #include "config.h"
 #include "fault.h"
 #include "reclaim.h"
+#include "rules.h"
 #include "region.h"
 #include "report.h"
 #include "resolve.h"
@@ -156,7 +157,8 @@ void postfork_child() {
 // The policy one request follows: the resolution table, its conflict report, and the
 // NOFAIL demotion above nofail_max.
 Policy policy_for(const Request &r, const ThreadState &t) {
-  Policy pol = resolve(t.scope, r.call, g_config.policy.load(std::memory_order_relaxed),
+  const Flags scope = t.scope | rules::flags_for(r.callsite);
+  Policy pol = resolve(scope, r.call, g_config.policy.load(std::memory_order_relaxed),
                        g_config.nofail_in_nowait.load(std::memory_order_relaxed));
   if (pol.conflict) handle_conflict(r);
   if (pol.contract == Contract::kNofail &&
@@ -423,9 +425,11 @@ void count_scopes(int failure_delta, int kv_delta) {
 
 void update_engagement() {
   const Flags policy = g_config.policy.load();
+  const Flags by_rules = rules::any_flags();
   const bool on_failure = (policy & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL)) ||
-                          reclaim::registered() != 0 || g_failure_scopes.load() != 0;
-  const bool kv = (policy & ALLOCSCOPE_KV) || g_kv_scopes.load() != 0;
+                          reclaim::registered() != 0 || g_failure_scopes.load() != 0 ||
+                          by_rules != 0;
+  const bool kv = ((policy | by_rules) & ALLOCSCOPE_KV) || g_kv_scopes.load() != 0;
   const bool kv_direct = kv && g_config.kv_direct.load() != 0;
   const uint32_t set = (on_failure ? kEngagedOnFailure : 0u) | (kv ? kEngagedKv : 0u) |
                        (kv_direct ? kEngagedKvDirect : 0u);

@@ -71,8 +71,8 @@ inline size_t usable_size(const void *p) {
 }
 
 // Recomputes kEngagedOnFailure, kEngagedKv and kEngagedKvDirect from the default policy,
-// the reclaimer count, the threads whose scope has NOFAIL/RETRY_MAYFAIL or KV, and
-// kv_direct.
+// the rules, the reclaimer count, the threads whose scope has NOFAIL/RETRY_MAYFAIL or KV,
+// and kv_direct.
 void update_engagement();
 // A thread's scope gained (+1) or lost (-1) NOFAIL/RETRY_MAYFAIL, and KV.
 void count_scopes(int failure_delta, int kv_delta);

@@ -436,6 +436,25 @@ TEST_F(Policy, NofailOverdrawsTheLimitAfterNofailOverdrawMs) {
   allocscope_config("nofail_overdraw_ms:0");
 }
 
+TEST_F(Policy, RulesGiveScopeFlagsByCallerModule) {
+  Reclaimable r;
+  add_reclaimer(&r);
+  fill_budget();
+  ASSERT_EQ(allocscope_config("rules:libnothing=nofail/policy_test=nowait|nowarn"), 0);
+  errno = 0;
+  EXPECT_EQ(malloc(kMiB), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_EQ(r.calls.load(), 0) << "nowait from the rule: no reclaim pass";
+  EXPECT_EQ(log().find("malloc(1048576) failed"), std::string::npos) << "nowarn from the rule";
+  ASSERT_EQ(allocscope_config("rules:libnothing=nowait"), 0);
+  EXPECT_EQ(malloc(kMiB), nullptr);
+  EXPECT_EQ(r.calls.load(), 1) << "a rule for another module does not apply";
+  ASSERT_EQ(allocscope_config("rules:none"), 0);
+  EXPECT_EQ(allocscope_config("rules:=nofail"), -EINVAL);
+  EXPECT_EQ(allocscope_config("rules:libx=bogus"), -EINVAL);
+  EXPECT_EQ(allocscope_config("rules:libx"), -EINVAL);
+}
+
 TEST_F(Policy, ReclaimerRemoveAndBadArguments) {
   EXPECT_EQ(allocscope_reclaimer_add("x", 16, Reclaimable::reclaim, nullptr), -EINVAL);
   EXPECT_EQ(allocscope_reclaimer_add("x", 0, nullptr, nullptr), -EINVAL);
