@@ -78,6 +78,18 @@ int64_t sum_charged(bool with_allowances) {
   return total;
 }
 
+// Frees by threads that never joined are missing from the sum: lowers it to jemalloc's own
+// count of live bytes if that is smaller, and returns by how much. Under g_mutex.
+int64_t resync() {
+  HeapTotals heap;
+  read_heap_totals(&heap);
+  const int64_t actual = static_cast<int64_t>(heap.allocated) + g_outside_jemalloc;
+  const int64_t counted = sum_charged(false);
+  if (actual >= counted) return 0;
+  g_outside -= counted - actual;
+  return counted - actual;
+}
+
 void join_locked(ThreadState &t) {
   if (t.allocated == nullptr) {
     size_t len = sizeof(t.allocated);
@@ -122,7 +134,15 @@ void reconfigure(int64_t limit, int64_t arena_limit) {
     const region::Stats regions = region::stats();
     g_outside_jemalloc = static_cast<int64_t>(regions.bytes);
     g_outside = static_cast<int64_t>(heap.allocated) + g_outside_jemalloc;
-    g_generation.fetch_add(1);  // every thread rejoins, with no allowance
+    // Every thread starts again with no allowance, its live bytes in the baseline. The
+    // owner may be taking from its allowance right now; losing that race leaves it at
+    // most one allowance (kBatch) it should not have.
+    const uint32_t generation = g_generation.fetch_add(1) + 1;
+    for (ThreadState *t = g_threads; t != nullptr; t = t->next_joined) {
+      __atomic_store_n(&t->left, 0, __ATOMIC_RELAXED);
+      t->net_at_join = load(t->allocated) - load(t->deallocated);
+      t->budget_generation = generation;
+    }
   }
   g_limit.store(limit);
   g_arena_limit.store(arena_limit);
@@ -181,8 +201,9 @@ bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
   pthread_mutex_lock(&g_mutex);
   if (!joined_now(t)) join_locked(t);
   // This thread's own allowance is part of the sum; it is replaced by the new one.
-  const int64_t others = sum_charged(true) - t.left;
+  int64_t others = sum_charged(true) - t.left;
   const int64_t need = static_cast<int64_t>(size);
+  if (!overdraw && others + need > cap) others -= resync();
   bool ok = true;
   if (overdraw || others + need + kBatch <= cap) {
     t.left = need + kBatch;

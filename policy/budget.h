@@ -1,14 +1,18 @@
 // budget.h: the memory limit.
 //
-// charged = the usable size of every live allocation (plus, later, regions and unused
-// reserves), capped by `limit`. Nothing on the allocation fast path touches shared state:
+// charged = the usable size of every live allocation (jemalloc blocks and regions),
+// capped by `limit`. Nothing on the allocation fast path touches shared state:
 //   - jemalloc already counts every thread's allocated and freed bytes
 //     (thread.allocatedp/deallocatedp), so a free costs the budget nothing at all;
 //   - each thread holds an allowance ("left") it may allocate from without asking. An
 //     allocation of n bytes takes n from it: a compare and a subtract in the thread's own
 //     TLS. When the allowance runs out, the thread refills it (up to kBatch ahead) under
-//     one lock, after summing what every thread really holds: its net bytes (from
-//     jemalloc's counters) plus its unused allowance. That sum is what the limit caps.
+//     one lock, after summing what every thread that has joined really holds: its net
+//     bytes (from jemalloc's counters) plus its unused allowance. That sum is what the
+//     limit caps.
+//   - a thread joins at its first refill. One that only frees never does, so its frees
+//     are not in the sum: when a refill would fail, the sum is checked against jemalloc's
+//     own total (stats.allocated, which does see them) and lowered to it if it is higher.
 // So:
 //   - the cap holds to within the size-class rounding of one allowance per thread:
 //     allocations take their requested size from the allowance while jemalloc counts the
@@ -51,11 +55,11 @@ size_t emergency();
 size_t charged();
 
 // The fast path's check while a limit is set: takes `size` from the thread's allowance if
-// it has that much. (No: allocate() calls try_charge, which refills it or fails.)
+// it has that much. (No: allocate() calls try_charge, which refills it or fails.) A
+// thread that has not joined the current limit has no allowance: setting a limit clears
+// every joined thread's.
 inline bool take_from_allowance(ThreadState &t, size_t size) {
-  if (t.budget_generation != g_generation.load(std::memory_order_relaxed) ||
-      size > static_cast<uint64_t>(t.left))
-    return false;
+  if (size > static_cast<uint64_t>(t.left)) return false;
   __atomic_store_n(&t.left, t.left - static_cast<int64_t>(size), __ATOMIC_RELAXED);
   return true;
 }
@@ -72,8 +76,8 @@ void uncharge_outside(size_t bytes);
 // Would `size` more bytes in the jemalloc arena stay within arena_limit?
 bool arena_fits(size_t size);
 
-// A thread's first free under a new limit makes it known to the budget, so that what it
-// frees is counted even if it never allocates.
+// Makes the thread known to the budget (frees that wake a NOFAIL waiter join first, so
+// that what they free counts at once).
 void join(ThreadState &t);
 inline void ensure_joined(ThreadState &t) {
   if (t.budget_generation != g_generation.load(std::memory_order_relaxed)) join(t);

@@ -73,26 +73,36 @@ class Policy : public ::testing::Test {
                                  "emergency:0,strict:false,warn_burst:0")
                                     .c_str()),
               0);
-    ASSERT_EQ(allocscope_limit_set(allocscope_charged() + 8 * kMiB), 0);
+    ASSERT_EQ(allocscope_limit_set(allocscope_charged() + 8 * kMiB + 512 * 1024), 0);
   }
 
   void TearDown() override {
     for (int id : reclaimers_) allocscope_reclaimer_remove(id);
     for (void *p : ballast_) free(p);
+    for (void *p : small_) free(p);
     allocscope_limit_set(0);
     allocscope_config("log_file:/dev/stderr");
     unlink(log_path_.c_str());
   }
 
-  // Allocates 1 MiB blocks until the budget refuses one: the budget is then full.
+  // Fills the budget so that a 1 MiB allocation fails but the test's own small ones (gtest
+  // messages, reading the log) still fit: 1 MiB blocks until one is refused, then 64 KiB
+  // blocks until one is refused, then 256 KiB of those given back.
   void fill_budget() {
-    for (;;) {
-      void *p = allocscope_alloc(kMiB, ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN);
-      if (p == nullptr) break;
-      memset(p, 1, 4096);
-      ballast_.push_back(p);
-    }
+    auto fill = [this](size_t size) {
+      while (void *p = allocscope_alloc(size, ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN)) {
+        memset(p, 1, 4096);
+        (size == kMiB ? ballast_ : small_).push_back(p);
+      }
+    };
+    fill(kMiB);
+    fill(64 << 10);
     ASSERT_GE(ballast_.size(), 4u);
+    ASSERT_GE(small_.size(), 4u);
+    for (int i = 0; i < 4; ++i) {
+      free(small_.back());
+      small_.pop_back();
+    }
   }
 
   void *take_ballast() {
@@ -122,7 +132,8 @@ class Policy : public ::testing::Test {
   }
 
   std::string log_path_;
-  std::vector<void *> ballast_;
+  std::vector<void *> ballast_;  // 1 MiB blocks
+  std::vector<void *> small_;    // 64 KiB blocks
   std::vector<int> reclaimers_;
 };
 
