@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 namespace allocscope {
@@ -17,8 +18,8 @@ namespace {
 using callsite_detail::g_entries;
 using callsite_detail::kEntries;
 
-// The main program is named as it was started ("" or argv[0]): its real path is what a
-// symboliser can open.
+// The main program is named as it was started ("", argv[0] or ./prog): its real path is
+// what a symboliser can open.
 const char *main_program_path() {
   static char path[PATH_MAX];
   static std::atomic<bool> done{false};
@@ -30,11 +31,24 @@ const char *main_program_path() {
   return path;
 }
 
+// The main program's load base: the object that holds its program headers.
+const void *main_program_base() {
+  static std::atomic<const void *> base{nullptr};
+  const void *b = base.load(std::memory_order_acquire);
+  if (b == nullptr) {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<const void *>(getauxval(AT_PHDR)), &info) != 0)
+      b = info.dli_fbase;
+    base.store(b, std::memory_order_release);
+  }
+  return b;
+}
+
 void fill(CallSite &s, const void *ret) {
   Dl_info info;
   const bool found =
       dladdr(static_cast<const char *>(ret) - 1, &info) != 0 && info.dli_fname != nullptr;
-  s.path = !found ? "?" : strchr(info.dli_fname, '/') == nullptr ? main_program_path()
+  s.path = !found ? "?" : info.dli_fbase == main_program_base() ? main_program_path()
                                                                 : info.dli_fname;
   s.base.store(found ? reinterpret_cast<uintptr_t>(info.dli_fbase) : 1,
                std::memory_order_release);

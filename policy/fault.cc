@@ -230,26 +230,28 @@ const Key kKeys[] = {
        return parse_number(v, 100, &n) && (g_probability.store(static_cast<int>(n)), true);
      },
      true},
+    // interval, times and space shape the failures that probability, callsite or caller
+    // select; alone they switch nothing on (fault.nth:5,fault.times:1 fails just the 5th).
     {"interval", "a number from 1",
      [](std::string_view v) {
        uint64_t n;
        return parse_number(v, UINT64_MAX, &n) && n >= 1 && (g_interval.store(n), true);
      },
-     true},
+     false},
     {"times", "a number of failures, or -1 for no limit",
      [](std::string_view v) {
        uint64_t n;
        if (v == "-1") return g_times.store(-1), true;
        return parse_number(v, INT64_MAX, &n) && (g_times.store(static_cast<int64_t>(n)), true);
      },
-     true},
+     false},
     {"space", "a number of bytes",
      [](std::string_view v) {
        size_t n;
        return parse_size(v, &n) && n <= INT64_MAX &&
               (g_space.store(static_cast<int64_t>(n)), true);
      },
-     true},
+     false},
     // Like fail-nth, nth stands apart from the attributes: it alone switches nothing else on.
     {"nth", "a number from 1 (the n-th eligible allocation of the process fails)",
      [](std::string_view v) {

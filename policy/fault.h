@@ -1,7 +1,10 @@
 // fault.h: fault injection, the kernel's fault attributes for malloc.
 //
-// Configured with the fault.* keys (config.h). Once any key that selects failures is set,
-// every allocation goes through the engine, which asks inject() before trying it.
+// Configured with the fault.* keys (config.h). fault.probability, fault.callsite and
+// fault.caller select failures (probability then defaults to 100); fault.nth and
+// allocscope_fail_nth() select one each; times, interval, space and the filters shape
+// them. Once anything is selected, every allocation goes through the engine, which asks
+// inject() before trying it.
 // inject() checks in the kernel's order (lib/fault-inject.c, failslab):
 //   1. eligibility: NOFAIL and NOFAULT allocations never fail; fault.threads:marked
 //      limits it to threads that called allocscope_fault_mark(1); fault.size_min/max;

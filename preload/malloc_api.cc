@@ -70,8 +70,9 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
 }
 
 // realloc's slow half: NULL allocates, size 0 frees, anything else resizes under policy.
-// With a limit the growth must be charged, with kv it may move to a region, and a region
-// pointer is never jemalloc's: those always go through the engine.
+// With a limit the growth must be charged, with kv it may move to a region, a region
+// pointer is never jemalloc's, and with fault injection every call is a candidate: those
+// always go through the engine.
 [[gnu::noinline]] void *realloc_engaged(const char *name, void *ptr, size_t size,
                                         const void *caller) {
   if (ptr == nullptr) return malloc_engaged(size, caller);
@@ -80,8 +81,8 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
     return nullptr;
   }
   // Only failure handling (or waiters) engaged: jemalloc first, the engine on failure.
-  if (!(allocscope::engaged_bits() &
-        (allocscope::kEngagedLimit | allocscope::kEngagedKv | allocscope::kEngagedRegions))) {
+  if (!(allocscope::engaged_bits() & (allocscope::kEngagedLimit | allocscope::kEngagedKv |
+                                      allocscope::kEngagedRegions | allocscope::kEngagedFaults))) {
     void *p = je_realloc(ptr, size);
     if (AS_LIKELY(p != nullptr)) return p;
   }

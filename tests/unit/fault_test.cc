@@ -84,7 +84,7 @@ TEST_F(Fault, NothingFailsUntilConfigured) {
 }
 
 TEST_F(Fault, ProcessNthFailsExactlyThatAllocation) {
-  ASSERT_EQ(allocscope_config("fault.nth:5"), 0);
+  ASSERT_EQ(allocscope_config("fault.nth:5,fault.times:1"), 0);
   EXPECT_EQ(run(20), std::vector<int>{5});
   EXPECT_TRUE(run(20).empty()) << "it fails once";
 }
@@ -112,11 +112,13 @@ TEST_F(Fault, TimesLimitsTheFailures) {
 
 TEST_F(Fault, IntervalFailsEveryNth) {
   ASSERT_EQ(allocscope_config("fault.interval:4,fault.times:-1"), 0);
+  EXPECT_TRUE(run(12).empty()) << "interval alone selects nothing";
+  ASSERT_EQ(allocscope_config("fault.probability:100"), 0);
   EXPECT_EQ(run(12), (std::vector<int>{4, 8, 12}));
 }
 
 TEST_F(Fault, SpaceLetsBytesThroughFirst) {
-  ASSERT_EQ(allocscope_config("fault.space:3000,fault.times:2"), 0);
+  ASSERT_EQ(allocscope_config("fault.space:3000,fault.times:2,fault.probability:100"), 0);
   // 777-byte allocations: space 3000 lets three through (3000, 2223, 1446 are all more
   // than 777, and shrink by it), then 669 is not: the 4th and 5th fail.
   EXPECT_EQ(run(8), (std::vector<int>{4, 5}));
