@@ -84,6 +84,9 @@ const char *where(char *buf, size_t len) {
 }
 
 void *attempt(const Request &r) {
+  // jemalloc's malloc has a fast path its mallocx lacks: use it for plain requests.
+  if (r.old == nullptr && r.align == 0 && r.jemalloc_flags == 0 && !(r.call & ALLOCSCOPE_ZERO))
+    return je_malloc(r.size);
   int flags = r.jemalloc_flags;
   if (r.align != 0) flags |= MALLOCX_ALIGN(r.align);
   if (r.call & ALLOCSCOPE_ZERO) flags |= MALLOCX_ZERO;
@@ -357,10 +360,10 @@ void *allocate(const Request &r) {
   EngineGuard guard;
   const Policy pol = policy_for(r, t);
   stats::PolicyCounters &counters = stats::of(pol.contract);
-  stats::bump(counters.attempts);
   const bool warn = !(pol.flags & ALLOCSCOPE_NOWARN) && g_config.warn.load();
 
   if (r.size > g_config.max_size.load(std::memory_order_relaxed)) {
+    stats::bump(counters.attempts);
     stats::bump(counters.failures);
     if (warn && report_allowed()) report_failure(r, pol, Reason::kSizeCap, 0);
     errno = ENOMEM;
@@ -375,10 +378,17 @@ void *allocate(const Request &r) {
                         fault::inject(r.size, pol.flags, pol.contract == Contract::kNofail,
                                       r.name, r.callsite);
   if (injected && !kv) {
+    stats::bump(counters.attempts);
     stats::bump(counters.failures);
     errno = ENOMEM;
     return nullptr;
   }
+  // Fault injection said no and nothing else needs the engine before the attempt: try
+  // jemalloc as the fast path would have; the policy only matters if that fails.
+  if (!injected && !kv && !limit_is_set() && r.old == nullptr) {
+    if (void *p = attempt(r)) return p;
+  }
+  stats::bump(counters.attempts);
   Request fresh = r;  // the same request for a new block, when a realloc moves
   fresh.old = nullptr;
 

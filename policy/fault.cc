@@ -354,7 +354,10 @@ bool inject(size_t size, Flags flags, bool nofail, const char *function, const v
     return false;
   CallSite *site = call_site(callsite);
   if (!callsite_allows(site) || !stack_allows()) return false;
-  const uint64_t nth = g_eligible.fetch_add(1, std::memory_order_relaxed) + 1;
+  // The number of this eligible allocation: fault.nth counts them; otherwise it is only
+  // worth a shared counter when it is logged or reported.
+  const bool numbered = g_log_path[0] != '\0' || g_verbose.load(std::memory_order_relaxed) != 0;
+  const uint64_t nth = numbered ? g_eligible.fetch_add(1, std::memory_order_relaxed) + 1 : 0;
   if (site != nullptr && g_record_path[0] != '\0')
     site->count.fetch_add(1, std::memory_order_relaxed);
   // 2. nth: the thread's countdown, then the process's.
