@@ -10,6 +10,7 @@
 #include "config.h"
 #include "fault.h"
 #include "heap_stats.h"
+#include "pool.h"
 #include "region.h"
 #include "report.h"
 #include "version.h"
@@ -72,6 +73,11 @@ int stats_json(char *buf, size_t len) {
         get(g_counters.reports), get(g_counters.reports_suppressed),
         get(g_counters.reclaimer_calls));
   w.add("\"faults_injected\":%llu,", static_cast<unsigned long long>(fault::injected()));
+  const pool::Counters &pools = pool::g_counters;
+  w.add("\"pools\":{\"live\":%llu,\"held\":%llu,\"from_reserve\":%llu,\"waits\":%llu,"
+        "\"failures\":%llu},",
+        get(pools.live), get(pools.held), get(pools.from_reserve), get(pools.waits),
+        get(pools.failures));
   const region::Stats regions = region::stats();
   w.add("\"kv\":{\"regions\":%zu,\"region_bytes\":%zu,\"fallbacks\":%llu,\"direct\":%llu,"
         "\"remap_moves\":%llu,\"grown_in_place\":%llu},",

@@ -16,6 +16,7 @@
 //     "conflicts":N,"nofail_demotions":N,"misuse":N,"reports":N,"reports_suppressed":N,
 //     "reclaimer_calls":N,
 //     "faults_injected":N,
+//     "pools":{"live":N,"held":N,"from_reserve":N,"waits":N,"failures":N},
 //     "kv":{"regions":N,"region_bytes":N,"fallbacks":N,"direct":N,"remap_moves":N,
 //           "grown_in_place":N},
 //     "heap":{"allocated":N,"active":N,"resident":N,"mapped":N,"retained":N,

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "engine.h"
 #include "fault.h"
+#include "pool.h"
 #include "reclaim.h"
 #include "scope.h"
 #include "stats.h"
@@ -113,3 +114,20 @@ AS_EXPORT int allocscope_fault_mark(int on) { return allocscope::fault::mark_thr
 AS_EXPORT int allocscope_active(void) { return 1; }
 
 AS_EXPORT const char *allocscope_version(void) { return allocscope::kVersion; }
+
+// Pools (policy/pool.h): the engine's allocations under the caller's flags and scope.
+AS_EXPORT allocscope_pool *allocscope_pool_create(size_t elem_size, unsigned min_nr) {
+  return allocscope::pool::create(elem_size, min_nr, __builtin_return_address(0));
+}
+
+AS_EXPORT void *allocscope_pool_alloc(allocscope_pool *pool, allocscope_flags_t flags) {
+  return allocscope::pool::alloc_element(pool, flags, __builtin_return_address(0));
+}
+
+AS_EXPORT void allocscope_pool_free(allocscope_pool *pool, void *elem) {
+  allocscope::pool::free_element(pool, elem);
+}
+
+AS_EXPORT void allocscope_pool_destroy(allocscope_pool *pool) {
+  allocscope::pool::destroy(pool, __builtin_return_address(0));
+}

@@ -111,6 +111,35 @@ int allocscope_reclaimer_add(const char *name, unsigned klass, allocscope_reclai
    Returns 0 or -ENOENT. */
 int allocscope_reclaimer_remove(int id);
 
+/* ---- Pools: preallocated elements for allocations that must make progress. ---- */
+
+/* A pool of elements of one size, min_nr of them held back (the kernel's mempool). A
+   thread that gets an element and returns it in bounded time always makes progress, however
+   short memory is, provided no one holds an element while waiting for a second one from
+   the same pool. Elements are ordinary heap blocks, charged to the budget. */
+typedef struct allocscope_pool allocscope_pool;
+/* Creates a pool and allocates min_nr elements of elem_size bytes at once (min_nr 0 holds
+   one), under the calling thread's policy. NULL with errno EINVAL if elem_size is 0, ENOMEM
+   if elem_size * min_nr is above max_size (both reported) or the allocations fail (nothing
+   is kept). */
+allocscope_pool *allocscope_pool_create(size_t elem_size, unsigned min_nr);
+/* An element of elem_size bytes, from any thread. First a light allocation (no reclaim, no
+   waiting, no report, no emergency allowance), then an element held back by the pool. If
+   none is and the policy resolved from flags and the thread's scope is NOWAIT: NULL with
+   errno ENOMEM at once, not reported. Otherwise an allocation under that policy (NOFAIL
+   tries as RETRY_MAYFAIL here), then a wait for allocscope_pool_free on another thread,
+   trying again every 5 s. So it returns NULL only under NOWAIT. ALLOCSCOPE_ZERO zeroes a
+   held-back element too. pool NULL: NULL with EINVAL. */
+void *allocscope_pool_alloc(allocscope_pool *pool, allocscope_flags_t flags);
+/* Returns an element, from any thread: the pool keeps it if it holds fewer than min_nr
+   (waking a waiter), else it is freed. elem NULL: nothing. pool NULL: elem is freed. */
+void allocscope_pool_free(allocscope_pool *pool, void *elem);
+/* Frees the held-back elements and the pool. Elements not returned with allocscope_pool_free
+   are reported (their count) and stay valid: from now on they are ordinary blocks, released
+   with free(). No thread may use the pool meanwhile, nor wait in allocscope_pool_alloc.
+   NULL: nothing. */
+void allocscope_pool_destroy(allocscope_pool *pool);
+
 /* ---- Budget, configuration, stats. ---- */
 
 /* Same grammar as ALLOCSCOPE_CONF. Returns 0, or -EINVAL if any pair was bad (the good

@@ -5,10 +5,12 @@
  * liballocscope.so is preloaded its definitions of the same names come first in the
  * lookup scope, so these are never called and the policy takes effect. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "allocscope.h"
 
@@ -78,3 +80,95 @@ int allocscope_fault_mark(int on) { (void)on; return 0; }
 
 int allocscope_active(void) { return 0; }
 const char *allocscope_version(void) { return ALLOCSCOPE_VERSION; }
+
+/* Pools keep their contract over plain malloc: min_nr elements held back, a blocking
+   allocation waits for one to come back (retrying malloc every 5 s), NOWAIT fails at once.
+   Nothing is reported and there are no fork handlers: no budget runs short here. */
+struct allocscope_pool {
+  pthread_mutex_t mutex; /* guards held and elements[] */
+  pthread_cond_t returned;
+  size_t elem_size;
+  unsigned min_nr;
+  unsigned held;
+  void *elements[];
+};
+
+allocscope_pool *allocscope_pool_create(size_t elem_size, unsigned min_nr) {
+  const unsigned nr = min_nr != 0 ? min_nr : 1;
+  allocscope_pool *pool;
+  if (elem_size == 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (elem_size > PTRDIFF_MAX / nr) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  pool = malloc(sizeof(*pool) + nr * sizeof(void *));
+  if (pool == NULL) return NULL;
+  pthread_mutex_init(&pool->mutex, NULL);
+  pthread_cond_init(&pool->returned, NULL);
+  pool->elem_size = elem_size;
+  pool->min_nr = nr;
+  for (pool->held = 0; pool->held < nr; ++pool->held) {
+    pool->elements[pool->held] = malloc(elem_size);
+    if (pool->elements[pool->held] == NULL) {
+      allocscope_pool_destroy(pool);
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  return pool;
+}
+
+void *allocscope_pool_alloc(allocscope_pool *pool, allocscope_flags_t flags) {
+  const int may_wait = (flags & ALLOCSCOPE_NOFAIL) || !(flags & ALLOCSCOPE_NOWAIT);
+  void *elem;
+  if (pool == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  while ((elem = allocscope_alloc(pool->elem_size, flags)) == NULL) {
+    pthread_mutex_lock(&pool->mutex);
+    if (pool->held == 0 && may_wait) {
+      struct timespec deadline;
+      clock_gettime(CLOCK_REALTIME, &deadline);
+      deadline.tv_sec += 5;
+      pthread_cond_timedwait(&pool->returned, &pool->mutex, &deadline);
+    }
+    if (pool->held > 0) elem = pool->elements[--pool->held];
+    pthread_mutex_unlock(&pool->mutex);
+    if (elem != NULL) {
+      if (flags & ALLOCSCOPE_ZERO) memset(elem, 0, pool->elem_size);
+      return elem;
+    }
+    if (!may_wait) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  return elem;
+}
+
+void allocscope_pool_free(allocscope_pool *pool, void *elem) {
+  int keep = 0;
+  if (elem == NULL) return;
+  if (pool != NULL) {
+    pthread_mutex_lock(&pool->mutex);
+    keep = pool->held < pool->min_nr;
+    if (keep) {
+      pool->elements[pool->held++] = elem;
+      pthread_cond_signal(&pool->returned);
+    }
+    pthread_mutex_unlock(&pool->mutex);
+  }
+  if (!keep) free(elem);
+}
+
+void allocscope_pool_destroy(allocscope_pool *pool) {
+  if (pool == NULL) return;
+  while (pool->held > 0) free(pool->elements[--pool->held]);
+  pthread_cond_destroy(&pool->returned);
+  pthread_mutex_destroy(&pool->mutex);
+  free(pool);
+}

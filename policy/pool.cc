@@ -1,0 +1,242 @@
+// pool.cc: see pool.h.
+#include "pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <new>
+
+#include "backtrace.h"
+#include "config.h"
+#include "engine.h"
+#include "report.h"
+#include "resolve.h"
+#include "rules.h"
+#include "stats.h"
+#include "thread_state.h"
+
+// The pool and its held-back array are one engine allocation, made under the creating
+// thread's policy like the elements: memory the caller asked for, charged and policed.
+struct allocscope_pool {
+  pthread_mutex_t mutex;            // guards held and elements[]
+  pthread_cond_t returned;          // free_element() kept an element
+  size_t elem_size;
+  unsigned min_nr;
+  unsigned held;                    // elements[0, held) are held back
+  void **elements;                  // min_nr slots, just after this struct
+  std::atomic<int64_t> out{0};      // handed out, not yet back through free_element
+  allocscope_pool *next = nullptr;  // every live pool, for fork (under g_pools_mutex)
+  allocscope_pool *prev = nullptr;
+};
+
+namespace allocscope {
+namespace pool {
+
+Counters g_counters;
+
+namespace {
+
+// How long a waiting allocation sleeps before trying the allocator again: mempool's
+// io_schedule_timeout(5*HZ), since memory may have been freed to the budget meanwhile.
+constexpr uint64_t kWaitSeconds = 5;
+
+pthread_mutex_t g_pools_mutex = PTHREAD_MUTEX_INITIALIZER;
+allocscope_pool *g_pools = nullptr;
+pthread_once_t g_fork_handlers_once = PTHREAD_ONCE_INIT;
+
+// fork(): a thread of the parent may hold a pool's lock; holding them all across fork()
+// leaves each one free in the child.
+void prefork() {
+  pthread_mutex_lock(&g_pools_mutex);
+  for (allocscope_pool *p = g_pools; p != nullptr; p = p->next) pthread_mutex_lock(&p->mutex);
+}
+void postfork_parent() {
+  for (allocscope_pool *p = g_pools; p != nullptr; p = p->next) pthread_mutex_unlock(&p->mutex);
+  pthread_mutex_unlock(&g_pools_mutex);
+}
+void postfork_child() {
+  // Threads that were waiting in the parent do not exist in the child.
+  for (allocscope_pool *p = g_pools; p != nullptr; p = p->next)
+    p->returned = PTHREAD_COND_INITIALIZER;
+  postfork_parent();
+}
+
+void register_fork_handlers() {
+  EngineGuard guard;  // pthread_atfork may allocate: bookkeeping, not the caller's memory
+  pthread_atfork(prefork, postfork_parent, postfork_child);
+}
+
+void *attempt(const allocscope_pool *pool, const char *name, Flags call,
+              const void *callsite) {
+  return allocate(Request{name, pool->elem_size, 0, nullptr, call, 0, callsite});
+}
+
+// The last held-back element, or nullptr if none is. Under pool->mutex.
+void *take_held(allocscope_pool *pool) {
+  if (pool->held == 0) return nullptr;
+  stats::bump(g_counters.from_reserve);
+  g_counters.held.fetch_sub(1, std::memory_order_relaxed);
+  return pool->elements[--pool->held];
+}
+
+// Frees the held-back elements and the pool itself (create's failure path, destroy).
+void free_pool(allocscope_pool *pool) {
+  for (unsigned i = 0; i < pool->held; ++i) release(pool->elements[i]);
+  pthread_cond_destroy(&pool->returned);
+  pthread_mutex_destroy(&pool->mutex);
+  pool->~allocscope_pool();
+  release(pool);
+}
+
+// Waits until free_element() returns an element or kWaitSeconds pass. Under pool->mutex.
+void wait_for_return(allocscope_pool *pool) {
+  timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += kWaitSeconds;
+  stats::bump(g_counters.waits);
+  pthread_cond_clockwait(&pool->returned, &pool->mutex, CLOCK_MONOTONIC, &deadline);
+}
+
+}  // namespace
+
+allocscope_pool *create(size_t elem_size, unsigned min_nr, const void *callsite) {
+  char where[256];
+  if (elem_size == 0) {
+    stats::bump(stats::g_counters.misuse);
+    format_frame(callsite, where, sizeof(where));
+    report("allocscope_pool_create(0, %u): elem_size must be at least 1; at %s", min_nr, where);
+    errno = EINVAL;
+    return nullptr;
+  }
+  const unsigned nr = min_nr != 0 ? min_nr : 1;  // the kernel keeps at least one, too
+  size_t total;
+  const size_t max_size = g_config.max_size.load(std::memory_order_relaxed);
+  if (__builtin_mul_overflow(elem_size, nr, &total) || total > max_size) {
+    format_frame(callsite, where, sizeof(where));
+    report("allocscope_pool_create(%zu, %u): %u elements of %zu bytes are above max_size %zu; "
+           "at %s",
+           elem_size, min_nr, nr, elem_size, max_size, where);
+    errno = ENOMEM;
+    return nullptr;
+  }
+
+  void *memory = allocate(Request{"allocscope_pool_create",
+                                  sizeof(allocscope_pool) + nr * sizeof(void *), 0, nullptr,
+                                  0, 0, callsite});
+  if (memory == nullptr) return nullptr;  // ENOMEM, reported by the engine (unless NOWARN)
+  auto *pool = new (memory) allocscope_pool;
+  pthread_mutex_init(&pool->mutex, nullptr);
+  pthread_cond_init(&pool->returned, nullptr);
+  pool->elem_size = elem_size;
+  pool->min_nr = nr;
+  pool->held = 0;
+  pool->elements = reinterpret_cast<void **>(pool + 1);
+  for (; pool->held < nr; ++pool->held) {
+    pool->elements[pool->held] = attempt(pool, "allocscope_pool_create", 0, callsite);
+    if (pool->elements[pool->held] == nullptr) {
+      free_pool(pool);
+      errno = ENOMEM;
+      return nullptr;
+    }
+  }
+
+  pthread_once(&g_fork_handlers_once, register_fork_handlers);
+  pthread_mutex_lock(&g_pools_mutex);
+  pool->next = g_pools;
+  if (g_pools != nullptr) g_pools->prev = pool;
+  g_pools = pool;
+  pthread_mutex_unlock(&g_pools_mutex);
+  stats::bump(g_counters.live);
+  stats::bump(g_counters.held, nr);
+  return pool;
+}
+
+void *alloc_element(allocscope_pool *pool, Flags flags, const void *callsite) {
+  if (pool == nullptr) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  const int saved_errno = errno;  // failed attempts set it; a success leaves it as it was
+  const Flags light = (flags & ~kContractMask) | ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN |
+                      ALLOCSCOPE_NOMEMALLOC;
+  void *elem = attempt(pool, "allocscope_pool_alloc", light, callsite);
+
+  if (elem == nullptr) {
+    // What the caller's contract allows once nothing is held back. Resolved outside the
+    // pool's lock: the rules' caller lookup may take the loader's lock.
+    const Contract contract =
+        resolve(t_state.scope | rules::flags_for(callsite), flags,
+                g_config.policy.load(std::memory_order_relaxed),
+                g_config.nofail_in_nowait.load(std::memory_order_relaxed))
+            .contract;
+    Flags full = flags | ALLOCSCOPE_NOWARN | ALLOCSCOPE_NOMEMALLOC;
+    if (contract == Contract::kNofail)  // see pool.h; and still never fault-injected
+      full = (full & ~kContractMask) | ALLOCSCOPE_RETRY_MAYFAIL | ALLOCSCOPE_NOFAULT;
+    for (;;) {
+      pthread_mutex_lock(&pool->mutex);
+      elem = take_held(pool);
+      pthread_mutex_unlock(&pool->mutex);
+      if (elem != nullptr) {
+        if (flags & ALLOCSCOPE_ZERO) memset(elem, 0, pool->elem_size);
+        break;
+      }
+      if (contract == Contract::kNowait) {
+        stats::bump(g_counters.failures);
+        errno = ENOMEM;
+        return nullptr;
+      }
+      elem = attempt(pool, "allocscope_pool_alloc", full, callsite);
+      if (elem != nullptr) break;
+      pthread_mutex_lock(&pool->mutex);
+      if (pool->held == 0) wait_for_return(pool);  // checked under the lock: no lost wake-up
+      pthread_mutex_unlock(&pool->mutex);
+    }
+  }
+  pool->out.fetch_add(1, std::memory_order_relaxed);
+  errno = saved_errno;
+  return elem;
+}
+
+void free_element(allocscope_pool *pool, void *elem) {
+  if (elem == nullptr) return;
+  if (pool == nullptr) return release(elem);
+  pool->out.fetch_sub(1, std::memory_order_relaxed);
+  pthread_mutex_lock(&pool->mutex);
+  const bool keep = pool->held < pool->min_nr;
+  if (keep) {
+    pool->elements[pool->held++] = elem;
+    stats::bump(g_counters.held);
+    pthread_cond_signal(&pool->returned);  // one element, one waiter
+  }
+  pthread_mutex_unlock(&pool->mutex);
+  if (!keep) release(elem);
+}
+
+void destroy(allocscope_pool *pool, const void *callsite) {
+  if (pool == nullptr) return;
+  pthread_mutex_lock(&g_pools_mutex);
+  if (pool->prev != nullptr) pool->prev->next = pool->next;
+  else g_pools = pool->next;
+  if (pool->next != nullptr) pool->next->prev = pool->prev;
+  pthread_mutex_unlock(&g_pools_mutex);
+
+  const int64_t out = pool->out.load(std::memory_order_relaxed);
+  if (out > 0) {
+    char where[256];
+    format_frame(callsite, where, sizeof(where));
+    report("allocscope_pool_destroy(%p): %lld element%s of %zu bytes still out (not returned "
+           "with allocscope_pool_free); they stay valid, release them with free(); thread %d; "
+           "at %s",
+           static_cast<void *>(pool), static_cast<long long>(out), out == 1 ? "" : "s",
+           pool->elem_size, static_cast<int>(gettid()), where);
+  }
+  g_counters.held.fetch_sub(pool->held, std::memory_order_relaxed);
+  g_counters.live.fetch_sub(1, std::memory_order_relaxed);
+  free_pool(pool);
+}
+
+}  // namespace pool
+}  // namespace allocscope
