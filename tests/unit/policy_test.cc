@@ -22,6 +22,7 @@
 
 #include "allocscope.h"
 #include "allocscope.hpp"
+#include "test_support.h"
 
 namespace {
 
@@ -118,17 +119,9 @@ class Policy : public ::testing::Test {
     return id;
   }
 
-  std::string log() const {
-    std::ifstream in(log_path_);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
+  std::string log() const { return test_support::read_file(log_path_); }
   static int count(const std::string &text, const std::string &what) {
-    int n = 0;
-    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-    return n;
+    return test_support::count_of(text, what);
   }
 
   std::string log_path_;

@@ -23,6 +23,7 @@
 
 #include "allocscope.h"
 #include "allocscope.hpp"
+#include "test_support.h"
 
 namespace {
 
@@ -117,17 +118,9 @@ class Pool : public ::testing::Test {
     return p == nullptr;
   }
 
-  std::string log() const {
-    std::ifstream in(log_path_);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
+  std::string log() const { return test_support::read_file(log_path_); }
   static int count(const std::string &text, const std::string &what) {
-    int n = 0;
-    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-    return n;
+    return test_support::count_of(text, what);
   }
 
   std::string log_path_;
