@@ -94,6 +94,19 @@ TEST_F(Kv, FallsBackExactlyWhenTheArenaLimitIsReached) {
   free(in_arena);
 }
 
+TEST_F(Kv, AnInjectedArenaFailureFallsBackToARegion) {
+  const long long fallbacks = stat("\"fallbacks\":");
+  ASSERT_EQ(allocscope_config("fault.size_min:3M,fault.size_max:3M,fault.nth:1"), 0);
+  void *p = allocscope_kvmalloc(3 * kMiB, 0);
+  ASSERT_NE(p, nullptr) << "the injected failure hits the arena attempt, not the region";
+  EXPECT_EQ(allocscope_is_region(p), 1);
+  EXPECT_EQ(stat("\"fallbacks\":"), fallbacks + 1);
+  free(p);
+  ASSERT_EQ(allocscope_config("fault.nth:1"), 0);
+  EXPECT_EQ(allocscope_alloc(3 * kMiB, ALLOCSCOPE_NOWARN), nullptr) << "without KV it just fails";
+  allocscope_config("fault.reset:true");
+}
+
 TEST_F(Kv, BelowTheThresholdNeverARegion) {
   ASSERT_EQ(allocscope_config(("arena_limit:" + std::to_string(allocscope_charged())).c_str()),
             0);
