@@ -78,18 +78,6 @@ int64_t sum_charged(bool with_allowances) {
   return total;
 }
 
-// Frees by threads that never joined are missing from the sum: lowers it to jemalloc's own
-// count of live bytes if that is smaller, and returns by how much. Under g_mutex.
-int64_t resync() {
-  HeapTotals heap;
-  read_heap_totals(&heap);
-  const int64_t actual = static_cast<int64_t>(heap.allocated) + g_outside_jemalloc;
-  const int64_t counted = sum_charged(false);
-  if (actual >= counted) return 0;
-  g_outside -= counted - actual;
-  return counted - actual;
-}
-
 void join_locked(ThreadState &t) {
   if (t.allocated == nullptr) {
     size_t len = sizeof(t.allocated);
@@ -203,7 +191,6 @@ bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
   // This thread's own allowance is part of the sum; it is replaced by the new one.
   int64_t others = sum_charged(true) - t.left;
   const int64_t need = static_cast<int64_t>(size);
-  if (!overdraw && others + need > cap) others -= resync();
   bool ok = true;
   if (overdraw || others + need + kBatch <= cap) {
     t.left = need + kBatch;

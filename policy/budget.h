@@ -10,9 +10,9 @@
 //     one lock, after summing what every thread that has joined really holds: its net
 //     bytes (from jemalloc's counters) plus its unused allowance. That sum is what the
 //     limit caps.
-//   - a thread joins at its first refill. One that only frees never does, so its frees
-//     are not in the sum: when a refill would fail, the sum is checked against jemalloc's
-//     own total (stats.allocated, which does see them) and lowered to it if it is higher.
+//   - a thread joins at its first refill, or at its first free under the limit (so a
+//     thread that only frees is counted too): that free pays a compare on the thread's
+//     generation, nothing else.
 // So:
 //   - the cap holds to within the size-class rounding of one allowance per thread:
 //     allocations take their requested size from the allowance while jemalloc counts the
@@ -76,8 +76,8 @@ void uncharge_outside(size_t bytes);
 // Would `size` more bytes in the jemalloc arena stay within arena_limit?
 bool arena_fits(size_t size);
 
-// Makes the thread known to the budget (frees that wake a NOFAIL waiter join first, so
-// that what they free counts at once).
+// Makes the thread known to the budget; a thread's first free under a limit does it, so
+// that what it frees counts even if it never allocates.
 void join(ThreadState &t);
 inline void ensure_joined(ThreadState &t) {
   if (t.budget_generation != g_generation.load(std::memory_order_relaxed)) join(t);

@@ -49,9 +49,15 @@ inline bool may_skip_engine(size_t size) {
   return !(bits & kEngagedLimit) || budget::take_from_allowance(t_state, size);
 }
 
-// May a free be a plain jemalloc call? Yes unless regions exist or a NOFAIL allocation
-// waits to be woken. (A limit costs frees nothing: see budget.h.)
-inline bool free_is_direct() { return (engaged_bits() & kFreeBits) == 0; }
+// May a free be a plain jemalloc call? Yes unless regions exist, a NOFAIL allocation waits
+// to be woken, or a limit is set and this thread has not joined it yet (its frees must be
+// counted).
+inline bool free_is_direct() {
+  const uint32_t bits = engaged_bits() & kFreeBits;
+  if (AS_LIKELY(bits == 0)) return true;
+  return bits == kEngagedLimit &&
+         t_state.budget_generation == budget::g_generation.load(std::memory_order_relaxed);
+}
 
 // A realloc is a plain jemalloc call only when nothing at all is engaged.
 inline bool realloc_is_direct() { return engaged_bits() == 0; }

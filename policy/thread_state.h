@@ -77,10 +77,11 @@ enum EngagedBits : uint32_t {
 extern std::atomic<uint32_t> g_engaged AS_HIDDEN;
 
 // What each kind of entry point cannot ignore. Allocation: the limit, failure handling,
-// kv_direct, fault injection. Free: waiters to wake, regions. Realloc: all.
+// kv_direct, fault injection. Free: the limit (joining it), waiters to wake, regions.
+// Realloc: all.
 inline constexpr uint32_t kAllocBits =
     kEngagedLimit | kEngagedOnFailure | kEngagedKvDirect | kEngagedFaults;
-inline constexpr uint32_t kFreeBits = kEngagedWaiters | kEngagedRegions;
+inline constexpr uint32_t kFreeBits = kEngagedLimit | kEngagedWaiters | kEngagedRegions;
 
 // The test every entry point makes first: one load, a mask and a branch.
 inline uint32_t engaged_bits() { return g_engaged.load(std::memory_order_relaxed); }

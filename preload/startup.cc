@@ -46,7 +46,9 @@ __attribute__((constructor)) void allocscope_start() {
 
 __attribute__((destructor)) void allocscope_stop() { allocscope::write_exit_stats(); }
 
-using dlopen_fn = void *(*)(const char *, int);
+// noexcept like glibc's dlopen: calling a function that might throw from our noexcept
+// wrapper would need an exception region around the call, and no tail call is possible.
+using dlopen_fn = void *(*)(const char *, int) noexcept;
 
 dlopen_fn real_dlopen() {
   static std::atomic<dlopen_fn> real{nullptr};
