@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -309,16 +310,19 @@ const Key kKeys[] = {
      [](std::string_view v) { return !v.empty() && set_text(g_record_path, v); }, false},
     {"reset", "true: every fault key back to its default, injection off",
      [](std::string_view v) {
-       if (v != "true") return false;
+       bool on;
+       if (!parse_bool(v, &on) || !on) return false;
        reset();
        return true;
      },
      false},
 };
 
+// Keys are case-insensitive, as every other key.
 const Key *find(std::string_view name) {
   for (const Key &k : kKeys)
-    if (name == k.name) return &k;
+    if (name.size() == strlen(k.name) && strncasecmp(name.data(), k.name, name.size()) == 0)
+      return &k;
   return nullptr;
 }
 

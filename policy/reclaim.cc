@@ -19,7 +19,7 @@ namespace {
 
 struct Reclaimer {
   std::atomic<int> id;  // 0 = free slot
-  unsigned klass;
+  std::atomic<unsigned> klass;  // written by add() while a pass may read a freed slot
   allocscope_reclaim_fn fn;
   void *arg;
   char name[32];

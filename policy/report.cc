@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,14 +16,15 @@
 namespace allocscope {
 namespace {
 
-// The log file, or nullptr for stderr. Each report opens it, appends and closes it again:
-// a descriptor kept open would be visible to the program (and inherited across exec by
+// The log file ("" for stderr). Each report opens it, appends and closes it again: a
+// descriptor kept open would be visible to the program (and inherited across exec by
 // tools that pass descriptors on), and would write into whatever file later reuses its
-// number if the program closed it. Two buffers, so a new path never overwrites the one a
-// concurrent report may be reading.
-std::atomic<const char *> g_report_path{nullptr};
-char g_report_paths[2][PATH_MAX];
-int g_report_next = 0;
+// number if the program closed it.
+// Guards the path: a report copies it under the lock, set_report_file() writes it under the
+// lock. A report only tries the lock (it may run in a fork child whose parent held it, or
+// inside a signal-ish context): if it is busy, that report goes to stderr.
+pthread_mutex_t g_report_mutex = PTHREAD_MUTEX_INITIALIZER;
+char g_report_path[PATH_MAX];
 
 int open_expanded(const char *path, int flags) {
   char expanded[PATH_MAX];
@@ -33,8 +35,12 @@ int open_expanded(const char *path, int flags) {
 
 // Writes one report: to the log file if it opens, otherwise to stderr.
 void emit(const iovec *parts, int count) {
-  const char *path = g_report_path.load(std::memory_order_acquire);
-  int fd = path != nullptr ? open_expanded(path, O_APPEND) : -1;
+  char path[PATH_MAX] = "";
+  if (pthread_mutex_trylock(&g_report_mutex) == 0) {
+    memcpy(path, g_report_path, sizeof(path));
+    pthread_mutex_unlock(&g_report_mutex);
+  }
+  int fd = path[0] != '\0' ? open_expanded(path, O_APPEND) : -1;
   const int out = fd >= 0 ? fd : STDERR_FILENO;
   while (writev(out, parts, count) < 0 && errno == EINTR) {
   }
@@ -84,6 +90,10 @@ void report(const char *fmt, ...) {
   va_end(ap);
   size_t len = sizeof(kPrefix) - 1 + (n < 0 ? 0 : static_cast<size_t>(n));
   if (len > sizeof(line) - 2) len = sizeof(line) - 2;
+  // One report, one line, whatever text it quotes (a configuration value may hold a
+  // newline): control characters become '?'.
+  for (size_t i = sizeof(kPrefix) - 1; i < len; ++i)
+    if (static_cast<unsigned char>(line[i]) < 0x20 || line[i] == 0x7f) line[i] = '?';
   line[len++] = '\n';
   const iovec part = {line, len};
   emit(&part, 1);
@@ -102,18 +112,15 @@ void report_text(const char *prefix, const char *text) {
 }
 
 int set_report_file(const char *path) {
-  if (path[0] == '\0') {
-    g_report_path.store(nullptr, std::memory_order_release);
-    return 0;
-  }
   if (strlen(path) >= PATH_MAX) return -ENAMETOOLONG;
-  const int fd = open_expanded(path, O_APPEND);  // fail now, not at the first report
-  if (fd < 0) return fd;
-  close(fd);
-  char *slot = g_report_paths[g_report_next];
-  g_report_next ^= 1;
-  strcpy(slot, path);
-  g_report_path.store(slot, std::memory_order_release);
+  if (path[0] != '\0') {
+    const int fd = open_expanded(path, O_APPEND);  // fail now, not at the first report
+    if (fd < 0) return fd;
+    close(fd);
+  }
+  pthread_mutex_lock(&g_report_mutex);
+  strcpy(g_report_path, path);
+  pthread_mutex_unlock(&g_report_mutex);
   return 0;
 }
 
