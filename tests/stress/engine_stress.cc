@@ -52,10 +52,15 @@
 #include "scope.h"
 #include "stats.h"
 #include "thread_state.h"
+#include "stress_support.h"
 
 namespace as = allocscope;
 
 namespace {
+
+using stress::die;
+using stress::now_ns;
+using stress::Rng;
 
 constexpr size_t kKiB = 1024;
 constexpr size_t kMiB = 1024 * 1024;
@@ -69,47 +74,9 @@ constexpr size_t kMaxBlock = 3 * kMiB;
 constexpr size_t kKvThreshold = 64 * kKiB;
 constexpr size_t kKvDirect = 1 * kMiB;
 
-[[noreturn]] __attribute__((format(printf, 1, 2))) void die(const char *fmt, ...) {
-  char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-  va_end(ap);
-  if (n < 0) n = 0;
-  if (n > static_cast<int>(sizeof(line)) - 2) n = sizeof(line) - 2;
-  line[n++] = '\n';
-  static const char kPrefix[] = "engine_stress: FAIL: ";
-  if (write(2, kPrefix, sizeof(kPrefix) - 1) < 0 || write(2, line, n) < 0) {
-  }
-  abort();
-}
 
-#define CHECK(cond, ...)           \
-  do {                             \
-    if (!(cond)) die(__VA_ARGS__); \
-  } while (0)
 
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
 
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull) {
-    if (s == 0) s = 1;
-  }
-  uint64_t next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 0x2545F4914F6CDD1Dull;
-  }
-  uint64_t below(uint64_t n) { return n == 0 ? 0 : next() % n; }
-  uint64_t between(uint64_t lo, uint64_t hi) { return lo + below(hi - lo + 1); }
-  bool percent(unsigned p) { return below(100) < p; }
-};
 
 inline uint64_t word_of(uint64_t seed, size_t k) { return seed ^ (k * 0x9E3779B97F4A7C15ull); }
 
