@@ -148,9 +148,10 @@ int allocscope_config(const char *conf);
 /* Caps the bytes charged (usable size of live allocations). 0 = no limit. Returns 0. */
 int allocscope_limit_set(size_t bytes);
 size_t allocscope_limit_get(void);
-/* Bytes charged to the budget now. Each thread may hold up to 2 x 64 KiB of charge it has
-   not used yet (batching keeps threads off one shared counter); the calling thread's is
-   settled first, so the value is exact when no other thread holds any. */
+/* Bytes charged to the budget now: the usable size of every live allocation (jemalloc
+   blocks and regions), summed over all threads from jemalloc's per-thread counters. Exact
+   when no other thread is allocating at that moment. Without a limit nothing is charged
+   and this is jemalloc's count of live bytes. */
 size_t allocscope_charged(void);
 /* ---- Fault injection (the fault.* keys configure the rest). ---- */
 
