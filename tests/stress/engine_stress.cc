@@ -61,6 +61,10 @@ namespace {
 using stress::die;
 using stress::now_ns;
 using stress::Rng;
+using stress::all_zero;
+using stress::check;
+using stress::check_range;
+using stress::fill;
 
 constexpr size_t kKiB = 1024;
 constexpr size_t kMiB = 1024 * 1024;
@@ -78,51 +82,6 @@ constexpr size_t kKvDirect = 1 * kMiB;
 
 
 
-inline uint64_t word_of(uint64_t seed, size_t k) { return seed ^ (k * 0x9E3779B97F4A7C15ull); }
-
-void fill(void *p, size_t from, size_t to, uint64_t seed) {
-  auto *b = static_cast<unsigned char *>(p);
-  for (size_t i = from; i < to; ++i) {
-    if ((i & 7) == 0 && i + 8 <= to) {
-      const uint64_t w = word_of(seed, i >> 3);
-      memcpy(b + i, &w, 8);
-      i += 7;
-      continue;
-    }
-    b[i] = static_cast<unsigned char>(word_of(seed, i >> 3) >> (8 * (i & 7)));
-  }
-}
-
-bool check_range(const void *p, size_t from, size_t to, uint64_t seed) {
-  const auto *b = static_cast<const unsigned char *>(p);
-  for (size_t i = from; i < to; ++i) {
-    if ((i & 7) == 0 && i + 8 <= to) {
-      uint64_t w;
-      memcpy(&w, b + i, 8);
-      if (w != word_of(seed, i >> 3)) return false;
-      i += 7;
-      continue;
-    }
-    if (b[i] != static_cast<unsigned char>(word_of(seed, i >> 3) >> (8 * (i & 7)))) return false;
-  }
-  return true;
-}
-
-bool check(const void *p, size_t from, size_t to, uint64_t seed) {
-  if (to - from <= 128 * kKiB) return check_range(p, from, to, seed);
-  if (!check_range(p, from, from + 8 * kKiB, seed) || !check_range(p, to - 8 * kKiB, to, seed))
-    return false;
-  for (size_t i = (from + 8 * kKiB) & ~size_t{7}; i + 8 <= to - 8 * kKiB; i += 4096)
-    if (!check_range(p, i, i + 8, seed)) return false;
-  return true;
-}
-
-bool all_zero(const void *p, size_t n) {
-  const auto *b = static_cast<const unsigned char *>(p);
-  for (size_t i = 0; i < n; ++i)
-    if (b[i] != 0) return false;
-  return true;
-}
 
 struct Header {
   uint64_t size;

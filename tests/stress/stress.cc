@@ -97,6 +97,10 @@ namespace {
 using stress::die;
 using stress::now_ns;
 using stress::Rng;
+using stress::all_zero;
+using stress::check;
+using stress::check_range;
+using stress::fill;
 
 constexpr size_t kKiB = 1024;
 constexpr size_t kMiB = 1024 * 1024;
@@ -128,50 +132,6 @@ void sleep_ms(int ms) {
 
 // ---- Patterns: byte i of a block with seed s is byte (i % 8) of word(s, i / 8). ----
 
-inline uint64_t word_of(uint64_t seed, size_t k) { return seed ^ (k * 0x9E3779B97F4A7C15ull); }
-
-void fill(void *p, size_t from, size_t to, uint64_t seed) {
-  auto *b = static_cast<unsigned char *>(p);
-  size_t i = from;
-  for (; i < to && (i & 7) != 0; ++i) b[i] = static_cast<unsigned char>(word_of(seed, i >> 3) >> (8 * (i & 7)));
-  for (; i + 8 <= to; i += 8) {
-    const uint64_t w = word_of(seed, i >> 3);
-    memcpy(b + i, &w, 8);
-  }
-  for (; i < to; ++i) b[i] = static_cast<unsigned char>(word_of(seed, i >> 3) >> (8 * (i & 7)));
-}
-
-bool check_range(const void *p, size_t from, size_t to, uint64_t seed) {
-  const auto *b = static_cast<const unsigned char *>(p);
-  size_t i = from;
-  for (; i < to && (i & 7) != 0; ++i)
-    if (b[i] != static_cast<unsigned char>(word_of(seed, i >> 3) >> (8 * (i & 7)))) return false;
-  for (; i + 8 <= to; i += 8) {
-    uint64_t w;
-    memcpy(&w, b + i, 8);
-    if (w != word_of(seed, i >> 3)) return false;
-  }
-  for (; i < to; ++i)
-    if (b[i] != static_cast<unsigned char>(word_of(seed, i >> 3) >> (8 * (i & 7)))) return false;
-  return true;
-}
-
-// Whole blocks up to 256 KiB; larger ones: the first and last 16 KiB and one word per page.
-bool check(const void *p, size_t from, size_t to, uint64_t seed) {
-  if (to - from <= 256 * kKiB) return check_range(p, from, to, seed);
-  if (!check_range(p, from, from + 16 * kKiB, seed) || !check_range(p, to - 16 * kKiB, to, seed))
-    return false;
-  for (size_t i = (from + 16 * kKiB) & ~size_t{7}; i + 8 <= to - 16 * kKiB; i += 4096)
-    if (!check_range(p, i, i + 8, seed)) return false;
-  return true;
-}
-
-bool all_zero(const void *p, size_t n) {
-  const auto *b = static_cast<const unsigned char *>(p);
-  for (size_t i = 0; i < n; ++i)
-    if (b[i] != 0) return false;
-  return true;
-}
 
 // ---- The resolution table of allocscope.h, to know which contract a call follows. ----
 

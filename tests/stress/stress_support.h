@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,5 +57,51 @@ struct Rng {
   uint64_t between(uint64_t lo, uint64_t hi) { return lo + below(hi - lo + 1); }
   bool percent(unsigned p) { return below(100) < p; }
 };
+
+// A block's contents: a pattern derived from a seed, written and verified by range.
+inline uint64_t word_of(uint64_t seed, size_t k) { return seed ^ (k * 0x9E3779B97F4A7C15ull); }
+
+inline void fill(void *p, size_t from, size_t to, uint64_t seed) {
+  auto *b = static_cast<unsigned char *>(p);
+  size_t i = from;
+  for (; i < to && (i & 7) != 0; ++i) b[i] = static_cast<unsigned char>(word_of(seed, i >> 3) >> (8 * (i & 7)));
+  for (; i + 8 <= to; i += 8) {
+    const uint64_t w = word_of(seed, i >> 3);
+    memcpy(b + i, &w, 8);
+  }
+  for (; i < to; ++i) b[i] = static_cast<unsigned char>(word_of(seed, i >> 3) >> (8 * (i & 7)));
+}
+
+inline bool check_range(const void *p, size_t from, size_t to, uint64_t seed) {
+  const auto *b = static_cast<const unsigned char *>(p);
+  size_t i = from;
+  for (; i < to && (i & 7) != 0; ++i)
+    if (b[i] != static_cast<unsigned char>(word_of(seed, i >> 3) >> (8 * (i & 7)))) return false;
+  for (; i + 8 <= to; i += 8) {
+    uint64_t w;
+    memcpy(&w, b + i, 8);
+    if (w != word_of(seed, i >> 3)) return false;
+  }
+  for (; i < to; ++i)
+    if (b[i] != static_cast<unsigned char>(word_of(seed, i >> 3) >> (8 * (i & 7)))) return false;
+  return true;
+}
+
+// Whole blocks up to 256 KiB; larger ones: the first and last 16 KiB and one word per page.
+inline bool check(const void *p, size_t from, size_t to, uint64_t seed) {
+  if (to - from <= 256 * 1024) return check_range(p, from, to, seed);
+  if (!check_range(p, from, from + 16 * 1024, seed) || !check_range(p, to - 16 * 1024, to, seed))
+    return false;
+  for (size_t i = (from + 16 * 1024) & ~size_t{7}; i + 8 <= to - 16 * 1024; i += 4096)
+    if (!check_range(p, i, i + 8, seed)) return false;
+  return true;
+}
+
+inline bool all_zero(const void *p, size_t n) {
+  const auto *b = static_cast<const unsigned char *>(p);
+  for (size_t i = 0; i < n; ++i)
+    if (b[i] != 0) return false;
+  return true;
+}
 
 }  // namespace stress
