@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "heap_stats.h"
 #include "region.h"
+#include "reserve.h"
 
 namespace allocscope {
 namespace budget {
@@ -57,24 +58,28 @@ void unlink(ThreadState &t) {
 void leave(ThreadState &t) {
   if (joined_now(t)) g_outside += net_since_join(t);
   t.left = 0;
+  t.reserve_left = 0;
   t.budget_generation = 0;
   unlink(t);
 }
 
 void on_thread_exit(void *arg) {
   auto *t = static_cast<ThreadState *>(arg);
+  reserve::release(*t);
   pthread_mutex_lock(&g_mutex);
   leave(*t);
   t->exited = true;
   pthread_mutex_unlock(&g_mutex);
 }
 
-// What the limit caps: every joined thread's live bytes and unused allowance, plus the
-// bytes outside them. Under g_mutex.
+// What the limit caps: every joined thread's live bytes, unused reserve and unused
+// allowance, plus the bytes outside them. Under g_mutex.
 int64_t sum_charged(bool with_allowances) {
   int64_t total = g_outside;
   for (ThreadState *t = g_threads; t != nullptr; t = t->next_joined)
-    if (joined_now(*t)) total += net_since_join(*t) + (with_allowances ? load(&t->left) : 0);
+    if (joined_now(*t))
+      total += net_since_join(*t) + load(&t->reserve_left) +
+               (with_allowances ? load(&t->left) : 0);
   return total;
 }
 
@@ -226,6 +231,35 @@ void uncharge_outside(size_t bytes) {
   g_outside_jemalloc -= static_cast<int64_t>(bytes);
   pthread_mutex_unlock(&g_mutex);
   wake_waiters();
+}
+
+bool charge_reserve(ThreadState &t, size_t bytes, bool memalloc, bool overdraw) {
+  if (t.exited || bytes > static_cast<size_t>(INT64_MAX / 2)) return false;
+  pthread_mutex_lock(&g_mutex);
+  if (!joined_now(t) || (t.next_joined == nullptr && g_threads != &t)) join_locked(t);
+  const bool ok = !(g_engaged.load(std::memory_order_relaxed) & kEngagedLimit) || overdraw ||
+                  sum_charged(true) + static_cast<int64_t>(bytes) <= cap_for(memalloc);
+  if (ok) __atomic_store_n(&t.reserve_left, t.reserve_left + static_cast<int64_t>(bytes),
+                           __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&g_mutex);
+  return ok;
+}
+
+size_t uncharge_reserve(ThreadState &t) {
+  pthread_mutex_lock(&g_mutex);
+  const int64_t unused = t.reserve_left;
+  __atomic_store_n(&t.reserve_left, 0, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&g_mutex);
+  wake_waiters();
+  return unused > 0 ? static_cast<size_t>(unused) : 0;
+}
+
+size_t reserves_total() {
+  pthread_mutex_lock(&g_mutex);
+  int64_t total = 0;
+  for (ThreadState *t = g_threads; t != nullptr; t = t->next_joined) total += load(&t->reserve_left);
+  pthread_mutex_unlock(&g_mutex);
+  return total > 0 ? static_cast<size_t>(total) : 0;
 }
 
 bool arena_fits(size_t size) {

@@ -1,7 +1,7 @@
 // budget.h: the memory limit.
 //
-// charged = the usable size of every live allocation (jemalloc blocks and regions),
-// capped by `limit`. Nothing on the allocation fast path touches shared state:
+// charged = the usable size of every live allocation (jemalloc blocks and regions) plus
+// the unused part of every reserve, capped by `limit`. Nothing on the allocation fast path touches shared state:
 //   - jemalloc already counts every thread's allocated and freed bytes
 //     (thread.allocatedp/deallocatedp), so a free costs the budget nothing at all;
 //   - each thread holds an allowance ("left") it may allocate from without asking. An
@@ -72,6 +72,16 @@ bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw);
 // unmapping. charge_outside() fails if they do not fit under the limit.
 bool charge_outside(size_t bytes, bool memalloc, bool overdraw);
 void uncharge_outside(size_t bytes);
+
+// A thread's reserve (reserve.h): charge_reserve() adds `bytes` to t.reserve_left if they
+// fit under the limit; an allocation served by the reserve then moves bytes from
+// reserve_left to the thread's live bytes without asking (the sum does not change).
+// The thread joins the budget's registry even with no limit set, so that a limit set
+// later counts its reserve. uncharge_reserve() gives back what is left and returns it.
+bool charge_reserve(ThreadState &t, size_t bytes, bool memalloc, bool overdraw);
+size_t uncharge_reserve(ThreadState &t);
+// The unused reserves of all threads.
+size_t reserves_total();
 
 // Would `size` more bytes in the jemalloc arena stay within arena_limit?
 bool arena_fits(size_t size);

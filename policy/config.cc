@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <string>
 
+#include "atomic_reserve.h"
 #include "budget.h"
 #include "engine.h"
 #include "fault.h"
@@ -88,8 +89,8 @@ const Key kKeys[] = {
                "kv, noreclaim, noreclaim_class(0-15), memalloc, nomemalloc)",
      [](std::string_view v) {
        Flags f;
-       // Flags that belong to features not built yet are refused rather than ignored;
-       // ZERO is call-site only.
+       // RESERVE draws on a thread's own reserve and NOFAULT marks a section: neither is
+       // a process default. ZERO is call-site only.
        const Flags unsupported = ALLOCSCOPE_RESERVE | ALLOCSCOPE_NOFAULT | ALLOCSCOPE_ZERO;
        if (!parse_flags(v.data(), v.size(), &f) || (f & unsupported)) return false;
        g_config.policy.store(f);
@@ -108,6 +109,16 @@ const Key kKeys[] = {
        size_t n;
        if (!parse_size(v, &n)) return false;
        budget::set_arena_limit(n);
+       return true;
+     }},
+    {"nowait_reserve", "a size up to 512M (0 = off): memory mapped in advance for NOWAIT",
+     [](std::string_view v) {
+       size_t n;
+       if (!parse_size(v, &n) || n > (size_t{512} << 20)) return false;
+       if (!atomic_reserve::configure(n))
+         report("nowait_reserve:%zu: the system refused to map it; the atomic reserve is off",
+                n);
+       update_engagement();
        return true;
      }},
     {"kv_threshold", "a size from 4K", [](std::string_view v) {

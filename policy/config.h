@@ -12,7 +12,7 @@
 // Keys (README.md has the table with defaults):
 //   policy, limit, arena_limit, emergency, max_size, nofail_max, nofail_overdraw_ms,
 //   retry_max, nofail_in_nowait, stall_warn_ms, warn, warn_burst, kv_threshold, kv_direct,
-//   kv_guard, kv_window, strict, stats_print, stats_file, log_file
+//   kv_guard, kv_window, nowait_reserve, strict, stats_print, stats_file, log_file
 #pragma once
 
 #include <limits.h>

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atomic_reserve.h"
 #include "backend.h"
 #include "backtrace.h"
 #include "budget.h"
@@ -20,6 +21,7 @@
 #include "rules.h"
 #include "region.h"
 #include "report.h"
+#include "reserve.h"
 #include "resolve.h"
 #include "stats.h"
 #include "thread_state.h"
@@ -141,17 +143,23 @@ void handle_conflict(const Request &r) {
 void prefork() {
   config_prefork();
   reclaim::prefork();
+  reserve::prefork();
+  atomic_reserve::prefork();
   budget::prefork();
   region::prefork();
 }
 void postfork_parent() {
   region::postfork_parent();
+  atomic_reserve::postfork();
+  reserve::postfork();
   budget::postfork_parent();
   reclaim::postfork_parent();
   config_postfork();
 }
 void postfork_child() {
   region::postfork_child();
+  atomic_reserve::postfork();
+  reserve::postfork();
   budget::postfork_child();
   reclaim::postfork_child();
   config_postfork();
@@ -286,6 +294,25 @@ struct RegionTry : Try {
   void *resize;
 };
 
+// allocscope_reserve(): premapped memory for the reserve, then its charge. Returns a
+// non-null token on success (there is no block).
+struct ReserveTry : Try {
+  explicit ReserveTry(size_t bytes) : bytes(bytes) {}
+  void *once(bool memalloc, bool overdraw, Reason *why) override {
+    *why = Reason::kBackend;
+    if (!reserve::provide(bytes)) return nullptr;
+    if (!budget::charge_reserve(t_state, bytes, memalloc, overdraw)) {
+      reserve::unprovide(bytes);
+      *why = Reason::kLimit;
+      return nullptr;
+    }
+    reserve::grant(t_state, bytes);
+    return this;
+  }
+  bool backend_is_jemalloc() const override { return false; }
+  size_t bytes;
+};
+
 // The retry loop: tries, and on failure lets the resolved contract decide between giving
 // up, reclaiming, backing off and waiting for frees.
 void *with_policy(const Request &r, const Policy &pol, stats::PolicyCounters &counters,
@@ -348,19 +375,70 @@ void *move_block(const Request &r, const Policy &pol, stats::PolicyCounters &cou
   return p;
 }
 
+// A RESERVE allocation served by the thread's reserve, or nullptr (none, exhausted, a
+// region or a shrink: those follow the policy). A growing realloc moves the block.
+void *from_reserve(ThreadState &t, const Request &r) {
+  int flags = r.jemalloc_flags;
+  if (r.align != 0) flags |= MALLOCX_ALIGN(r.align);
+  if (r.call & ALLOCSCOPE_ZERO) flags |= MALLOCX_ZERO;
+  if (r.old == nullptr) return reserve::take(t, r.size, flags, r.name);
+  if (region::contains(r.old)) return nullptr;
+  const size_t old = je_sallocx(r.old, 0);
+  if (r.size <= old) return nullptr;
+  void *p = reserve::take(t, r.size, flags, r.name);
+  if (p == nullptr) return nullptr;
+  memcpy(p, r.old, old);
+  release(r.old);
+  return p;
+}
+
+// jemalloc flags that name an arena: the caller's choice is kept.
+constexpr int kArenaFlags = ~((1 << 20) - 1);
+
 }  // namespace
 
-void *allocate(const Request &r) {
+int make_reserve(size_t bytes) {
+  ThreadState &t = t_state;
+  EngineGuard guard;
+  const Request r{"allocscope_reserve", bytes, 0, nullptr, 0, 0, __builtin_return_address(0)};
+  if (bytes == 0) return 0;
+  if (bytes > reserve::room()) {
+    stats::bump(stats::g_counters.misuse);
+    report("allocscope_reserve(%zu): larger than reserves can hold (%zu bytes more at "
+           "most); nothing reserved; thread %d",
+           bytes, reserve::room(), static_cast<int>(gettid()));
+    return ENOMEM;
+  }
+  const Policy pol = policy_for(r, t);
+  stats::PolicyCounters &counters = stats::of(pol.contract);
+  stats::bump(counters.attempts);
+  ReserveTry attempt_reserve(bytes);
+  const bool warn = !(pol.flags & ALLOCSCOPE_NOWARN) && g_config.warn.load();
+  return with_policy(r, pol, counters, attempt_reserve, warn) != nullptr ? 0 : ENOMEM;
+}
+
+void *allocate(const Request &request) {
   ThreadState &t = t_state;
   if (t.in_engine != 0) {  // allocscope's own allocation: no policy, no accounting
-    void *p = attempt(r);
+    void *p = attempt(request);
     if (p == nullptr) errno = ENOMEM;
     return p;
   }
   EngineGuard guard;
-  const Policy pol = policy_for(r, t);
+  const Policy pol = policy_for(request, t);
   stats::PolicyCounters &counters = stats::of(pol.contract);
   const bool warn = !(pol.flags & ALLOCSCOPE_NOWARN) && g_config.warn.load();
+
+  // Reserves first: a RESERVE allocation the thread's reserve covers cannot fail; NOWAIT
+  // goes to the atomic reserve's arena; an ordinary one refills that when it runs low.
+  if (pol.flags & ALLOCSCOPE_RESERVE)
+    if (void *p = from_reserve(t, request)) return p;
+  Request r = request;
+  if (pol.contract == Contract::kNowait) {
+    if (!(r.jemalloc_flags & kArenaFlags)) r.jemalloc_flags |= atomic_reserve::mallocx_flags();
+  } else if (engaged_bits() & kEngagedRefill) {
+    atomic_reserve::refill();
+  }
 
   if (r.size > g_config.max_size.load(std::memory_order_relaxed)) {
     stats::bump(counters.attempts);
@@ -425,11 +503,17 @@ void *allocate(const Request &r) {
 namespace {
 std::atomic<int> g_failure_scopes{0};
 std::atomic<int> g_kv_scopes{0};
+std::atomic<int> g_reserve_scopes{0};
+std::atomic<int> g_nowait_scopes{0};
 }  // namespace
 
-void count_scopes(int failure_delta, int kv_delta) {
-  if (failure_delta != 0) g_failure_scopes.fetch_add(failure_delta);
-  if (kv_delta != 0) g_kv_scopes.fetch_add(kv_delta);
+std::atomic<bool> g_nowait_everywhere{false};
+
+void count_scopes(const ScopeDeltas &d) {
+  if (d.failure != 0) g_failure_scopes.fetch_add(d.failure);
+  if (d.kv != 0) g_kv_scopes.fetch_add(d.kv);
+  if (d.reserve != 0) g_reserve_scopes.fetch_add(d.reserve);
+  if (d.nowait != 0) g_nowait_scopes.fetch_add(d.nowait);
   update_engagement();
 }
 
@@ -441,9 +525,14 @@ void update_engagement() {
                           by_rules != 0;
   const bool kv = ((policy | by_rules) & ALLOCSCOPE_KV) || g_kv_scopes.load() != 0;
   const bool kv_direct = kv && g_config.kv_direct.load() != 0;
+  const bool atomic_reserve = atomic_reserve::size() != 0;
+  g_nowait_everywhere.store(atomic_reserve && ((policy | by_rules) & ALLOCSCOPE_NOWAIT));
+  const bool reserves = g_reserve_scopes.load() != 0 || g_nowait_everywhere.load() ||
+                        (atomic_reserve && g_nowait_scopes.load() != 0);
   const uint32_t set = (on_failure ? kEngagedOnFailure : 0u) | (kv ? kEngagedKv : 0u) |
-                       (kv_direct ? kEngagedKvDirect : 0u);
-  const uint32_t clear = (kEngagedOnFailure | kEngagedKv | kEngagedKvDirect) & ~set;
+                       (kv_direct ? kEngagedKvDirect : 0u) | (reserves ? kEngagedReserves : 0u);
+  const uint32_t clear =
+      (kEngagedOnFailure | kEngagedKv | kEngagedKvDirect | kEngagedReserves) & ~set;
   g_engaged.fetch_or(set);
   g_engaged.fetch_and(~clear);
 }

@@ -16,6 +16,7 @@
 #include "backend.h"
 #include "flags.h"
 #include "region.h"
+#include "reserve.h"
 #include "thread_state.h"
 
 namespace allocscope {
@@ -39,14 +40,34 @@ inline bool limit_only_and_fits(uint32_t bits, size_t size) {
 }
 
 // In the engaged paths: may an allocation of `size` be a plain jemalloc call, going to
-// allocate() only if that fails? Not while faults may be injected, not if kv_direct sends
-// it to a region, nor if a limit is set and it exceeds the thread's allowance.
+// allocate() only if that fails? Not while faults may be injected, not if a reserve may
+// serve it or must be refilled, not if kv_direct sends it to a region, nor if a limit is
+// set and it exceeds the thread's allowance.
+extern std::atomic<bool> g_nowait_everywhere AS_HIDDEN;  // see update_engagement()
+
+// Might a reserve serve this thread's allocations (kEngagedReserves is set)? Its scope
+// has RESERVE, or NOWAIT while the atomic reserve is on (or NOWAIT is the default).
+inline bool reserve_applies(const ThreadState &t) {
+  return (t.scope & (ALLOCSCOPE_RESERVE | ALLOCSCOPE_NOWAIT)) ||
+         g_nowait_everywhere.load(std::memory_order_relaxed);
+}
+
 inline bool may_skip_engine(size_t size) {
   const uint32_t bits = engaged_bits();
-  if (bits & kEngagedFaults) return false;  // every allocation is a fault candidate
+  // Every allocation is a fault candidate; or the atomic reserve needs a refill.
+  if (bits & (kEngagedFaults | kEngagedRefill)) return false;
+  if ((bits & kEngagedReserves) && reserve_applies(t_state)) return false;
   if ((bits & kEngagedKvDirect) && size >= g_config.kv_direct.load(std::memory_order_relaxed))
     return false;
   return !(bits & kEngagedLimit) || budget::take_from_allowance(t_state, size);
+}
+
+// The engaged paths' first step for malloc and operator new: a thread in a RESERVE scope
+// is served by its reserve with no policy to resolve (RESERVE only adds to the policy).
+inline void *from_reserve_scope(size_t size, const char *name) {
+  ThreadState &t = t_state;
+  if (!(t.scope & ALLOCSCOPE_RESERVE) || t.in_engine != 0) return nullptr;
+  return reserve::take(t, size, 0, name);
 }
 
 // May a free be a plain jemalloc call? Yes unless regions exist, a NOFAIL allocation waits
@@ -70,12 +91,19 @@ inline size_t usable_size(const void *p) {
   return region::contains(p) ? region::usable_size(p) : je_malloc_usable_size(const_cast<void *>(p));
 }
 
-// Recomputes kEngagedOnFailure, kEngagedKv and kEngagedKvDirect from the default policy,
-// the rules, the reclaimer count, the threads whose scope has NOFAIL/RETRY_MAYFAIL or KV,
-// and kv_direct.
+// Recomputes kEngagedOnFailure, kEngagedKv, kEngagedKvDirect and kEngagedReserves from
+// the default policy, the rules, the reclaimer count, the threads whose scope has
+// NOFAIL/RETRY_MAYFAIL, KV, RESERVE or NOWAIT, kv_direct and nowait_reserve.
 void update_engagement();
-// A thread's scope gained (+1) or lost (-1) NOFAIL/RETRY_MAYFAIL, and KV.
-void count_scopes(int failure_delta, int kv_delta);
+// A thread's scope gained (+1) or lost (-1) NOFAIL/RETRY_MAYFAIL, KV, RESERVE, NOWAIT.
+struct ScopeDeltas {
+  int failure, kv, reserve, nowait;
+};
+void count_scopes(const ScopeDeltas &deltas);
+
+// allocscope_reserve(): adds `bytes` to the calling thread's reserve under its policy
+// (it may reclaim, wait or fail). 0, or ENOMEM (reported).
+int make_reserve(size_t bytes);
 
 // free() when free_is_direct() said no: releases a region, or joins the limit and frees
 // (je_dallocx with jemalloc_flags); wakes NOFAIL waiters.

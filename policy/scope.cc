@@ -17,18 +17,24 @@ namespace {
 constexpr allocscope_cookie_t kClearBit = 1ull << 63;
 constexpr uint32_t kMaxDepth = 0x7fffffff;
 
+// +1, -1 or 0 as a thread's scope gains, loses or keeps a property.
+int delta(bool now, bool &before) {
+  const int d = now == before ? 0 : now ? 1 : -1;
+  before = now;
+  return d;
+}
+
 // A scope that changes what happens on failure sends failures to the engine (for all
 // threads, see kEngagedOnFailure); successes stay on the fast path. A KV scope engages
-// reallocs (kEngagedKv). Only a change of the thread's state touches the shared counts.
+// reallocs (kEngagedKv); RESERVE and NOWAIT scopes may be served by reserves
+// (kEngagedReserves). Only a change of the thread's state touches the shared counts.
 void update_engaged(ThreadState &t) {
-  const bool on_failure = t.scope & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL);
-  const bool kv = t.scope & ALLOCSCOPE_KV;
-  if (on_failure == t.failure_scope && kv == t.kv_scope) return;
-  const int failure_delta = on_failure == t.failure_scope ? 0 : on_failure ? 1 : -1;
-  const int kv_delta = kv == t.kv_scope ? 0 : kv ? 1 : -1;
-  t.failure_scope = on_failure;
-  t.kv_scope = kv;
-  count_scopes(failure_delta, kv_delta);
+  ScopeDeltas d;
+  d.failure = delta(t.scope & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL), t.failure_scope);
+  d.kv = delta(t.scope & ALLOCSCOPE_KV, t.kv_scope);
+  d.reserve = delta(t.scope & ALLOCSCOPE_RESERVE, t.reserve_scope);
+  d.nowait = delta(t.scope & ALLOCSCOPE_NOWAIT, t.nowait_scope);
+  if (d.failure != 0 || d.kv != 0 || d.reserve != 0 || d.nowait != 0) count_scopes(d);
 }
 
 allocscope_cookie_t make_cookie(Flags bits, uint32_t depth, bool clear) {

@@ -13,6 +13,8 @@
 #include "pool.h"
 #include "region.h"
 #include "report.h"
+#include "reserve.h"
+#include "atomic_reserve.h"
 #include "version.h"
 
 namespace allocscope {
@@ -78,6 +80,26 @@ int stats_json(char *buf, size_t len) {
         "\"failures\":%llu},",
         get(pools.live), get(pools.held), get(pools.from_reserve), get(pools.waits),
         get(pools.failures));
+  const reserve::Stats reserves = reserve::stats();
+  w.add("\"reserves\":{\"made\":%llu,\"released\":%llu,\"exhausted\":%llu,"
+        "\"from_premapped\":%llu,\"unused_bytes\":%llu,\"max_high_water\":%llu,"
+        "\"premapped\":%zu,\"premapped_available\":%zu,\"last\":[",
+        static_cast<unsigned long long>(reserves.made),
+        static_cast<unsigned long long>(reserves.released),
+        static_cast<unsigned long long>(reserves.exhausted),
+        static_cast<unsigned long long>(reserves.from_premapped),
+        static_cast<unsigned long long>(reserves.unused_bytes),
+        static_cast<unsigned long long>(reserves.max_high_water), reserves.mapped,
+        reserves.available);
+  for (unsigned i = 0; i < reserves.last_count; ++i)
+    w.add("%s{\"size\":%llu,\"high_water\":%llu}", i ? "," : "",
+          static_cast<unsigned long long>(reserves.last_size[i]),
+          static_cast<unsigned long long>(reserves.last_high_water[i]));
+  const atomic_reserve::Stats nowait = atomic_reserve::stats();
+  w.add("]},\"nowait_reserve\":{\"size\":%zu,\"available\":%zu,\"handed_out\":%zu,"
+        "\"refills\":%llu},",
+        nowait.size, nowait.available, nowait.handed_out,
+        static_cast<unsigned long long>(nowait.refills));
   const region::Stats regions = region::stats();
   w.add("\"kv\":{\"regions\":%zu,\"region_bytes\":%zu,\"fallbacks\":%llu,\"direct\":%llu,"
         "\"remap_moves\":%llu,\"grown_in_place\":%llu},",

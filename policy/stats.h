@@ -17,6 +17,10 @@
 //     "reclaimer_calls":N,
 //     "faults_injected":N,
 //     "pools":{"live":N,"held":N,"from_reserve":N,"waits":N,"failures":N},
+//     "reserves":{"made":N,"released":N,"exhausted":N,"from_premapped":N,"unused_bytes":N,
+//                 "max_high_water":N,"premapped":N,"premapped_available":N,
+//                 "last":[{"size":N,"high_water":N},…]},   the last 8 released, newest first
+//     "nowait_reserve":{"size":N,"available":N,"handed_out":N,"refills":N},
 //     "kv":{"regions":N,"region_bytes":N,"fallbacks":N,"direct":N,"remap_moves":N,
 //           "grown_in_place":N},
 //     "heap":{"allocated":N,"active":N,"resident":N,"mapped":N,"retained":N,

@@ -39,6 +39,15 @@ struct ThreadState {
   // kEngagedOnFailure / kEngagedKv.
   bool failure_scope;
   bool kv_scope;
+  // ... RESERVE / NOWAIT: they count in kEngagedReserves.
+  bool reserve_scope;
+  bool nowait_scope;
+
+  // The thread's reserve (reserve.h): bytes still unused, charged to the budget (budget
+  // sums read it like `left`), and what was reserved in all.
+  int64_t reserve_left;
+  size_t reserve_size;
+  bool reserve_exhausted;  // reported once per reserve
 
   // Fault injection (fault.cc): allocscope_fail_nth's countdown (0 = off or done), and
   // allocscope_fault_mark for fault.threads:marked.
@@ -73,14 +82,19 @@ enum EngagedBits : uint32_t {
   kEngagedRegions = 1u << 5,
   // Fault injection can fail allocations, or call sites are being recorded (fault.h).
   kEngagedFaults = 1u << 6,
+  // A reserve may serve allocations: some thread's scope has RESERVE, or nowait_reserve
+  // is set and NOWAIT is in some scope, the default policy or the rules (reserve.h).
+  kEngagedReserves = 1u << 7,
+  // The atomic reserve fell below half: the next ordinary allocation refills it.
+  kEngagedRefill = 1u << 8,
 };
 extern std::atomic<uint32_t> g_engaged AS_HIDDEN;
 
 // What each kind of entry point cannot ignore. Allocation: the limit, failure handling,
-// kv_direct, fault injection. Free: the limit (joining it), waiters to wake, regions.
-// Realloc: all.
-inline constexpr uint32_t kAllocBits =
-    kEngagedLimit | kEngagedOnFailure | kEngagedKvDirect | kEngagedFaults;
+// kv_direct, fault injection, reserves. Free: the limit (joining it), waiters to wake,
+// regions. Realloc: all.
+inline constexpr uint32_t kAllocBits = kEngagedLimit | kEngagedOnFailure | kEngagedKvDirect |
+                                       kEngagedFaults | kEngagedReserves | kEngagedRefill;
 inline constexpr uint32_t kFreeBits = kEngagedLimit | kEngagedWaiters | kEngagedRegions;
 
 // The test every entry point makes first: one load, a mask and a branch.

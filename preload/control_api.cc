@@ -116,6 +116,18 @@ AS_EXPORT int allocscope_active(void) { return 1; }
 AS_EXPORT const char *allocscope_version(void) { return allocscope::kVersion; }
 
 // Pools (policy/pool.h): the engine's allocations under the caller's flags and scope.
+AS_EXPORT int allocscope_reserve(size_t bytes) { return allocscope::make_reserve(bytes); }
+
+AS_EXPORT size_t allocscope_reserve_release(void) {
+  allocscope::EngineGuard guard;
+  return allocscope::reserve::release(allocscope::t_state);
+}
+
+AS_EXPORT size_t allocscope_reserve_left(void) {
+  const int64_t left = allocscope::t_state.reserve_left;
+  return allocscope::t_state.reserve_size != 0 && left > 0 ? static_cast<size_t>(left) : 0;
+}
+
 AS_EXPORT allocscope_pool *allocscope_pool_create(size_t elem_size, unsigned min_nr) {
   return allocscope::pool::create(elem_size, min_nr, __builtin_return_address(0));
 }

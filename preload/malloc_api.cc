@@ -37,6 +37,8 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 // fast half stays a test and a tail call into jemalloc.
 
 [[gnu::noinline]] void *malloc_engaged(size_t size, const void *caller) {
+  if (allocscope::engaged_bits() & allocscope::kEngagedReserves)
+    if (void *p = allocscope::from_reserve_scope(size, "malloc")) return p;
   if (allocscope::may_skip_engine(size)) {
     void *p = je_malloc(size);
     if (AS_LIKELY(p != nullptr)) return p;
@@ -71,8 +73,8 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
 
 // realloc's slow half: NULL allocates, size 0 frees, anything else resizes under policy.
 // With a limit the growth must be charged, with kv it may move to a region, a region
-// pointer is never jemalloc's, and with fault injection every call is a candidate: those
-// always go through the engine.
+// pointer is never jemalloc's, with fault injection every call is a candidate, and a
+// reserve may serve it or need a refill: those always go through the engine.
 [[gnu::noinline]] void *realloc_engaged(const char *name, void *ptr, size_t size,
                                         const void *caller) {
   if (ptr == nullptr) return malloc_engaged(size, caller);
@@ -81,8 +83,9 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
     return nullptr;
   }
   // Only failure handling (or waiters) engaged: jemalloc first, the engine on failure.
-  if (!(allocscope::engaged_bits() & (allocscope::kEngagedLimit | allocscope::kEngagedKv |
-                                      allocscope::kEngagedRegions | allocscope::kEngagedFaults))) {
+  if (!(allocscope::engaged_bits() &
+        (allocscope::kEngagedLimit | allocscope::kEngagedKv | allocscope::kEngagedRegions |
+         allocscope::kEngagedFaults | allocscope::kEngagedReserves | allocscope::kEngagedRefill))) {
     void *p = je_realloc(ptr, size);
     if (AS_LIKELY(p != nullptr)) return p;
   }

@@ -111,6 +111,24 @@ int allocscope_reclaimer_add(const char *name, unsigned klass, allocscope_reclai
    Returns 0 or -ENOENT. */
 int allocscope_reclaimer_remove(int id);
 
+/* ---- Reserves: memory set aside before a section that must not fail. ---- */
+
+/* Adds bytes to the calling thread's reserve (radix_tree_preload): charges them to the
+   budget and maps and populates their memory now, under the thread's policy (it may
+   reclaim, wait, or fail). Then allocations with ALLOCSCOPE_RESERVE (scope or call site)
+   on this thread take their usable size from the reserve and cannot fail, neither for the
+   budget nor for the system (mmap refused: a lowered RLIMIT_AS), until it is used up.
+   Freeing them (free, from any thread) does not refill it. An allocation the reserve
+   cannot cover is reported once per reserve (it was sized too small) and follows the
+   thread's policy. Returns 0, or ENOMEM: the policy failed, or bytes is more than
+   reserves can hold (1 GiB in all, reported). bytes 0: nothing, 0. */
+int allocscope_reserve(size_t bytes);
+/* Ends the thread's reserve: its unused bytes go back to the budget. Returns them (0 with
+   no reserve). Thread exit does the same. Its high-water mark goes to the stats. */
+size_t allocscope_reserve_release(void);
+/* The calling thread's unused reserve, in bytes. */
+size_t allocscope_reserve_left(void);
+
 /* ---- Pools: preallocated elements for allocations that must make progress. ---- */
 
 /* A pool of elements of one size, min_nr of them held back (the kernel's mempool). A

@@ -39,6 +39,32 @@ class ClearScope {
   allocscope_cookie_t cookie_;
 };
 
+// A reserve and a RESERVE scope for the guard's lifetime: allocscope_reserve(bytes), then
+// allocations on this thread draw from it; at the end the scope closes and the unused
+// part is released (allocscope_reserve_release). Check ok() before relying on it:
+//
+//   allocscope::Reserve reserve(64 << 10);
+//   if (!reserve.ok()) return -ENOMEM;  // fail before the section, not inside it
+//   ...  // up to 64 KiB of allocations here cannot fail
+class Reserve {
+ public:
+  explicit Reserve(size_t bytes)
+      : status_(allocscope_reserve(bytes)), cookie_(allocscope_save(ALLOCSCOPE_RESERVE)) {}
+  ~Reserve() {
+    allocscope_restore(cookie_);
+    allocscope_reserve_release();
+  }
+  Reserve(const Reserve &) = delete;
+  Reserve &operator=(const Reserve &) = delete;
+
+  bool ok() const { return status_ == 0; }
+  size_t left() const { return allocscope_reserve_left(); }
+
+ private:
+  int status_;
+  allocscope_cookie_t cookie_;
+};
+
 }  // namespace allocscope
 
 #endif  // ALLOCSCOPE_HPP

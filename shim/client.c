@@ -74,6 +74,11 @@ int allocscope_stats_json(char *buf, size_t len) {
   return snprintf(buf, len, "{\"allocscope\":{\"active\":false}}");
 }
 
+/* Nothing is charged or mapped: plain malloc serves RESERVE allocations as any other. */
+int allocscope_reserve(size_t bytes) { (void)bytes; return 0; }
+size_t allocscope_reserve_release(void) { return 0; }
+size_t allocscope_reserve_left(void) { return 0; }
+
 int allocscope_fail_nth(unsigned n) { (void)n; return 0; }
 unsigned allocscope_fail_nth_left(void) { return 0; }
 int allocscope_fault_mark(int on) { (void)on; return 0; }

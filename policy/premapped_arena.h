@@ -1,0 +1,117 @@
+// premapped_arena.h: a jemalloc arena that only ever uses memory mapped in advance.
+//
+// The reserves (reserve.h) need allocations that cannot fail for the system's sake: not
+// when mmap is refused (a lowered RLIMIT_AS, vm.max_map_count, a full commit limit) and,
+// for NOWAIT, not even by making a system call. jemalloc gets its memory through extent
+// hooks; a PremappedArena is an explicit jemalloc arena (arenas.create) whose hooks hand
+// out only pages that were mapped and populated before, from one window of address space
+// it reserved up front:
+//
+//   window (1 GiB, 1 GiB-aligned, PROT_NONE until provided)
+//   [ handed to jemalloc ........ | available (mapped, populated) | reserved ........ ]
+//   base                          next                            end                 base+1G
+//
+// The hooks never map, unmap, purge or decommit: handing out is a compare-and-swap that
+// moves `next` up (a lock-free bump, so a hook never waits and fork cannot catch it
+// holding a lock), and memory handed to jemalloc stays with the arena (the dalloc hook
+// declines, decay is off), which reuses it. Only provide() and trim() make system calls,
+// and they run on ordinary allocation paths, never inside a hook.
+//
+// The window's alignment keeps all of it under one leaf of jemalloc's radix tree (a leaf
+// covers 1 GiB of address space on x86-64): the leaf is created by a first allocation
+// when the arena is made, so later ones never need jemalloc to map metadata either. The
+// arena's own metadata (its base blocks, 2 MiB-aligned) comes through the hooks too.
+#pragma once
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <atomic>
+
+#include "backend.h"
+
+namespace allocscope {
+
+class PremappedArena {
+ public:
+  struct Stats {
+    size_t mapped;      // bytes mapped and populated, handed out or available
+    size_t handed_out;  // to jemalloc (it keeps and reuses them)
+    size_t available;   // mapped and not handed out yet
+    size_t wasted;      // skipped to align what jemalloc asked for
+  };
+
+  // `low_water_bit`: an engaged bit (thread_state.h) set when a hook leaves less than
+  // low_water() available or cannot serve a request, so that an ordinary allocation
+  // refills it (0 = none).
+  constexpr explicit PremappedArena(uint32_t low_water_bit)
+      : hooks_{hook_alloc, hook_dalloc, hook_destroy, hook_commit, nullptr, nullptr,
+               nullptr, hook_split, hook_merge},
+        low_water_bit_(low_water_bit) {}
+
+  // Makes at least `bytes` available, creating the arena on first use. Maps and populates
+  // the pages (MADV_POPULATE_WRITE): false if the window is full or the system refuses.
+  bool provide(size_t bytes);
+  // Returns available memory beyond keep() bytes to the system. keep() is evaluated under
+  // the lock provide() takes, so a provide() that raised what keep() returns is never
+  // undone.
+  void trim(size_t (*keep)());
+  // What provide() may add at most, now.
+  size_t room() const;
+
+  // The jemalloc arena index, 0 until the arena exists. mallocx flags for it: no thread
+  // cache, which would hand its blocks to ordinary allocations and fill from elsewhere.
+  unsigned arena() const { return arena_.load(std::memory_order_acquire); }
+  int mallocx_flags() const { return MALLOCX_ARENA(arena()) | MALLOCX_TCACHE_NONE; }
+
+  void set_low_water(size_t bytes) { low_water_.store(bytes, std::memory_order_relaxed); }
+  size_t low_water() const { return low_water_.load(std::memory_order_relaxed); }
+
+  Stats stats() const;
+
+  // Fork: provide()/trim()'s lock is held across fork() (a hook never takes it).
+  void prefork() { pthread_mutex_lock(&mutex_); }
+  void postfork() { pthread_mutex_unlock(&mutex_); }
+
+ private:
+  // jemalloc's extent hooks (see the top of premapped_arena.cc). Each gets the
+  // extent_hooks_t this object starts with. No decommit and no purge: those are left NULL,
+  // which jemalloc takes as "not supported", so the pages stay populated.
+  static void *hook_alloc(extent_hooks_t *, void *new_addr, size_t size, size_t alignment,
+                          bool *zero, bool *commit, unsigned arena_ind);
+  static bool hook_dalloc(extent_hooks_t *, void *, size_t, bool, unsigned) { return true; }
+  static void hook_destroy(extent_hooks_t *, void *, size_t, bool, unsigned) {}
+  static bool hook_commit(extent_hooks_t *, void *, size_t, size_t, size_t, unsigned) {
+    return false;  // always committed: success
+  }
+  static bool hook_split(extent_hooks_t *, void *, size_t, size_t, size_t, bool, unsigned) {
+    return false;  // success
+  }
+  static bool hook_merge(extent_hooks_t *, void *, size_t, void *, size_t, bool, unsigned) {
+    return false;  // success: the window is one mapping's worth of address space
+  }
+  bool create_locked();
+  bool map_locked(size_t bytes);
+  void *take(void *new_addr, size_t size, size_t alignment);
+
+  // `next` and `end` as page offsets from the window's base, in one word so that the bump
+  // and trim() agree on both.
+  static uint64_t pack(uint64_t next, uint64_t end) { return next << 32 | end; }
+  static uint64_t next_of(uint64_t state) { return state >> 32; }
+  static uint64_t end_of(uint64_t state) { return state & 0xffffffffu; }
+
+  extent_hooks_t hooks_{};  // first member: a hook finds its arena from the pointer
+  const uint32_t low_water_bit_;
+  std::atomic<uintptr_t> base_{0};
+  std::atomic<uint64_t> state_{0};
+  std::atomic<unsigned> arena_{0};
+  std::atomic<size_t> low_water_{0};
+  std::atomic<size_t> wasted_{0};
+  // A failed MAP_FIXED left a hole in the window that could not be reserved again:
+  // nothing is mapped there any more (another mapping may live in the hole).
+  std::atomic<bool> broken_{false};
+  pthread_mutex_t mutex_ = PTHREAD_MUTEX_INITIALIZER;  // provide() and trim()
+};
+
+}  // namespace allocscope
