@@ -25,6 +25,8 @@
 
 #include <atomic>
 
+#include "backend.h"
+#include "config.h"
 #include "thread_state.h"
 
 namespace allocscope {
@@ -45,6 +47,23 @@ void grant(ThreadState &t, size_t bytes);
 // A RESERVE allocation: served from t's reserve, or nullptr if t has none or it cannot
 // cover this one (exhausted: reported once per reserve). `jemalloc_flags`: alignment, zero.
 void *take(ThreadState &t, size_t size, int jemalloc_flags, const char *name);
+
+// take()'s fast path, for a small plain malloc or operator new: if the reserve covers the
+// most that `size` can round up to (jemalloc's size classes are 16 bytes apart up to 128,
+// then 4 per doubling: at most 16 or size/4 above the request), allocate from jemalloc and
+// take what it counted (thread.allocated moves by the usable size). nullptr: use take().
+inline void *take_fast(ThreadState &t, size_t size) {
+  constexpr size_t kFastMax = 4096;  // well inside jemalloc's small classes
+  if (size > kFastMax || static_cast<int64_t>(size + size / 4 + 16) > t.reserve_left ||
+      size > g_config.max_size.load(std::memory_order_relaxed))
+    return nullptr;
+  const uint64_t before = *t.allocated;  // set: a thread with a reserve joined the budget
+  void *p = je_malloc(size);
+  if (AS_LIKELY(p != nullptr))
+    __atomic_store_n(&t.reserve_left, t.reserve_left - static_cast<int64_t>(*t.allocated - before),
+                     __ATOMIC_RELAXED);
+  return p;
+}
 
 // allocscope_reserve_release(): gives the unused part back to the budget and returns it.
 // Also at thread exit.

@@ -2,20 +2,33 @@
    which counts the instructions of two runs with different N and divides the difference
    by the difference in N, so that start-up and exit cancel out.
 
-   Usage: pair_loop N
+   Usage: pair_loop N [reserve]
+   With "reserve" (under liballocscope.so only) the pairs run in a RESERVE scope over a
+   reserve big enough for all of them (allocscope_reserve, found with dlsym).
    Prints the file of the object whose malloc served the pairs, so the script can check
    that the preload was still in effect under valgrind. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s N\n", argv[0]);
+  if (argc != 2 && argc != 3) {
+    fprintf(stderr, "usage: %s N [reserve]\n", argv[0]);
     return 2;
   }
   const long n = atol(argv[1]);
+  if (argc == 3 && strcmp(argv[2], "reserve") == 0) {
+    int (*reserve)(size_t) = (int (*)(size_t))dlsym(RTLD_DEFAULT, "allocscope_reserve");
+    unsigned long long (*save)(unsigned) =
+        (unsigned long long (*)(unsigned))dlsym(RTLD_DEFAULT, "allocscope_save");
+    if (reserve == NULL || save == NULL || reserve((size_t)n * 32 + 4096) != 0) {
+      fprintf(stderr, "pair_loop: no reserve (not under liballocscope.so?)\n");
+      return 1;
+    }
+    save(0x0200u); /* ALLOCSCOPE_RESERVE */
+  }
   for (long i = 0; i < n; ++i) {
     void *p = malloc(32);
     /* The pointer escapes into an empty asm, so the compiler cannot drop the pair. */
