@@ -236,7 +236,10 @@ void uncharge_outside(size_t bytes) {
 bool charge_reserve(ThreadState &t, size_t bytes, bool memalloc, bool overdraw) {
   if (t.exited || bytes > static_cast<size_t>(INT64_MAX / 2)) return false;
   pthread_mutex_lock(&g_mutex);
-  if (!joined_now(t) || (t.next_joined == nullptr && g_threads != &t)) join_locked(t);
+  // Joined, or at least in the registry (with no limit ever set every thread "has joined"
+  // generation 0): a limit set later must find the reserve.
+  const bool registered = t.prev_joined != nullptr || g_threads == &t;
+  if (!joined_now(t) || !registered) join_locked(t);
   const bool ok = !(g_engaged.load(std::memory_order_relaxed) & kEngagedLimit) || overdraw ||
                   sum_charged(true) + static_cast<int64_t>(bytes) <= cap_for(memalloc);
   if (ok) __atomic_store_n(&t.reserve_left, t.reserve_left + static_cast<int64_t>(bytes),

@@ -6,14 +6,14 @@
 //
 // Workers call allocate() with Requests of every kind (fresh, realloc with `old`, aligned,
 // ZERO, KV with kv_direct so that regions are made, grown, shrunk and moved back to the
-// arena), release()/release_sized(), scope_save/scope_clear/scope_restore in random LIFO
+// arena), reserves with RESERVE allocations that must not fail, release()/release_sized(), scope_save/scope_clear/scope_restore in random LIFO
 // nesting, and hand blocks to each other through an exchange array. Each registers a
 // reclaimer (reclaim::add, classes 0-15) that frees its cache, and now and then removes and
 // re-adds it while other threads' reclaim passes may be running it. A tight limit makes
 // allocations fail; NOFAIL ones must not (the same argument as stress.cc: before a NOFAIL
 // request a thread frees down to 512 KiB and empties its cache). A control thread
 // meanwhile applies configurations (apply_config: warn_burst, retry_max, emergency,
-// arena_limit, the default policy, log_file), moves the limit between the budget and twice
+// arena_limit, the default policy, log_file, nowait_reserve), moves the limit between the budget and twice
 // it, and reads charged() and stats_json(). Blocks carry patterns checked before every
 // free and after every realloc; zeroed requests are checked.
 //
@@ -115,7 +115,7 @@ std::atomic<void *> *g_exchange;
 int g_exchange_slots;
 std::atomic<bool> g_workers_done{false};
 std::atomic<long long> g_nofail_ok{0}, g_failures{0}, g_regions{0}, g_reclaim_calls{0},
-    g_readds{0}, g_scopes{0}, g_configs{0}, g_realloc_steps{0};
+    g_readds{0}, g_scopes{0}, g_configs{0}, g_realloc_steps{0}, g_reserves{0};
 
 struct Slot {
   void *p;
@@ -146,6 +146,7 @@ struct Worker {
   void cache_op();
   void nofail_op();
   void kv_op();
+  void reserve_op();
   as::Flags random_call();
   as::Flags random_scope();
   size_t random_size();
@@ -365,13 +366,41 @@ void Worker::kv_op() {
   fill(p, 0, size, seed);
 }
 
+// A reserve, allocations within it (which must not fail, whatever the other threads do
+// to the budget), then its release. The blocks outlive it in the slots.
+void Worker::reserve_op() {
+  const size_t bytes = rng.between(4 * kKiB, 256 * kKiB);
+  if (as::make_reserve(bytes) != 0) {
+    g_failures.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const allocscope_cookie_t cookie = as::scope_save(ALLOCSCOPE_RESERVE, nullptr);
+  // Four blocks of at most bytes/8: with size-class rounding and a large block's extra
+  // page they stay within the reserve.
+  for (int k = 0; k < 4; ++k) {
+    const int i = static_cast<int>(rng.below(kSlots));
+    if (slots[i].p != nullptr) free_slot(i);
+    const size_t size = rng.between(1, bytes / 8);
+    void *p = request(size, random_call() & ~ALLOCSCOPE_NOWAIT);
+    CHECK(p != nullptr, "thread %d: RESERVE request of %zu bytes in a reserve of %zu failed",
+          index, size, bytes);
+    const uint64_t seed = rng.next();
+    store(i, p, size, seed);
+    fill(p, 0, size, seed);
+  }
+  as::scope_restore(cookie);
+  CHECK(as::reserve::release(as::t_state) < bytes, "the reserve was not used");
+  g_reserves.fetch_add(1, std::memory_order_relaxed);
+}
+
 void Worker::op() {
   const uint64_t r = rng.below(100);
   if (r < 45) alloc_op();
   else if (r < 60) realloc_op();
-  else if (r < 72) exchange_op();
-  else if (r < 77) cache_op();
-  else if (r < 80) nofail_op();
+  else if (r < 70) exchange_op();
+  else if (r < 75) cache_op();
+  else if (r < 78) nofail_op();
+  else if (r < 82) reserve_op();
   else kv_op();
   ++ops;
 }
@@ -426,7 +455,7 @@ void *control_main(void *) {
   char json[16384];
   char conf[128];
   while (!g_workers_done.load()) {
-    switch (rng.below(8)) {
+    switch (rng.below(9)) {
       case 0: snprintf(conf, sizeof(conf), "warn_burst:%u", static_cast<unsigned>(rng.below(20))); break;
       case 1: snprintf(conf, sizeof(conf), "retry_max:%u", static_cast<unsigned>(rng.between(1, 4))); break;
       case 2: snprintf(conf, sizeof(conf), "emergency:%zuK", static_cast<size_t>(rng.below(1024))); break;
@@ -439,6 +468,7 @@ void *control_main(void *) {
       }
       case 5: snprintf(conf, sizeof(conf), "log_file:/dev/null,warn:%s", rng.percent(80) ? "true" : "false"); break;
       case 6: snprintf(conf, sizeof(conf), "stall_warn_ms:%u", static_cast<unsigned>(rng.between(100, 5000))); break;
+      case 7: snprintf(conf, sizeof(conf), "nowait_reserve:%zuK", static_cast<size_t>(rng.below(4)) * 512); break;
       default: snprintf(conf, sizeof(conf), "nofail_in_nowait:wait"); break;
     }
     CHECK(as::apply_config(conf, "engine_stress") == 0, "apply_config(\"%s\") refused", conf);
@@ -535,10 +565,10 @@ int main(int argc, char **argv) {
 
   printf("engine_stress: %d threads x %ld operations in %.2f s; %lld failures, %lld NOFAIL "
          "successes, %lld regions, %lld realloc steps, %lld scopes, %lld reclaimer calls, %lld "
-         "re-registrations, %lld configurations; nofail waits %lld\n",
+         "re-registrations, %lld configurations, %lld reserves; nofail waits %lld\n",
          g_threads, g_ops, seconds, g_failures.load(), g_nofail_ok.load(), g_regions.load(),
          g_realloc_steps.load(), g_scopes.load(), g_reclaim_calls.load(), g_readds.load(),
-         g_configs.load(), json_number(strstr(json, "\"nofail\":{"), "\"waits\":"));
+         g_configs.load(), g_reserves.load(), json_number(strstr(json, "\"nofail\":{"), "\"waits\":"));
   // Exact unless a refill about to fail resynchronised the count with jemalloc's total
   // (budget.h), which may only lower it, and never below what is really live: jemalloc's
   // allocated bytes minus its internal ones (every thread cache is flushed) plus regions.
