@@ -7,7 +7,6 @@
 #include "backend.h"
 #include "heap_stats.h"
 #include "region.h"
-#include "reserve.h"
 
 namespace allocscope {
 namespace budget {
@@ -33,7 +32,6 @@ ThreadState *g_threads = nullptr;
 
 pthread_mutex_t g_wait_mutex = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t g_freed = PTHREAD_COND_INITIALIZER;
-pthread_key_t g_exit_key;
 
 // Another thread's counters and allowance are read while it runs: each is an aligned
 // 8-byte word its owner writes, so a read sees a whole (possibly stale) value.
@@ -63,14 +61,6 @@ void leave(ThreadState &t) {
   unlink(t);
 }
 
-void on_thread_exit(void *arg) {
-  auto *t = static_cast<ThreadState *>(arg);
-  reserve::release(*t);
-  pthread_mutex_lock(&g_mutex);
-  leave(*t);
-  t->exited = true;
-  pthread_mutex_unlock(&g_mutex);
-}
 
 // What the limit caps: every joined thread's live bytes, unused reserve and unused
 // allowance, plus the bytes outside them. Under g_mutex.
@@ -89,7 +79,7 @@ void join_locked(ThreadState &t) {
     je_mallctl("thread.allocatedp", &t.allocated, &len, nullptr, 0);
     len = sizeof(t.deallocated);
     je_mallctl("thread.deallocatedp", &t.deallocated, &len, nullptr, 0);
-    pthread_setspecific(g_exit_key, &t);
+    watch_thread_exit(t);
   }
   if (t.next_joined == nullptr && t.prev_joined == nullptr && g_threads != &t) {
     t.next_joined = g_threads;
@@ -103,7 +93,12 @@ void join_locked(ThreadState &t) {
 
 }  // namespace
 
-void init() { pthread_key_create(&g_exit_key, on_thread_exit); }
+void thread_exit(ThreadState &t) {
+  pthread_mutex_lock(&g_mutex);
+  leave(t);
+  t.exited = true;
+  pthread_mutex_unlock(&g_mutex);
+}
 
 void join(ThreadState &t) {
   if (t.exited) return;

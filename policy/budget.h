@@ -98,8 +98,9 @@ inline void ensure_joined(ThreadState &t) {
 void wait_for_free(uint64_t timeout_ns);
 void wake_waiters();
 
-// Sets up the thread-exit handler. Called once at start-up.
-void init();
+// The thread is exiting (engine.cc's exit handler, after its reserve went): its live
+// bytes stay charged outside any thread, its allowance goes back, it charges no more.
+void thread_exit(ThreadState &t);
 
 // Fork: the parent holds the budget's lock across fork(); the child drops the other
 // threads (their live bytes stay counted) and their waits.

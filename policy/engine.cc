@@ -103,7 +103,7 @@ size_t growth(const Request &r) {
   return r.size > old ? r.size - old : 0;
 }
 
-enum class Reason { kLimit, kBackend, kSizeCap };
+enum class Reason { kLimit, kBackend, kRegion, kRegionThenArena, kSizeCap };
 
 void report_failure(const Request &r, const Policy &p, Reason why, unsigned passes) {
   char flags[256], stack[2048], cause[160];
@@ -114,6 +114,14 @@ void report_failure(const Request &r, const Policy &p, Reason why, unsigned pass
       break;
     case Reason::kBackend:
       snprintf(cause, sizeof(cause), "jemalloc could not map memory");
+      break;
+    case Reason::kRegion:
+      snprintf(cause, sizeof(cause), "the region could not grow (window full, "
+                                     "vm.max_map_count or mremap refused)");
+      break;
+    case Reason::kRegionThenArena:
+      snprintf(cause, sizeof(cause), "no region could be mapped (window full, vm.max_map_count "
+                                     "or mmap refused), nor could jemalloc map memory");
       break;
     case Reason::kSizeCap:
       snprintf(cause, sizeof(cause), "size above max_size %zu", g_config.max_size.load());
@@ -278,18 +286,33 @@ struct RegionTry : Try {
       *why = Reason::kLimit;
       return nullptr;
     }
-    *why = Reason::kBackend;
+    *why = Reason::kRegion;
     void *p = resize != nullptr ? region::grow(resize, r.size)
                                 : region::allocate(r.size, r.align, r.call & ALLOCSCOPE_ZERO);
     if (p == nullptr) {
       budget::uncharge_outside(more);
-      return nullptr;
+      return resize == nullptr ? arena_instead(memalloc, overdraw, why) : nullptr;
     }
     g_engaged.fetch_or(kEngagedRegions, std::memory_order_relaxed);
     if (want < old) budget::uncharge_outside(old - want);  // a shrink
     return p;
   }
   bool backend_is_jemalloc() const override { return false; }
+
+  // No new region could be made: kv's arena attempt was light (and arena_limit may have
+  // refused it), but a block the arena can give beats a failure, as vmalloc failing
+  // does not make kmalloc's memory unusable. A region that cannot grow stays as it is.
+  void *arena_instead(bool memalloc, bool overdraw, Reason *why) {
+    if (limit_is_set() && !budget::try_charge(t_state, r.size, memalloc, overdraw)) {
+      *why = Reason::kLimit;
+      return nullptr;
+    }
+    void *p = attempt(r);
+    if (p != nullptr) stats::bump(stats::g_counters.kv_arena_instead);
+    *why = Reason::kRegionThenArena;
+    return p;
+  }
+
   const Request &r;
   void *resize;
 };
@@ -330,7 +353,8 @@ void *with_policy(const Request &r, const Policy &pol, stats::PolicyCounters &co
     if (pol.contract == Contract::kNowait) break;
     if ((pol.contract == Contract::kNormal || pol.contract == Contract::kNoretry) && passes == 1)
       break;
-    const bool purge = why == Reason::kBackend && attempt_once.backend_is_jemalloc();
+    const bool purge = (why == Reason::kBackend && attempt_once.backend_is_jemalloc()) ||
+                       why == Reason::kRegionThenArena;
     const size_t freed = reclaim::run_pass(r.size, pol.flags, purge);
     ++passes;
     stats::bump(counters.reclaim_passes);
@@ -572,9 +596,34 @@ size_t resize_in_place(void *p, size_t size, size_t extra, int jemalloc_flags) {
   return je_xallocx(p, size, extra, jemalloc_flags);
 }
 
+namespace {
+
+pthread_key_t g_exit_key;
+
+void on_thread_exit(void *arg) {
+  ThreadState &t = *static_cast<ThreadState *>(arg);
+  EngineGuard guard;
+  // Scopes left open: their counts would keep the fast path engaged for good.
+  const ScopeDeltas open{-int{t.failure_scope}, -int{t.kv_scope}, -int{t.reserve_scope},
+                         -int{t.nowait_scope}};
+  t.failure_scope = t.kv_scope = t.reserve_scope = t.nowait_scope = false;
+  if (open.failure != 0 || open.kv != 0 || open.reserve != 0 || open.nowait != 0)
+    count_scopes(open);
+  reserve::release(t);
+  budget::thread_exit(t);
+}
+
+}  // namespace
+
+void watch_thread_exit(ThreadState &t) {
+  if (t.exit_watched) return;
+  t.exit_watched = true;
+  pthread_setspecific(g_exit_key, &t);  // a slot in the thread descriptor: no allocation
+}
+
 void start_engine() {
   EngineGuard guard;
-  budget::init();
+  pthread_key_create(&g_exit_key, on_thread_exit);
   pthread_atfork(prefork, postfork_parent, postfork_child);
   if (const char *conf = secure_getenv("ALLOCSCOPE_CONF")) apply_config(conf, "ALLOCSCOPE_CONF");
 }

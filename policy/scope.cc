@@ -34,7 +34,9 @@ void update_engaged(ThreadState &t) {
   d.kv = delta(t.scope & ALLOCSCOPE_KV, t.kv_scope);
   d.reserve = delta(t.scope & ALLOCSCOPE_RESERVE, t.reserve_scope);
   d.nowait = delta(t.scope & ALLOCSCOPE_NOWAIT, t.nowait_scope);
-  if (d.failure != 0 || d.kv != 0 || d.reserve != 0 || d.nowait != 0) count_scopes(d);
+  if (d.failure == 0 && d.kv == 0 && d.reserve == 0 && d.nowait == 0) return;
+  if (d.failure > 0 || d.kv > 0 || d.reserve > 0 || d.nowait > 0) watch_thread_exit(t);
+  count_scopes(d);
 }
 
 allocscope_cookie_t make_cookie(Flags bits, uint32_t depth, bool clear) {

@@ -14,6 +14,7 @@
 #include "region.h"
 #include "report.h"
 #include "reserve.h"
+#include "thread_state.h"
 #include "atomic_reserve.h"
 #include "version.h"
 
@@ -44,6 +45,27 @@ struct Writer {
   }
 };
 
+// The engaged bits (thread_state.h) by name: what keeps entry points off the fast path.
+void add_engaged(Writer &w) {
+  static const struct {
+    uint32_t bit;
+    const char *name;
+  } kNames[] = {{kEngagedLimit, "limit"},       {kEngagedOnFailure, "on_failure"},
+                {kEngagedWaiters, "waiters"},   {kEngagedKv, "kv"},
+                {kEngagedKvDirect, "kv_direct"}, {kEngagedRegions, "regions"},
+                {kEngagedFaults, "faults"},     {kEngagedReserves, "reserves"},
+                {kEngagedRefill, "refill"}};
+  const uint32_t bits = engaged_bits();
+  w.add("\"engaged\":\"");
+  const char *sep = "";
+  for (const auto &n : kNames)
+    if (bits & n.bit) {
+      w.add("%s%s", sep, n.name);
+      sep = "|";
+    }
+  w.add("\",");
+}
+
 unsigned long long get(const std::atomic<uint64_t> &c) {
   return static_cast<unsigned long long>(c.load(std::memory_order_relaxed));
 }
@@ -57,6 +79,7 @@ int stats_json(char *buf, size_t len) {
   Writer w{buf, len};
   w.add("{\"allocscope\":{\"version\":\"%s\",\"pid\":%d,", kVersion,
         static_cast<int>(getpid()));
+  add_engaged(w);
   w.add("\"budget\":{\"limit\":%zu,\"charged\":%zu,\"emergency\":%zu},", budget::limit(),
         budget::charged(), budget::emergency());
   w.add("\"policies\":{");
@@ -102,10 +125,11 @@ int stats_json(char *buf, size_t len) {
         static_cast<unsigned long long>(nowait.refills));
   const region::Stats regions = region::stats();
   w.add("\"kv\":{\"regions\":%zu,\"region_bytes\":%zu,\"fallbacks\":%llu,\"direct\":%llu,"
-        "\"remap_moves\":%llu,\"grown_in_place\":%llu},",
+        "\"remap_moves\":%llu,\"grown_in_place\":%llu,\"arena_instead\":%llu},",
         regions.regions, regions.bytes, get(g_counters.kv_fallbacks), get(g_counters.kv_direct),
         static_cast<unsigned long long>(regions.moved),
-        static_cast<unsigned long long>(regions.grown_in_place));
+        static_cast<unsigned long long>(regions.grown_in_place),
+        get(g_counters.kv_arena_instead));
   w.add("\"heap\":{\"allocated\":%zu,\"active\":%zu,\"resident\":%zu,\"mapped\":%zu,"
         "\"retained\":%zu,\"metadata\":%zu,\"dirty\":%zu,\"nmalloc\":%llu,"
         "\"ndalloc\":%llu}}}",

@@ -7,7 +7,7 @@
 //
 // The JSON object is what allocscope_stats_json() returns and stats_print/stats_file
 // write at exit:
-//   {"allocscope":{"version":"…","pid":N,
+//   {"allocscope":{"version":"…","pid":N,"engaged":"limit|kv|…",  (thread_state.h's bits)
 //     "budget":{"limit":N,"charged":N,"emergency":N},
 //     "policies":{"normal":{…},"noretry":{…},"retry_mayfail":{…},"nofail":{…},
 //                 "nowait":{…}},   each {"attempts","failures","retries","reclaim_passes",
@@ -22,7 +22,7 @@
 //                 "last":[{"size":N,"high_water":N},…]},   the last 8 released, newest first
 //     "nowait_reserve":{"size":N,"available":N,"handed_out":N,"refills":N},
 //     "kv":{"regions":N,"region_bytes":N,"fallbacks":N,"direct":N,"remap_moves":N,
-//           "grown_in_place":N},
+//           "grown_in_place":N,"arena_instead":N},
 //     "heap":{"allocated":N,"active":N,"resident":N,"mapped":N,"retained":N,
 //             "metadata":N,"dirty":N,"nmalloc":N,"ndalloc":N}}}
 // "heap" is jemalloc's view of the whole process (see heap_stats.h). Formatting never
@@ -61,6 +61,7 @@ struct Counters {
   std::atomic<uint64_t> reclaimer_calls;
   std::atomic<uint64_t> kv_fallbacks;  // kv arena attempts that failed, served by a region
   std::atomic<uint64_t> kv_direct;     // kv allocations sent straight to a region
+  std::atomic<uint64_t> kv_arena_instead;  // no region could be made: the arena served it
 };
 
 extern Counters g_counters;

@@ -2,7 +2,7 @@
 //
 // All of it is one plain struct in initial-exec TLS: no constructor, no destructor, no
 // allocation on first access (dynamic TLS would allocate, from inside malloc). A thread
-// that exits gives back what it holds through a pthread key destructor (budget.cc).
+// that exits gives back what it holds through a pthread key destructor (engine.cc).
 #pragma once
 
 #include <stdint.h>
@@ -48,6 +48,9 @@ struct ThreadState {
   int64_t reserve_left;
   size_t reserve_size;
   bool reserve_exhausted;  // reported once per reserve
+
+  // The thread-exit handler is armed (watch_thread_exit).
+  bool exit_watched;
 
   // Fault injection (fault.cc): allocscope_fail_nth's countdown (0 = off or done), and
   // allocscope_fault_mark for fault.threads:marked.
@@ -100,6 +103,11 @@ inline constexpr uint32_t kFreeBits = kEngagedLimit | kEngagedWaiters | kEngaged
 // The test every entry point makes first: one load, a mask and a branch.
 inline uint32_t engaged_bits() { return g_engaged.load(std::memory_order_relaxed); }
 inline bool on_fast_path() { return (engaged_bits() & kAllocBits) == 0; }
+
+// Arms the exit handler for t, the calling thread's state (engine.cc): when the thread
+// exits, the scope counts it holds are dropped, its reserve is released and it leaves the
+// budget. Armed by whatever gives the thread something to give back.
+void watch_thread_exit(ThreadState &t);
 
 // Marks the calling thread as running allocscope code for the lifetime of the object:
 // allocations it makes meanwhile go straight to jemalloc.

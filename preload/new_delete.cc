@@ -34,7 +34,12 @@ int align_flags(std::align_val_t align) {
     void *p = allocate(Request{name, size, align, nullptr, 0, 0, caller});
     if (p != nullptr) return p;
     std::new_handler handler = std::get_new_handler();
-    if (handler == nullptr) throw std::bad_alloc();
+    if (handler == nullptr) {
+      // The exception object is allocated too (__cxa_allocate_exception): outside policy,
+      // so that it neither fails again nor reports a second failure.
+      allocscope::EngineGuard unpoliced;
+      throw std::bad_alloc();
+    }
     handler();
   }
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """expect.py: run one command and check how it ended.
 
-  expect.py [--status N] [--stdout-has S]... [--stderr-has S]... [--stderr-matches RE]...
-            [--same-as-unpreloaded | --unpreloaded] -- CMD [ARGS...]
+  expect.py [--status N] [--stdout-has S]... [--stderr-has S]... [--stderr-lacks S]...
+            [--stderr-matches RE]... [--same-as-unpreloaded | --unpreloaded] -- CMD [ARGS...]
 
 The command runs with the environment meson gives the test (LD_PRELOAD set), or with
 LD_PRELOAD removed for --unpreloaded.
@@ -26,6 +26,7 @@ def main():
     ap.add_argument("--status", type=int, default=0)
     ap.add_argument("--stdout-has", action="append", default=[])
     ap.add_argument("--stderr-has", action="append", default=[])
+    ap.add_argument("--stderr-lacks", action="append", default=[])
     ap.add_argument("--stderr-matches", action="append", default=[])
     ap.add_argument("--same-as-unpreloaded", action="store_true")
     ap.add_argument("--unpreloaded", action="store_true")
@@ -43,6 +44,7 @@ def main():
         problems.append(f"exit status {result.returncode}, expected {args.status}")
     problems += [f"stdout lacks {s!r}" for s in args.stdout_has if s not in result.stdout]
     problems += [f"stderr lacks {s!r}" for s in args.stderr_has if s not in result.stderr]
+    problems += [f"stderr has {s!r}" for s in args.stderr_lacks if s in result.stderr]
     problems += [f"stderr does not match {r!r}" for r in args.stderr_matches
                  if not re.search(r, result.stderr)]
     if args.same_as_unpreloaded:

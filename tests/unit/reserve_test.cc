@@ -214,6 +214,30 @@ TEST_F(Reserve, CxxGuardReservesScopesAndReleases) {
   EXPECT_EQ(allocscope_reserve_left(), 0u);
 }
 
+// The "engaged" bits of the stats, e.g. "limit|kv".
+std::string engaged() {
+  static char json[1 << 16];
+  allocscope_stats_json(json, sizeof(json));
+  const char *at = strstr(json, "\"engaged\":\"");
+  if (at == nullptr) return "?";
+  at += strlen("\"engaged\":\"");
+  return std::string(at, strchr(at, '"'));
+}
+
+TEST_F(Reserve, AThreadThatExitsInsideScopesLeavesTheFastPathAsItWas) {
+  const std::string before = engaged();
+  ASSERT_EQ(before.find("reserves"), std::string::npos) << before;
+  ASSERT_EQ(before.find("on_failure"), std::string::npos) << before;
+  std::thread([] {
+    allocscope_save(ALLOCSCOPE_NOFAIL | ALLOCSCOPE_KV | ALLOCSCOPE_RESERVE);
+    EXPECT_NE(engaged().find("on_failure"), std::string::npos);
+    EXPECT_NE(engaged().find("reserves"), std::string::npos);
+    ASSERT_EQ(allocscope_reserve(64 * kKiB), 0);
+  }).join();  // no restore: the thread exits inside its scope, holding a reserve
+  EXPECT_EQ(engaged(), before);
+  EXPECT_EQ(stat("unused_bytes", "reserves"), 0u) << "the exit released the reserve";
+}
+
 // Address space used now, from /proc/self/status (VmSize, in bytes).
 size_t address_space() {
   const std::string status = test_support::read_file("/proc/self/status");
