@@ -255,7 +255,8 @@ size_t uncharge_reserve(ThreadState &t) {
 size_t reserves_total() {
   pthread_mutex_lock(&g_mutex);
   int64_t total = 0;
-  for (ThreadState *t = g_threads; t != nullptr; t = t->next_joined) total += load(&t->reserve_left);
+  for (ThreadState *t = g_threads; t != nullptr; t = t->next_joined)
+    total += load(&t->reserve_left);
   pthread_mutex_unlock(&g_mutex);
   return total > 0 ? static_cast<size_t>(total) : 0;
 }

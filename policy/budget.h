@@ -1,7 +1,8 @@
 // budget.h: the memory limit.
 //
 // charged = the usable size of every live allocation (jemalloc blocks and regions) plus
-// the unused part of every reserve, capped by `limit`. Nothing on the allocation fast path touches shared state:
+// the unused part of every reserve, capped by `limit`. Nothing on the allocation fast
+// path touches shared state:
 //   - jemalloc already counts every thread's allocated and freed bytes
 //     (thread.allocatedp/deallocatedp), so a free costs the budget nothing at all;
 //   - each thread holds an allowance ("left") it may allocate from without asking. An

@@ -6,15 +6,16 @@
 //
 // Workers call allocate() with Requests of every kind (fresh, realloc with `old`, aligned,
 // ZERO, KV with kv_direct so that regions are made, grown, shrunk and moved back to the
-// arena), reserves with RESERVE allocations that must not fail, release()/release_sized(), scope_save/scope_clear/scope_restore in random LIFO
+// arena), make reserves whose RESERVE allocations must not fail, call
+// release()/release_sized(), scope_save/scope_clear/scope_restore in random LIFO
 // nesting, and hand blocks to each other through an exchange array. Each registers a
 // reclaimer (reclaim::add, classes 0-15) that frees its cache, and now and then removes and
 // re-adds it while other threads' reclaim passes may be running it. A tight limit makes
 // allocations fail; NOFAIL ones must not (the same argument as stress.cc: before a NOFAIL
 // request a thread frees down to 512 KiB and empties its cache). A control thread
 // meanwhile applies configurations (apply_config: warn_burst, retry_max, emergency,
-// arena_limit, the default policy, log_file, nowait_reserve), moves the limit between the budget and twice
-// it, and reads charged() and stats_json(). Blocks carry patterns checked before every
+// arena_limit, the default policy, log_file, nowait_reserve), moves the limit between
+// the budget and twice it, and reads charged() and stats_json(). Blocks carry patterns checked before every
 // free and after every realloc; zeroed requests are checked.
 //
 // At the end, with every worker gone (each has allocated since the limit was set, so each

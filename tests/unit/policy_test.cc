@@ -309,6 +309,24 @@ TEST_F(Policy, NowaitScopeMakesOperatorNewThrow) {
   EXPECT_EQ(p = new (std::nothrow) char[kMiB], nullptr);
 }
 
+TEST_F(Policy, AThrowingOperatorNewIsReportedOnce) {
+  std::vector<void *> crumbs;  // after the ballast: nothing at all left, not even for an exception
+  crumbs.reserve(100000);
+  fill_budget();
+  while (void *p = allocscope_alloc(64, ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN)) crumbs.push_back(p);
+  {
+    allocscope::Scope nowait(ALLOCSCOPE_NOWAIT);
+    char *volatile p = nullptr;
+    EXPECT_THROW(p = new char[kMiB], std::bad_alloc);
+    EXPECT_EQ(p, nullptr);
+  }
+  for (void *p : crumbs) free(p);
+  const std::string text = log();
+  EXPECT_EQ(count(text, "operator new(1048576) failed"), 1) << text;
+  EXPECT_EQ(count(text, " failed: "), 1) << "the exception object's allocation is not a "
+                                            "failure of its own: " << text;
+}
+
 std::vector<void *> *g_handler_ballast;
 int g_handler_calls;
 void free_ballast_handler() {
