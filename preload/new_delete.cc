@@ -52,12 +52,20 @@ void *new_nothrow(const char *name, size_t size, size_t align, const void *calle
   }
 }
 
-inline void *new_impl(size_t size, const void *caller) {
-  if (AS_LIKELY(allocscope::may_skip_engine(size))) {
+// operator new's slow half: engaged, or jemalloc failed.
+[[gnu::noinline]] void *new_engaged(size_t size, const void *caller) {
+  if (allocscope::may_skip_engine(size)) {
     void *p = je_malloc(size);
     if (AS_LIKELY(p != nullptr)) return p;
   }
   return new_slow("operator new", size, 0, caller);
+}
+
+// The fast half makes malloc's one test: the engaged paths' finer tests (limit, reserves,
+// kv_direct) stay out of it. nullptr: call new_engaged. (The caller's address is taken
+// only then, so the fast half keeps no register for it.)
+inline void *new_fast(size_t size) {
+  return AS_LIKELY(allocscope::on_fast_path()) ? je_malloc(size) : nullptr;
 }
 
 inline void *new_aligned_impl(size_t size, std::align_val_t align, const void *caller) {
@@ -91,8 +99,14 @@ inline void sized_delete(void *p, size_t size, int flags) noexcept {
 
 #define AS_NEW __attribute__((visibility("default")))
 
-AS_NEW void *operator new(size_t size) { return new_impl(size, __builtin_return_address(0)); }
-AS_NEW void *operator new[](size_t size) { return new_impl(size, __builtin_return_address(0)); }
+AS_NEW void *operator new(size_t size) {
+  if (void *p = new_fast(size)) return p;
+  return new_engaged(size, __builtin_return_address(0));
+}
+AS_NEW void *operator new[](size_t size) {
+  if (void *p = new_fast(size)) return p;
+  return new_engaged(size, __builtin_return_address(0));
+}
 AS_NEW void *operator new(size_t size, const std::nothrow_t &) noexcept {
   return new_nothrow_impl(size, 0, __builtin_return_address(0));
 }

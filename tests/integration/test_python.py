@@ -24,6 +24,10 @@ MODULES = [
     "test_collections", "test_json", "test_re", "test_sort", "test_deque",
     "test_threading", "test_gc", "test_mmap", "test_ctypes", "test_subprocess",
 ]
+# Timing tests that fail on a loaded machine, with or without the preload (meson runs
+# tests in parallel): this one gives a SIGKILLed child 0.2 s to be reaped. Skipped on both
+# sides, so the comparison stays exact.
+IGNORED = ["test_leak_fast_process_del_killed"]
 TIMEOUT = 420  # seconds per side; about 60 s on an idle 2-core machine
 
 MODULE_LINE = re.compile(r"^\d+:\d\d:\d\d (?:load avg: [\d.]+ )?\[\s*\d+/\d+\] (test_\w+)")
@@ -77,7 +81,10 @@ def failures(text):
 
 class PythonRegrtest(unittest.TestCase):
     def run_side(self, pre):
-        argv = [PYTHON, "-m", "test", "-v"] + MODULES
+        argv = [PYTHON, "-m", "test", "-v"]
+        for pattern in IGNORED:
+            argv += ["--ignore", pattern]
+        argv += MODULES
         cmd = pre.cmd(argv) if pre else argv
         env = ic.plain_env()
         pid, rc, out, _ = ic.run(cmd, env, TIMEOUT, stdin=subprocess.DEVNULL,
