@@ -46,13 +46,6 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
   return allocate(Request{"malloc", size, 0, nullptr, 0, 0, caller});
 }
 
-// malloc's slow half while reserves are engaged: a thread in a RESERVE scope whose
-// reserve covers a small request is served here, with no frame for the rest.
-[[gnu::noinline]] void *malloc_reserves_engaged(size_t size, const void *caller) {
-  if (void *p = allocscope::from_reserve_scope_fast(size)) return p;
-  return malloc_engaged(size, caller);
-}
-
 [[gnu::noinline]] void *calloc_engaged(size_t n, size_t size, const void *caller) {
   size_t bytes;
   if (__builtin_mul_overflow(n, size, &bytes)) bytes = SIZE_MAX;  // fails the size cap
@@ -116,8 +109,10 @@ AS_EXPORT void *malloc(size_t size) noexcept {
   if (AS_LIKELY(!(bits & allocscope::kAllocBits))) return je_malloc(size);
   if (allocscope::limit_only_and_fits(bits, size)) return je_malloc(size);
   // A fresh load rather than `bits`: keeping bits alive would cost the fast path a move.
+  // A RESERVE scope's small request, inline: no call but jemalloc's (the first test above
+  // stays four instructions; the compiler keeps this part out of its way).
   if (allocscope::engaged_bits() & allocscope::kEngagedReserves)
-    return malloc_reserves_engaged(size, __builtin_return_address(0));
+    if (void *p = allocscope::from_reserve_scope_fast(size)) return p;
   return malloc_engaged(size, __builtin_return_address(0));
 }
 

@@ -8,7 +8,8 @@
 // operator new in its throwing, nothrow, array and aligned forms), sizes from 1 byte to
 // 4 MiB, realloc chains that grow and shrink across kv_threshold and kv_direct (so blocks
 // move between the arena and mmap regions), frees of blocks that other threads allocated
-// (a shared exchange array of atomics), nested scopes of every flag (allocscope::Scope
+// (a shared exchange array of atomics), reserves whose allocations must not fail, nested
+// scopes of every flag (allocscope::Scope
 // and ClearScope in random nesting, LIFO by construction), a reclaimer per thread that
 // frees that thread's cache of blocks (classes 0-15, so NORECLAIM_CLASS scopes exclude
 // some), NOFAIL allocations that must succeed, and a fork from a few threads in the
@@ -306,6 +307,7 @@ struct Counts {
   long long demotions;
   long long forks;
   long long scopes;
+  long long reserves;
 };
 
 struct Worker {
@@ -344,6 +346,7 @@ struct Worker {
   void exchange_op();
   void cache_refill();
   void nofail_op();
+  void reserve_op();
   void sizecap_op();
   void sizecap_failed(Contract c, allocscope_flags_t call);
   void kv_op();
@@ -631,6 +634,31 @@ void Worker::cache_refill() {
   }
 }
 
+// A reserve (allocscope::Reserve: the reserve and a RESERVE scope) around a few
+// allocations that must not fail however tight the budget is: four blocks of at most an
+// eighth of it each fit with any size-class rounding and a large block's extra page. The
+// blocks stay in the slots; the guard releases what is left. Not in a NOFAIL scope, whose
+// wait for a reserve's worth of budget the NOFAIL argument above does not cover.
+void Worker::reserve_op() {
+  if (allocscope_current() & ALLOCSCOPE_NOFAIL) return;
+  const size_t bytes = rng.between(4 * kKiB, 256 * kKiB);
+  const Contract c = resolve(allocscope_current(), 0);
+  allocscope::Reserve reserve(bytes);
+  if (!reserve.ok()) return failed(c, 0);
+  ++n.reserves;
+  for (int k = 0; k < 4; ++k) {
+    const int i = static_cast<int>(rng.below(kSlots));
+    if (slots[i].kind != kFree) free_slot(i);
+    const size_t size = rng.between(1, bytes / 8);
+    void *p = malloc(size);
+    CHECK(p != nullptr, "thread %d: RESERVE malloc(%zu) in a reserve of %zu failed", index,
+          size, bytes);
+    const uint64_t seed = rng.next();
+    store(i, p, size, seed, kMalloc);
+    fill(p, 0, size, seed);
+  }
+}
+
 void Worker::nofail_op() {
   const size_t size = rng.between(1, kNofailMax);
   before_nofail();
@@ -833,6 +861,7 @@ void Worker::op() {
   else if (r < 650) cache_refill();
   else if (r < 670) nofail_op();
   else if (r < 671) sizecap_op();
+  else if (r < 690) reserve_op();
   else if (r < 760) kv_op();
   else if (r < 850) calloc_op();
   else if (r < 920) new_op();
@@ -1306,6 +1335,7 @@ int main(int argc, char **argv) {
     total.demotions += c.demotions;
     total.forks += c.forks;
     total.scopes += c.scopes;
+    total.reserves += c.reserves;
     reclaim_calls += g_workers[i].reclaim_calls.load();
     reclaimed += g_workers[i].reclaimed.load();
   }
@@ -1317,9 +1347,10 @@ int main(int argc, char **argv) {
   }
 
   const double seconds = (t1 - t0) / 1e9;
-  printf("stress: %d threads, %lld operations in %.2f s (%.0f ops/s), %lld forks, %lld scopes\n",
+  printf("stress: %d threads, %lld operations in %.2f s (%.0f ops/s), %lld forks, %lld scopes, "
+         "%lld reserves\n",
          g_opt.threads, static_cast<long long>(g_opt.threads) * g_opt.ops, seconds,
-         g_opt.threads * g_opt.ops / seconds, total.forks, total.scopes);
+         g_opt.threads * g_opt.ops / seconds, total.forks, total.scopes, total.reserves);
   printf("stress: failures: nowait %lld, noretry %lld, normal %lld, retry_mayfail %lld, "
          "nofail %lld; %lld of them size caps (%lld NOFAIL demoted to retry_mayfail), %lld "
          "from operator new\n",
