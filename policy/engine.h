@@ -63,18 +63,13 @@ inline bool may_skip_engine(size_t size) {
 }
 
 // The engaged paths' first step for malloc and operator new: a thread in a RESERVE scope
-// is served by its reserve with no policy to resolve (RESERVE only adds to the policy).
-// The _fast form only takes small requests the reserve surely covers (reserve.h).
+// is served by its reserve with no policy to resolve (RESERVE only adds to the policy),
+// for small requests the reserve surely covers (reserve.h). Anything else goes to
+// allocate(), which serves RESERVE requests from the reserve first.
 inline void *from_reserve_scope_fast(size_t size) {
   ThreadState &t = t_state;
   if (!(t.scope & ALLOCSCOPE_RESERVE) || t.in_engine != 0) return nullptr;
   return reserve::take_fast(t, size);
-}
-inline void *from_reserve_scope(size_t size, const char *name) {
-  ThreadState &t = t_state;
-  if (!(t.scope & ALLOCSCOPE_RESERVE) || t.in_engine != 0) return nullptr;
-  if (void *p = reserve::take_fast(t, size)) return p;
-  return reserve::take(t, size, 0, name);
 }
 
 // May a free be a plain jemalloc call? Yes unless regions exist, a NOFAIL allocation waits

@@ -37,8 +37,6 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 // fast half stays a test and a tail call into jemalloc.
 
 [[gnu::noinline]] void *malloc_engaged(size_t size, const void *caller) {
-  if (allocscope::engaged_bits() & allocscope::kEngagedReserves)
-    if (void *p = allocscope::from_reserve_scope(size, "malloc")) return p;
   if (allocscope::may_skip_engine(size)) {
     void *p = je_malloc(size);
     if (AS_LIKELY(p != nullptr)) return p;

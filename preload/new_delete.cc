@@ -28,8 +28,6 @@ int align_flags(std::align_val_t align) {
 // NOFAIL it never returns NULL), then the new_handler loop runs.
 [[gnu::noinline]] void *new_slow(const char *name, size_t size, size_t align,
                                  const void *caller) {
-  if (align == 0 && (allocscope::engaged_bits() & allocscope::kEngagedReserves))
-    if (void *p = allocscope::from_reserve_scope(size, name)) return p;
   for (;;) {
     void *p = allocate(Request{name, size, align, nullptr, 0, 0, caller});
     if (p != nullptr) return p;

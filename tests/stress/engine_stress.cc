@@ -66,6 +66,9 @@ using stress::all_zero;
 using stress::check;
 using stress::check_range;
 using stress::fill;
+using stress::check_tag;
+using stress::tag;
+using stress::Header;
 
 constexpr size_t kKiB = 1024;
 constexpr size_t kMiB = 1024 * 1024;
@@ -83,24 +86,6 @@ constexpr size_t kKvDirect = 1 * kMiB;
 
 
 
-
-struct Header {
-  uint64_t size;
-  uint64_t seed;
-};
-
-void tag(void *p, size_t size, uint64_t seed) {
-  Header h{size, seed};
-  memcpy(p, &h, sizeof(h));
-  fill(p, sizeof(h), size, seed);
-}
-
-void check_tag(void *p, const char *what) {
-  Header h;
-  memcpy(&h, p, sizeof(h));
-  CHECK(h.size >= sizeof(Header) && h.size <= kCacheMax, "%s block %p: bad header", what, p);
-  CHECK(check_range(p, sizeof(h), h.size, h.seed), "%s block %p: pattern damaged", what, p);
-}
 
 void *request(size_t size, as::Flags call, size_t align = 0, void *old = nullptr) {
   return as::allocate(as::Request{"engine_stress", size, align, old, call, 0,
@@ -162,7 +147,7 @@ size_t reclaim_cache(void *arg, size_t wanted) {
     if (freed >= wanted) break;
     void *p = c.exchange(nullptr);
     if (p == nullptr) continue;
-    check_tag(p, "cache");
+    check_tag(p, kCacheMax, "cache");
     freed += as::usable_size(p);
     as::release(p);
   }
@@ -229,7 +214,7 @@ void Worker::before_nofail() {
   for (int i = 0; i < kSlots && held > kNofailHold; ++i) free_slot(i);
   for (auto &c : cache) {
     if (void *p = c.exchange(nullptr)) {
-      check_tag(p, "cache");
+      check_tag(p, kCacheMax, "cache");
       as::release(p);
     }
   }
@@ -291,7 +276,7 @@ void Worker::realloc_op() {
 void Worker::exchange_op() {
   std::atomic<void *> &x = g_exchange[rng.below(g_exchange_slots)];
   if (void *p = x.exchange(nullptr)) {
-    check_tag(p, "exchange");
+    check_tag(p, kCacheMax, "exchange");
     as::release(p);
     return;
   }
@@ -439,7 +424,7 @@ void Worker::run() {
   for (int i = 0; i < kSlots; ++i) free_slot(i);
   for (auto &c : cache)
     if (void *p = c.exchange(nullptr)) {
-      check_tag(p, "cache");
+      check_tag(p, kCacheMax, "cache");
       as::release(p);
     }
   CHECK(held == 0, "thread %d holds %zu bytes after freeing all", index, held);
@@ -549,7 +534,7 @@ int main(int argc, char **argv) {
 
   for (int i = 0; i < g_exchange_slots; ++i)
     if (void *p = g_exchange[i].exchange(nullptr)) {
-      check_tag(p, "exchange");
+      check_tag(p, kCacheMax, "exchange");
       // Main has not allocated under this limit, so its frees would not be counted:
       // a request joins it to the budget first.
       as::release(request(1, 0));

@@ -102,6 +102,9 @@ using stress::all_zero;
 using stress::check;
 using stress::check_range;
 using stress::fill;
+using stress::check_tag;
+using stress::tag;
+using stress::Header;
 
 constexpr size_t kKiB = 1024;
 constexpr size_t kMiB = 1024 * 1024;
@@ -246,28 +249,6 @@ struct Slot {
   bool region;
 };
 
-// Exchange and cache blocks carry their size and seed in a 16-byte header.
-struct Header {
-  uint64_t size;
-  uint64_t seed;
-};
-
-void tag(void *p, size_t size, uint64_t seed) {
-  Header h{size, seed};
-  memcpy(p, &h, sizeof(h));
-  fill(p, sizeof(h), size, seed);
-}
-
-size_t check_tag(void *p, const char *what) {
-  Header h;
-  memcpy(&h, p, sizeof(h));
-  CHECK(h.size >= sizeof(Header) && h.size <= kCacheMax, "%s block %p: bad header size %llu",
-        what, p, static_cast<unsigned long long>(h.size));
-  CHECK(check_range(p, sizeof(h), h.size, h.seed), "%s block %p (%llu bytes): pattern damaged",
-        what, p, static_cast<unsigned long long>(h.size));
-  return h.size;
-}
-
 // ---- Options and shared state. ----
 
 struct Options {
@@ -380,7 +361,7 @@ size_t reclaim_cache(void *arg, size_t wanted) {
     if (freed >= wanted) break;
     void *p = c.exchange(nullptr);
     if (p == nullptr) continue;
-    check_tag(p, "cache");
+    check_tag(p, kCacheMax, "cache");
     freed += malloc_usable_size(p);
     free(p);
   }
@@ -499,7 +480,7 @@ void Worker::before_nofail() {
   for (auto &c : cache) {
     void *p = c.exchange(nullptr);
     if (p != nullptr) {
-      check_tag(p, "cache");
+      check_tag(p, kCacheMax, "cache");
       free(p);
     }
   }
@@ -605,7 +586,7 @@ void Worker::exchange_op() {
   std::atomic<void *> &x = g_exchange[rng.below(g_exchange_slots)];
   void *p = x.exchange(nullptr);
   if (p != nullptr) {  // another thread's block (or ours): check and free it
-    check_tag(p, "exchange");
+    check_tag(p, kCacheMax, "exchange");
     if (rng.percent(50)) free(p);
     else allocscope_realloc(p, 0, 0);
     ++n.exchanged;
@@ -926,7 +907,7 @@ void Worker::free_all() {
   for (auto &c : cache) {
     void *p = c.exchange(nullptr);
     if (p != nullptr) {
-      check_tag(p, "cache");
+      check_tag(p, kCacheMax, "cache");
       free(p);
     }
   }
@@ -1294,7 +1275,7 @@ int main(int argc, char **argv) {
   const size_t charged2 = allocscope_charged();
   for (int i = 0; i < g_exchange_slots; ++i) {  // what was left in the exchange
     if (void *p = g_exchange[i].exchange(nullptr)) {
-      check_tag(p, "exchange");
+      check_tag(p, kCacheMax, "exchange");
       free(p);
     }
   }

@@ -104,4 +104,28 @@ inline bool all_zero(const void *p, size_t n) {
   return true;
 }
 
+// Blocks that travel between threads (exchange, caches) carry their size and seed in a
+// 16-byte header, so whoever frees them can check them.
+struct Header {
+  uint64_t size;
+  uint64_t seed;
+};
+
+inline void tag(void *p, size_t size, uint64_t seed) {
+  Header h{size, seed};
+  memcpy(p, &h, sizeof(h));
+  fill(p, sizeof(h), size, seed);
+}
+
+// Checks a tagged block of at most max_size bytes; returns its size.
+inline size_t check_tag(void *p, size_t max_size, const char *what) {
+  Header h;
+  memcpy(&h, p, sizeof(h));
+  CHECK(h.size >= sizeof(Header) && h.size <= max_size, "%s block %p: bad header size %llu",
+        what, p, static_cast<unsigned long long>(h.size));
+  CHECK(check_range(p, sizeof(h), h.size, h.seed), "%s block %p (%llu bytes): pattern damaged",
+        what, p, static_cast<unsigned long long>(h.size));
+  return h.size;
+}
+
 }  // namespace stress
