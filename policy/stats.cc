@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "atomic_reserve.h"
 #include "budget.h"
 #include "config.h"
 #include "fault.h"
@@ -15,7 +16,6 @@
 #include "report.h"
 #include "reserve.h"
 #include "thread_state.h"
-#include "atomic_reserve.h"
 #include "version.h"
 
 namespace allocscope {
