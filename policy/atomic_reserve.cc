@@ -25,7 +25,7 @@ bool configure(size_t bytes) {
   g_arena.set_low_water(bytes / 2);
   if (bytes == 0) {
     g_arena.trim(keep);
-    g_engaged.fetch_and(~kEngagedRefill);
+    change_engaged(0, kEngagedRefill);
     return true;
   }
   if (!g_arena.provide(bytes)) {
@@ -45,7 +45,7 @@ int mallocx_flags() {
 void refill() {
   if (g_refilling.exchange(true, std::memory_order_acquire)) return;
   // Cleared first: a NOWAIT allocation that drains the arena meanwhile sets it again.
-  g_engaged.fetch_and(~kEngagedRefill);
+  change_engaged(0, kEngagedRefill);
   const size_t target = g_size.load();
   if (target != 0) {
     // If the system refuses, the next NOWAIT allocation the arena cannot serve sets

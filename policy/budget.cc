@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "heap_stats.h"
 #include "region.h"
+#include "stats.h"
 
 namespace allocscope {
 namespace budget {
@@ -21,14 +22,36 @@ std::atomic<int64_t> g_emergency{0};
 std::atomic<int> g_waiters{0};
 
 // Guards the registry and the totals below, and serialises refills and limit changes.
+// Taken through Locked, which marks the thread as holding it: jemalloc may call the
+// activity callback from an allocation made meanwhile, and that must not take it again.
 pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
+__thread bool t_holds_mutex __attribute__((tls_model("initial-exec")));
+
+class Locked {
+ public:
+  Locked() {
+    pthread_mutex_lock(&g_mutex);
+    t_holds_mutex = true;
+  }
+  ~Locked() {
+    t_holds_mutex = false;
+    pthread_mutex_unlock(&g_mutex);
+  }
+  Locked(const Locked &) = delete;
+  Locked &operator=(const Locked &) = delete;
+};
+
 // Live bytes that no joined thread accounts for: the baseline when the limit was set,
 // the net bytes of threads that have exited (or, in a fork child, vanished), and the
 // bytes charged outside jemalloc (g_outside_jemalloc: regions).
 int64_t g_outside = 0;
 int64_t g_outside_jemalloc = 0;
-// Every thread that has joined some limit, until it exits (intrusive list).
+// Every thread that has joined, until it exits (intrusive list), and how many.
 ThreadState *g_threads = nullptr;
+int64_t g_thread_count = 0;
+// jemalloc took our activity callback (it does unless built without stats): without it
+// nothing checks the unchecked allocations, so the limit is always near.
+bool g_activity_checks = true;
 
 pthread_mutex_t g_wait_mutex = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t g_freed = PTHREAD_COND_INITIALIZER;
@@ -44,11 +67,15 @@ int64_t net_since_join(const ThreadState &t) {
 
 bool joined_now(const ThreadState &t) { return t.budget_generation == g_generation.load(); }
 
+bool registered(const ThreadState &t) { return t.prev_joined != nullptr || g_threads == &t; }
+
 void unlink(ThreadState &t) {
+  if (!registered(t)) return;
   if (t.prev_joined != nullptr) t.prev_joined->next_joined = t.next_joined;
   else g_threads = t.next_joined;
   if (t.next_joined != nullptr) t.next_joined->prev_joined = t.prev_joined;
   t.next_joined = t.prev_joined = nullptr;
+  --g_thread_count;
 }
 
 // A thread that leaves (exits, or does not exist in a fork child): its live bytes stay
@@ -73,38 +100,92 @@ int64_t sum_charged(bool with_allowances) {
   return total;
 }
 
+// How much all threads together may still add to their live bytes, beyond what each may
+// allocate unchecked, before the limit is near: set by every exact sum, and lowered by
+// each callback by what its thread grew since its previous one. So a callback needs the
+// lock and an exact sum only once the room is used up. A callback that lowers the room
+// just after an exact sum that already counted its growth counts that growth twice: the
+// room only ever errs low. (Frees are not added back: the next exact sum sees them.)
+std::atomic<int64_t> g_room{0};
+
+// Sets kEngagedLimitNear when less than kUncheckedPerThread per known thread is left
+// under the limit (`total` is sum_charged(true)), clears it otherwise. Under g_mutex.
+void judge_nearness(int64_t total) {
+  const int64_t limit = g_limit.load(std::memory_order_relaxed);
+  const int64_t room = limit == 0 ? INT64_MAX / 2
+                       : g_activity_checks ? limit - total - g_thread_count * kUncheckedPerThread
+                                           : -1;
+  g_room.store(room, std::memory_order_relaxed);
+  const bool near = room < 0;
+  if (near != static_cast<bool>(engaged_bits() & kEngagedLimitNear)) {
+    if (near) stats::bump(stats::g_counters.limit_near);
+    if (near) change_engaged(kEngagedLimitNear, 0);
+    else change_engaged(0, kEngagedLimitNear);
+  }
+}
+
+// Called by jemalloc on the thread after every kCheckInterval bytes it allocates or frees:
+// takes its growth from the room, and sums exactly when the room is used up, or while the
+// limit is near (to see when it is no longer).
+void on_activity(void *, uint64_t, uint64_t) {
+  ThreadState &t = t_state;
+  const uint32_t bits = engaged_bits();
+  if (t_holds_mutex || t.exited || !(bits & kEngagedLimit)) return;
+  const int64_t net = load(t.allocated) - load(t.deallocated);
+  const int64_t grown = net - t.net_at_check;
+  t.net_at_check = net;
+  if (!(bits & kEngagedLimitNear)) {
+    if (grown <= 0) return;
+    if (g_room.fetch_sub(grown, std::memory_order_relaxed) - grown >= 0) return;
+  }
+  Locked lock;
+  judge_nearness(sum_charged(true));
+}
+
+// jemalloc's activity_callback_thunk_t.
+struct ActivityThunk {
+  void (*callback)(void *uctx, uint64_t allocated, uint64_t deallocated);
+  void *uctx;
+};
+
 void join_locked(ThreadState &t) {
   if (t.allocated == nullptr) {
     size_t len = sizeof(t.allocated);
     je_mallctl("thread.allocatedp", &t.allocated, &len, nullptr, 0);
     len = sizeof(t.deallocated);
     je_mallctl("thread.deallocatedp", &t.deallocated, &len, nullptr, 0);
+    ActivityThunk thunk{on_activity, nullptr};
+    if (je_mallctl("experimental.thread.activity_callback", nullptr, nullptr, &thunk,
+                   sizeof(thunk)) != 0)
+      g_activity_checks = false;
     watch_thread_exit(t);
   }
-  if (t.next_joined == nullptr && t.prev_joined == nullptr && g_threads != &t) {
+  if (!registered(t)) {
     t.next_joined = g_threads;
     if (g_threads != nullptr) g_threads->prev_joined = &t;
     g_threads = &t;
+    ++g_thread_count;
   }
   t.net_at_join = load(t.allocated) - load(t.deallocated);
+  t.net_at_check = t.net_at_join;
   t.left = 0;
   t.budget_generation = g_generation.load();
+  judge_nearness(sum_charged(true));
 }
 
 }  // namespace
 
 void thread_exit(ThreadState &t) {
-  pthread_mutex_lock(&g_mutex);
+  Locked lock;
   leave(t);
   t.exited = true;
-  pthread_mutex_unlock(&g_mutex);
+  judge_nearness(sum_charged(true));
 }
 
 void join(ThreadState &t) {
   if (t.exited) return;
-  pthread_mutex_lock(&g_mutex);
+  Locked lock;
   join_locked(t);
-  pthread_mutex_unlock(&g_mutex);
 }
 
 namespace {
@@ -134,8 +215,12 @@ void reconfigure(int64_t limit, int64_t arena_limit) {
   }
   g_limit.store(limit);
   g_arena_limit.store(arena_limit);
-  if (engaged) g_engaged.fetch_or(kEngagedLimit);
-  else g_engaged.fetch_and(~kEngagedLimit);
+  if (engaged) {
+    change_engaged(kEngagedLimit, 0);
+    judge_nearness(sum_charged(true));
+  } else {
+    change_engaged(0, kEngagedLimit | kEngagedLimitNear);
+  }
 }
 
 // The cap for try_charge: the limit, or no cap when only the arena is limited.
@@ -148,16 +233,16 @@ int64_t cap_for(bool memalloc) {
 }  // namespace
 
 void set_limit(size_t bytes) {
-  pthread_mutex_lock(&g_mutex);
-  reconfigure(clamp(bytes), g_arena_limit.load());
-  pthread_mutex_unlock(&g_mutex);
+  {
+    Locked lock;
+    reconfigure(clamp(bytes), g_arena_limit.load());
+  }
   wake_waiters();  // a higher (or no) limit may satisfy them
 }
 
 void set_arena_limit(size_t bytes) {
-  pthread_mutex_lock(&g_mutex);
+  Locked lock;
   reconfigure(g_limit.load(), clamp(bytes));
-  pthread_mutex_unlock(&g_mutex);
 }
 
 size_t arena_limit() { return static_cast<size_t>(g_arena_limit.load()); }
@@ -169,24 +254,26 @@ void set_emergency(size_t bytes) {
 size_t emergency() { return static_cast<size_t>(g_emergency.load()); }
 
 size_t charged() {
-  if (!(g_engaged.load() & kEngagedLimit)) {
+  if (!(engaged_bits() & kEngagedLimit)) {
     HeapTotals heap;
     read_heap_totals(&heap);
     return heap.allocated;
   }
-  pthread_mutex_lock(&g_mutex);
-  const int64_t total = sum_charged(false);
-  pthread_mutex_unlock(&g_mutex);
+  int64_t total;
+  {
+    Locked lock;
+    total = sum_charged(false);
+  }
   return total < 0 ? 0 : static_cast<size_t>(total);
 }
 
 bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
   if (t.exited) return true;
   if (take_from_allowance(t, size)) return true;
-  if (!(g_engaged.load(std::memory_order_relaxed) & kEngagedLimit)) return true;  // lifted
+  if (!(engaged_bits() & kEngagedLimit)) return true;  // lifted
   if (size > static_cast<size_t>(INT64_MAX / 2)) return false;
   const int64_t cap = cap_for(memalloc);
-  pthread_mutex_lock(&g_mutex);
+  Locked lock;
   if (!joined_now(t)) join_locked(t);
   // This thread's own allowance is part of the sum; it is replaced by the new one.
   int64_t others = sum_charged(true) - t.left;
@@ -200,79 +287,83 @@ bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
     t.left = 0;
     ok = false;
   }
+  judge_nearness(others + t.left);
   if (ok) t.left -= need;
-  pthread_mutex_unlock(&g_mutex);
   return ok;
 }
 
 bool charge_outside(size_t bytes, bool memalloc, bool overdraw) {
-  if (!(g_engaged.load(std::memory_order_relaxed) & kEngagedLimit)) return true;
+  if (!(engaged_bits() & kEngagedLimit)) return true;
   if (bytes > static_cast<size_t>(INT64_MAX / 2)) return false;
   const int64_t need = static_cast<int64_t>(bytes);
-  pthread_mutex_lock(&g_mutex);
-  const bool ok = overdraw || sum_charged(true) + need <= cap_for(memalloc);
+  Locked lock;
+  const int64_t total = sum_charged(true);
+  const bool ok = overdraw || total + need <= cap_for(memalloc);
   if (ok) {
     g_outside += need;
     g_outside_jemalloc += need;
   }
-  pthread_mutex_unlock(&g_mutex);
+  judge_nearness(ok ? total + need : total);
   return ok;
 }
 
 void uncharge_outside(size_t bytes) {
-  if (!(g_engaged.load(std::memory_order_relaxed) & kEngagedLimit)) return;
-  pthread_mutex_lock(&g_mutex);
-  g_outside -= static_cast<int64_t>(bytes);
-  g_outside_jemalloc -= static_cast<int64_t>(bytes);
-  pthread_mutex_unlock(&g_mutex);
+  if (!(engaged_bits() & kEngagedLimit)) return;
+  {
+    Locked lock;
+    g_outside -= static_cast<int64_t>(bytes);
+    g_outside_jemalloc -= static_cast<int64_t>(bytes);
+    judge_nearness(sum_charged(true));
+  }
   wake_waiters();
 }
 
 bool charge_reserve(ThreadState &t, size_t bytes, bool memalloc, bool overdraw) {
   if (t.exited || bytes > static_cast<size_t>(INT64_MAX / 2)) return false;
-  pthread_mutex_lock(&g_mutex);
+  Locked lock;
   // Joined, or at least in the registry (with no limit ever set every thread "has joined"
   // generation 0): a limit set later must find the reserve.
-  const bool registered = t.prev_joined != nullptr || g_threads == &t;
-  if (!joined_now(t) || !registered) join_locked(t);
-  const bool ok = !(g_engaged.load(std::memory_order_relaxed) & kEngagedLimit) || overdraw ||
-                  sum_charged(true) + static_cast<int64_t>(bytes) <= cap_for(memalloc);
+  if (!joined_now(t) || !registered(t)) join_locked(t);
+  const int64_t total = sum_charged(true);
+  const bool ok = !(engaged_bits() & kEngagedLimit) || overdraw ||
+                  total + static_cast<int64_t>(bytes) <= cap_for(memalloc);
   if (ok) __atomic_store_n(&t.reserve_left, t.reserve_left + static_cast<int64_t>(bytes),
                            __ATOMIC_RELAXED);
-  pthread_mutex_unlock(&g_mutex);
+  judge_nearness(ok ? total + static_cast<int64_t>(bytes) : total);
   return ok;
 }
 
 size_t uncharge_reserve(ThreadState &t) {
-  pthread_mutex_lock(&g_mutex);
-  const int64_t unused = t.reserve_left;
-  __atomic_store_n(&t.reserve_left, 0, __ATOMIC_RELAXED);
-  pthread_mutex_unlock(&g_mutex);
+  int64_t unused;
+  {
+    Locked lock;
+    unused = t.reserve_left;
+    __atomic_store_n(&t.reserve_left, 0, __ATOMIC_RELAXED);
+    judge_nearness(sum_charged(true));
+  }
   wake_waiters();
   return unused > 0 ? static_cast<size_t>(unused) : 0;
 }
 
 size_t reserves_total() {
-  pthread_mutex_lock(&g_mutex);
   int64_t total = 0;
-  for (ThreadState *t = g_threads; t != nullptr; t = t->next_joined)
-    total += load(&t->reserve_left);
-  pthread_mutex_unlock(&g_mutex);
+  {
+    Locked lock;
+    for (ThreadState *t = g_threads; t != nullptr; t = t->next_joined)
+      total += load(&t->reserve_left);
+  }
   return total > 0 ? static_cast<size_t>(total) : 0;
 }
 
 bool arena_fits(size_t size) {
   const int64_t arena_cap = g_arena_limit.load(std::memory_order_relaxed);
   if (arena_cap == 0) return true;
-  pthread_mutex_lock(&g_mutex);
-  const bool fits =
-      sum_charged(true) - g_outside_jemalloc + static_cast<int64_t>(size) <= arena_cap;
-  pthread_mutex_unlock(&g_mutex);
-  return fits;
+  Locked lock;
+  return sum_charged(true) - g_outside_jemalloc + static_cast<int64_t>(size) <= arena_cap;
 }
 
 void wait_for_free(uint64_t timeout_ns) {
-  if (g_waiters.fetch_add(1) == 0) g_engaged.fetch_or(kEngagedWaiters);
+  if (g_waiters.fetch_add(1) == 0) change_engaged(kEngagedWaiters, 0);
   timespec deadline;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
   deadline.tv_sec += static_cast<time_t>(timeout_ns / 1000000000u);
@@ -284,7 +375,7 @@ void wait_for_free(uint64_t timeout_ns) {
   pthread_mutex_lock(&g_wait_mutex);
   pthread_cond_clockwait(&g_freed, &g_wait_mutex, CLOCK_MONOTONIC, &deadline);
   pthread_mutex_unlock(&g_wait_mutex);
-  if (g_waiters.fetch_sub(1) == 1) g_engaged.fetch_and(~kEngagedWaiters);
+  if (g_waiters.fetch_sub(1) == 1) change_engaged(0, kEngagedWaiters);
 }
 
 void wake_waiters() {
@@ -294,13 +385,17 @@ void wake_waiters() {
   pthread_mutex_unlock(&g_wait_mutex);
 }
 
+// Held across fork like any Locked: an atfork handler that allocates meanwhile must not
+// reach the activity callback's lock.
 void prefork() {
   pthread_mutex_lock(&g_mutex);
+  t_holds_mutex = true;
   pthread_mutex_lock(&g_wait_mutex);
 }
 
 void postfork_parent() {
   pthread_mutex_unlock(&g_wait_mutex);
+  t_holds_mutex = false;
   pthread_mutex_unlock(&g_mutex);
 }
 
@@ -310,8 +405,9 @@ void postfork_child() {
     next = t->next_joined;
     if (t != &self) leave(*t);
   }
+  judge_nearness(sum_charged(true));
   g_waiters.store(0);
-  g_engaged.fetch_and(~kEngagedWaiters);
+  change_engaged(0, kEngagedWaiters);
   g_freed = PTHREAD_COND_INITIALIZER;  // a parent thread may have been waiting on it
   postfork_parent();
 }

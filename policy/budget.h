@@ -2,25 +2,38 @@
 //
 // charged = the usable size of every live allocation (jemalloc blocks and regions) plus
 // the unused part of every reserve, capped by `limit`. Nothing on the allocation fast
-// path touches shared state:
+// path touches shared state, and allocations up to kLimitDirectMax usually touch nothing:
 //   - jemalloc already counts every thread's allocated and freed bytes
 //     (thread.allocatedp/deallocatedp), so a free costs the budget nothing at all;
-//   - each thread holds an allowance ("left") it may allocate from without asking. An
-//     allocation of n bytes takes n from it: a compare and a subtract in the thread's own
-//     TLS. When the allowance runs out, the thread refills it (up to kBatch ahead) under
-//     one lock, after summing what every thread that has joined really holds: its net
-//     bytes (from jemalloc's counters) plus its unused allowance. That sum is what the
-//     limit caps.
-//   - a thread joins at its first refill, or at its first free under the limit (so a
-//     thread that only frees is counted too): that free pays a compare on the thread's
-//     generation, nothing else.
+//   - and each time a thread has allocated, or freed, another 64 KiB (kCheckInterval),
+//     jemalloc calls the thread's activity callback (experimental.thread.activity_callback,
+//     driven by jemalloc 5.3's peak event, outside any lock). The limit is near when
+//     less is left under it than every thread may allocate before its next callback:
+//     kCheckInterval plus one allocation of kLimitDirectMax (kUncheckedPerThread). An
+//     exact sum of what all threads hold decides that, and leaves the rest as a shared
+//     "room"; each callback takes from the room what its thread grew since its previous
+//     one (one atomic subtraction), and sums exactly again only when the room runs out.
+//     While the limit is not near, an allocation of up to kLimitDirectMax is a plain
+//     jemalloc call: the limit costs the fast path nothing. Larger ones, and all of them
+//     once the limit is near (kEngagedLimitNear), are checked:
+//   - a checked allocation takes its size from an allowance ("left") the thread may
+//     allocate without asking: a compare and a subtract in the thread's own TLS. When the
+//     allowance runs out, the thread refills it (up to kBatch ahead) under one lock, after
+//     summing what every thread really holds: its net bytes (from jemalloc's counters)
+//     plus its unused allowance. That sum is what the limit caps.
+//   - every thread started by pthread_create is known to the budget from its start (the
+//     preload wraps pthread_create), the main thread from start-up, so what a thread frees
+//     counts even if it never allocates. A thread started some other way (glibc's own
+//     helper threads: SIGEV_THREAD timers, POSIX AIO) joins at its first checked
+//     allocation; what it allocates and frees before that is not counted.
 // So:
 //   - the cap holds to within the size-class rounding of one allowance per thread:
-//     allocations take their requested size from the allowance while jemalloc counts the
-//     usable size, so between refills a thread can run over by at most the rounding on
-//     kBatch bytes (e.g. 17-byte requests occupy 32 bytes: under 2 x kBatch);
+//     checked allocations take their requested size from the allowance while jemalloc
+//     counts the usable size, so between refills a thread can run over by at most the
+//     rounding on kBatch bytes (e.g. 17-byte requests occupy 32 bytes: under 2 x kBatch);
 //   - an allocation may fail while other threads hold unused allowance, at most kBatch
-//     each;
+//     each; and the limit is near, and every allocation checked, once less than
+//     kUncheckedPerThread per known thread is left under it;
 //   - allocscope_charged() sums the live bytes of all threads: exact when no other thread
 //     is allocating at that moment.
 // When a limit is set while none was, the count starts from jemalloc's stats.allocated
@@ -39,6 +52,13 @@ namespace allocscope {
 namespace budget {
 
 inline constexpr int64_t kBatch = 64 << 10;
+// How often jemalloc calls a thread's activity callback: every kCheckInterval bytes it
+// allocates (and frees). jemalloc 5.3's PEAK_EVENT_WAIT, which it does not export;
+// policy_test checks it.
+inline constexpr int64_t kCheckInterval = 64 << 10;
+// What a thread may allocate unchecked between two of its checks, while the limit is not
+// near: up to kCheckInterval, plus the allocation that crosses it.
+inline constexpr int64_t kUncheckedPerThread = kCheckInterval + kLimitDirectMax;
 
 extern std::atomic<uint32_t> g_generation AS_HIDDEN;
 
@@ -87,8 +107,9 @@ size_t reserves_total();
 // Would `size` more bytes in the jemalloc arena stay within arena_limit?
 bool arena_fits(size_t size);
 
-// Makes the thread known to the budget; a thread's first free under a limit does it, so
-// that what it frees counts even if it never allocates.
+// Makes the calling thread (t) known to the budget: its jemalloc counters, its activity
+// callback, its exit handler. The preload does it when a thread starts; a thread started
+// otherwise does it at its first checked allocation.
 void join(ThreadState &t);
 inline void ensure_joined(ThreadState &t) {
   if (t.budget_generation != g_generation.load(std::memory_order_relaxed)) join(t);

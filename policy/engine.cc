@@ -29,7 +29,32 @@
 namespace allocscope {
 
 __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
-std::atomic<uint32_t> g_engaged{0};
+EntryGate g_gate;
+
+namespace {
+
+size_t direct_max_for(uint32_t bits) {
+  const uint32_t alloc = bits & kAllocBits;
+  if (alloc == 0) return SIZE_MAX;
+  return alloc == kEngagedLimit ? kLimitDirectMax : 0;
+}
+
+}  // namespace
+
+void change_engaged(uint32_t set, uint32_t clear) {
+  std::atomic<uint32_t> &engaged = g_gate.engaged;
+  uint32_t bits = engaged.load();
+  while (!engaged.compare_exchange_weak(bits, (bits | set) & ~clear)) {
+  }
+  // Publish the gate for the bits now in force. Another thread changing them meanwhile
+  // publishes its own; whichever store comes last, the loop makes it match the last
+  // change: a store is only final once the bits are seen unchanged after it.
+  for (;;) {
+    bits = engaged.load();
+    g_gate.direct_max.store(direct_max_for(bits));
+    if (engaged.load() == bits) break;
+  }
+}
 
 namespace {
 
@@ -293,7 +318,7 @@ struct RegionTry : Try {
       budget::uncharge_outside(more);
       return resize == nullptr ? arena_instead(memalloc, overdraw, why) : nullptr;
     }
-    g_engaged.fetch_or(kEngagedRegions, std::memory_order_relaxed);
+    if (!(engaged_bits() & kEngagedRegions)) change_engaged(kEngagedRegions, 0);
     if (want < old) budget::uncharge_outside(old - want);  // a shrink
     return p;
   }
@@ -557,8 +582,7 @@ void update_engagement() {
                        (kv_direct ? kEngagedKvDirect : 0u) | (reserves ? kEngagedReserves : 0u);
   const uint32_t clear =
       (kEngagedOnFailure | kEngagedKv | kEngagedKvDirect | kEngagedReserves) & ~set;
-  g_engaged.fetch_or(set);
-  g_engaged.fetch_and(~clear);
+  change_engaged(set, clear);
 }
 
 void release(void *p, int jemalloc_flags) {
@@ -625,6 +649,7 @@ void start_engine() {
   EngineGuard guard;
   pthread_key_create(&g_exit_key, on_thread_exit);
   pthread_atfork(prefork, postfork_parent, postfork_child);
+  budget::join(t_state);  // the main thread; others as they start (budget.h)
   if (const char *conf = secure_getenv("ALLOCSCOPE_CONF")) apply_config(conf, "ALLOCSCOPE_CONF");
 }
 

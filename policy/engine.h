@@ -1,6 +1,6 @@
 // engine.h: the slow path every entry point falls back to.
 //
-// An entry point calls jemalloc directly while on_fast_path() holds and jemalloc
+// An entry point calls jemalloc directly while is_direct(size) holds and jemalloc
 // succeeds. Otherwise it describes the call as a Request and hands it to allocate(),
 // which resolves the thread's policy, charges the budget, calls jemalloc, and when that
 // fails does what the policy says: fail (NOWAIT), one reclaim pass and one retry
@@ -32,12 +32,6 @@ struct Request {
 };
 
 void *allocate(const Request &r);
-
-// The entry points' second test, once on_fast_path() said no: with only a limit
-// engaged, an allocation that fits the thread's allowance is still a plain jemalloc call.
-inline bool limit_only_and_fits(uint32_t bits, size_t size) {
-  return (bits & kAllocBits) == kEngagedLimit && budget::take_from_allowance(t_state, size);
-}
 
 // In the engaged paths: may an allocation of `size` be a plain jemalloc call, going to
 // allocate() only if that fails? Not while faults may be injected, not if a reserve may
@@ -72,18 +66,16 @@ inline void *from_reserve_scope_fast(size_t size) {
   return reserve::take_fast(t, size);
 }
 
-// May a free be a plain jemalloc call? Yes unless regions exist, a NOFAIL allocation waits
-// to be woken, or a limit is set and this thread has not joined it yet (its frees must be
-// counted).
-inline bool free_is_direct() {
-  const uint32_t bits = engaged_bits() & kFreeBits;
-  if (AS_LIKELY(bits == 0)) return true;
-  return bits == kEngagedLimit &&
-         t_state.budget_generation == budget::g_generation.load(std::memory_order_relaxed);
-}
+// May a free be a plain jemalloc call? Yes unless regions exist or a NOFAIL allocation
+// waits to be woken.
+inline bool free_is_direct() { return !(engaged_bits() & kFreeBits); }
 
-// A realloc is a plain jemalloc call only when nothing at all is engaged.
-inline bool realloc_is_direct() { return engaged_bits() == 0; }
+// May a realloc to `size` be a plain jemalloc call? When nothing is engaged, or only a limit
+// and the new size is one malloc could hand to jemalloc directly (what it adds to the
+// thread's count is at most that). Anything else may need a region, a charge or a wake-up.
+inline bool realloc_is_direct(size_t size) {
+  return (engaged_bits() & ~kEngagedLimit) == 0 && is_direct(size);
+}
 
 // Does a resize have to go through the engine to charge its growth?
 inline bool limit_is_set() { return engaged_bits() & kEngagedLimit; }

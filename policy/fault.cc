@@ -157,8 +157,8 @@ void announce(size_t size, Flags flags, const char *function, CallSite *site, ui
 void update() {
   const bool armed = (g_enabled.load() && g_probability.load() > 0) || g_nth.load() > 0 ||
                      g_record_path[0] != '\0' || g_nth_threads.load() > 0;
-  if (armed) g_engaged.fetch_or(kEngagedFaults);
-  else g_engaged.fetch_and(~kEngagedFaults);
+  if (armed) change_engaged(kEngagedFaults, 0);
+  else change_engaged(0, kEngagedFaults);
 }
 
 void reset() {

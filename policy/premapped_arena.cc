@@ -76,14 +76,14 @@ void *PremappedArena::take(void *new_addr, size_t size, size_t alignment) {
     if (new_addr != nullptr && reinterpret_cast<uintptr_t>(new_addr) != base + start * kPage)
       return nullptr;
     if (start + pages > end) {
-      if (low_water_bit_ != 0) g_engaged.fetch_or(low_water_bit_, std::memory_order_relaxed);
+      if (low_water_bit_ != 0) change_engaged(low_water_bit_, 0);
       return nullptr;
     }
     if (state_.compare_exchange_weak(state, pack(start + pages, end), std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
       if (start != next) wasted_.fetch_add((start - next) * kPage, std::memory_order_relaxed);
       if (low_water_bit_ != 0 && (end - start - pages) * kPage < low_water())
-        g_engaged.fetch_or(low_water_bit_, std::memory_order_relaxed);
+        change_engaged(low_water_bit_, 0);
       return reinterpret_cast<void *>(base + start * kPage);
     }
   }

@@ -54,7 +54,7 @@ void add_engaged(Writer &w) {
                 {kEngagedWaiters, "waiters"},   {kEngagedKv, "kv"},
                 {kEngagedKvDirect, "kv_direct"}, {kEngagedRegions, "regions"},
                 {kEngagedFaults, "faults"},     {kEngagedReserves, "reserves"},
-                {kEngagedRefill, "refill"}};
+                {kEngagedRefill, "refill"},     {kEngagedLimitNear, "limit_near"}};
   const uint32_t bits = engaged_bits();
   w.add("\"engaged\":\"");
   const char *sep = "";
@@ -80,8 +80,8 @@ int stats_json(char *buf, size_t len) {
   w.add("{\"allocscope\":{\"version\":\"%s\",\"pid\":%d,", kVersion,
         static_cast<int>(getpid()));
   add_engaged(w);
-  w.add("\"budget\":{\"limit\":%zu,\"charged\":%zu,\"emergency\":%zu},", budget::limit(),
-        budget::charged(), budget::emergency());
+  w.add("\"budget\":{\"limit\":%zu,\"charged\":%zu,\"emergency\":%zu,\"near\":%llu},",
+        budget::limit(), budget::charged(), budget::emergency(), get(g_counters.limit_near));
   w.add("\"policies\":{");
   for (int i = 0; i < 5; ++i) {
     const stats::PolicyCounters &p = g_counters.policy[i];

@@ -8,7 +8,8 @@
 // The JSON object is what allocscope_stats_json() returns and stats_print/stats_file
 // write at exit:
 //   {"allocscope":{"version":"…","pid":N,"engaged":"limit|kv|…",  (thread_state.h's bits)
-//     "budget":{"limit":N,"charged":N,"emergency":N},
+//     "budget":{"limit":N,"charged":N,"emergency":N,"near":N},  near: times the limit
+//                                  came near (budget.h: every allocation is then checked)
 //     "policies":{"normal":{…},"noretry":{…},"retry_mayfail":{…},"nofail":{…},
 //                 "nowait":{…}},   each {"attempts","failures","retries","reclaim_passes",
 //                                  "reclaimed_bytes","waits","wait_ms","stalls",
@@ -62,6 +63,7 @@ struct Counters {
   std::atomic<uint64_t> kv_fallbacks;  // kv arena attempts that failed, served by a region
   std::atomic<uint64_t> kv_direct;     // kv allocations sent straight to a region
   std::atomic<uint64_t> kv_arena_instead;  // no region could be made: the arena served it
+  std::atomic<uint64_t> limit_near;        // kEngagedLimitNear was set (budget.h)
 };
 
 extern Counters g_counters;

@@ -29,7 +29,8 @@ struct ThreadState {
   bool exited;                 // the thread-exit handler ran: stop charging
   const uint64_t *allocated;
   const uint64_t *deallocated;
-  int64_t net_at_join;  // allocated - deallocated when it joined
+  int64_t net_at_join;   // allocated - deallocated when it joined
+  int64_t net_at_check;  // ... at its latest activity callback (budget.cc)
   ThreadState *next_joined;
   ThreadState *prev_joined;
 
@@ -67,7 +68,8 @@ extern __thread ThreadState t_state AS_HIDDEN __attribute__((tls_model("initial-
 // entry points are one test and a jump; a jemalloc failure is then jemalloc's own (NULL,
 // ENOMEM), with no reclaim pass and no report, because nothing asked for either.
 enum EngagedBits : uint32_t {
-  // A memory limit is set: every allocation checks the thread's credit (budget.h).
+  // A memory limit is set: allocations above kLimitDirectMax check the thread's credit,
+  // and while the limit is near all do (budget.h).
   kEngagedLimit = 1u << 0,
   // Failures need the engine: the default policy or some thread's scope has NOFAIL or
   // RETRY_MAYFAIL, or reclaimers are registered. Successes still cost nothing extra.
@@ -90,19 +92,46 @@ enum EngagedBits : uint32_t {
   kEngagedReserves = 1u << 7,
   // The atomic reserve fell below half: the next ordinary allocation refills it.
   kEngagedRefill = 1u << 8,
+  // The limit is near: less room is left under it than every thread may allocate
+  // between two of its checks (budget.h). Every allocation then takes from its thread's
+  // allowance.
+  kEngagedLimitNear = 1u << 9,
 };
-extern std::atomic<uint32_t> g_engaged AS_HIDDEN;
 
 // What each kind of entry point cannot ignore. Allocation: the limit, failure handling,
-// kv_direct, fault injection, reserves. Free: the limit (joining it), waiters to wake,
-// regions. Realloc: all.
-inline constexpr uint32_t kAllocBits = kEngagedLimit | kEngagedOnFailure | kEngagedKvDirect |
-                                       kEngagedFaults | kEngagedReserves | kEngagedRefill;
-inline constexpr uint32_t kFreeBits = kEngagedLimit | kEngagedWaiters | kEngagedRegions;
+// kv_direct, fault injection, reserves. Free: waiters to wake, regions (a limit needs
+// nothing from a free: jemalloc counts the bytes freed). Realloc: all.
+inline constexpr uint32_t kAllocBits = kEngagedLimit | kEngagedLimitNear | kEngagedOnFailure |
+                                       kEngagedKvDirect | kEngagedFaults | kEngagedReserves |
+                                       kEngagedRefill;
+inline constexpr uint32_t kFreeBits = kEngagedWaiters | kEngagedRegions;
 
-// The test every entry point makes first: one load, a mask and a branch.
-inline uint32_t engaged_bits() { return g_engaged.load(std::memory_order_relaxed); }
-inline bool on_fast_path() { return (engaged_bits() & kAllocBits) == 0; }
+// Sets and clears engaged bits, and keeps g_gate.direct_max in step with them. Lock-free (the
+// premapped arena's hooks call it from inside jemalloc).
+void change_engaged(uint32_t set, uint32_t clear);
+
+inline constexpr size_t kLimitDirectMax = 32 << 10;
+
+// The two words the entry points read, on one cache line:
+//   - engaged: the EngagedBits in force;
+//   - direct_max: the largest request an allocation entry point hands straight to
+//     jemalloc: every size while nothing in kAllocBits is engaged; kLimitDirectMax while
+//     only a limit is, and it is not near (budget.h: jemalloc's own per-thread counters
+//     and events keep such small allocations under it); none otherwise. Derived from
+//     `engaged` by change_engaged().
+struct alignas(64) EntryGate {
+  std::atomic<uint32_t> engaged{0};
+  std::atomic<size_t> direct_max{SIZE_MAX};
+};
+extern EntryGate g_gate AS_HIDDEN;
+
+// The test every allocation entry point makes first: one compare with a global word and a
+// branch. `size` is what the allocation may add to jemalloc's count (its usable size is
+// at most that, rounded to a size class).
+inline bool is_direct(size_t size) {
+  return size <= g_gate.direct_max.load(std::memory_order_relaxed);
+}
+inline uint32_t engaged_bits() { return g_gate.engaged.load(std::memory_order_relaxed); }
 
 // Arms the exit handler for t, the calling thread's state (engine.cc): when the thread
 // exits, the scope counts it holds are dropped, its reserve is released and it leaves the

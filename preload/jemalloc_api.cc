@@ -17,6 +17,19 @@ using allocscope::free_is_direct;
 using allocscope::may_skip_engine;
 using allocscope::Request;
 
+namespace {
+
+// What a block of `size` with these flags' alignment may add to the thread's count.
+size_t usable_bound(size_t size, int flags) {
+  const int lg_align = flags & 0x3f;  // MALLOCX_LG_ALIGN's bits
+  size_t bound;
+  if (__builtin_add_overflow(size, lg_align != 0 ? size_t{1} << lg_align : 0, &bound))
+    return SIZE_MAX;
+  return bound;
+}
+
+}  // namespace
+
 AS_EXPORT void *mallocx(size_t size, int flags) {
   if (AS_LIKELY(may_skip_engine(size))) {
     void *p = je_mallocx(size, flags);
@@ -26,7 +39,7 @@ AS_EXPORT void *mallocx(size_t size, int flags) {
 }
 
 AS_EXPORT void *rallocx(void *ptr, size_t size, int flags) {
-  if (AS_LIKELY(allocscope::realloc_is_direct())) {
+  if (AS_LIKELY(allocscope::realloc_is_direct(usable_bound(size, flags)))) {
     void *p = je_rallocx(ptr, size, flags);
     if (AS_LIKELY(p != nullptr)) return p;
   }

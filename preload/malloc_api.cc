@@ -1,7 +1,8 @@
 // malloc_api.cc: the C malloc family with glibc's semantics.
 //
-// Each entry point first tries the fast path: while on_fast_path() holds (nothing engaged,
-// see thread_state.h) it is a tail call into jemalloc, which already gives glibc's answers for
+// Each entry point first tries the fast path: while is_direct(size) holds (nothing engaged,
+// or only a limit that is not near and a small size: see thread_state.h) it is a tail call
+// into jemalloc, which already gives glibc's answers for
 // most edge cases (malloc(0) is a unique pointer, calloc overflow and sizes above
 // PTRDIFF_MAX fail with ENOMEM, realloc(p, 0) frees and returns NULL, as zero_realloc:free
 // does). When the fast path is off, or jemalloc fails, the call goes to the engine
@@ -18,7 +19,7 @@
 #include "thread_state.h"
 
 using allocscope::allocate;
-using allocscope::on_fast_path;
+using allocscope::is_direct;
 using allocscope::Request;
 
 namespace {
@@ -37,6 +38,8 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 // fast half stays a test and a tail call into jemalloc.
 
 [[gnu::noinline]] void *malloc_engaged(size_t size, const void *caller) {
+  if (allocscope::engaged_bits() & allocscope::kEngagedReserves)
+    if (void *p = allocscope::from_reserve_scope_fast(size)) return p;
   if (allocscope::may_skip_engine(size)) {
     void *p = je_malloc(size);
     if (AS_LIKELY(p != nullptr)) return p;
@@ -44,9 +47,9 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
   return allocate(Request{"malloc", size, 0, nullptr, 0, 0, caller});
 }
 
-[[gnu::noinline]] void *calloc_engaged(size_t n, size_t size, const void *caller) {
-  size_t bytes;
-  if (__builtin_mul_overflow(n, size, &bytes)) bytes = SIZE_MAX;  // fails the size cap
+// `bytes` is n * size, or SIZE_MAX when that overflows (which fails the size cap).
+[[gnu::noinline]] void *calloc_engaged(size_t n, size_t size, size_t bytes,
+                                       const void *caller) {
   if (allocscope::may_skip_engine(bytes)) {
     void *p = je_calloc(n, size);
     if (AS_LIKELY(p != nullptr)) return p;
@@ -64,8 +67,11 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
   return allocate(Request{name, size, align, nullptr, 0, 0, caller});
 }
 
+// An aligned block's usable size is at most size + align.
 inline void *aligned(const char *name, size_t align, size_t size, const void *caller) {
-  if (AS_LIKELY(on_fast_path())) return je_aligned_alloc(align, size);
+  size_t bound;
+  if (__builtin_add_overflow(size, align, &bound)) bound = SIZE_MAX;
+  if (AS_LIKELY(is_direct(bound))) return je_aligned_alloc(align, size);
   return aligned_engaged(name, align, size, caller);
 }
 
@@ -92,7 +98,7 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
 
 // jemalloc's realloc leaves errno alone when it fails; glibc sets ENOMEM.
 inline void *realloc_impl(const char *name, void *ptr, size_t size, const void *caller) {
-  if (AS_LIKELY(allocscope::realloc_is_direct())) {
+  if (AS_LIKELY(allocscope::realloc_is_direct(size))) {
     void *result = je_realloc(ptr, size);
     if (AS_UNLIKELY(result == nullptr) && size != 0) errno = ENOMEM;
     return result;
@@ -103,14 +109,7 @@ inline void *realloc_impl(const char *name, void *ptr, size_t size, const void *
 }  // namespace
 
 AS_EXPORT void *malloc(size_t size) noexcept {
-  const uint32_t bits = allocscope::engaged_bits();
-  if (AS_LIKELY(!(bits & allocscope::kAllocBits))) return je_malloc(size);
-  if (allocscope::limit_only_and_fits(bits, size)) return je_malloc(size);
-  // A fresh load rather than `bits`: keeping bits alive would cost the fast path a move.
-  // A RESERVE scope's small request, inline: no call but jemalloc's (the first test above
-  // stays four instructions; the compiler keeps this part out of its way).
-  if (allocscope::engaged_bits() & allocscope::kEngagedReserves)
-    if (void *p = allocscope::from_reserve_scope_fast(size)) return p;
+  if (AS_LIKELY(is_direct(size))) return je_malloc(size);
   return malloc_engaged(size, __builtin_return_address(0));
 }
 
@@ -120,8 +119,11 @@ AS_EXPORT void free(void *ptr) noexcept {
 }
 
 AS_EXPORT void *calloc(size_t n, size_t size) noexcept {
-  if (AS_LIKELY(on_fast_path())) return je_calloc(n, size);
-  return calloc_engaged(n, size, __builtin_return_address(0));
+  size_t bytes;
+  // An overflow fails in jemalloc when nothing is engaged, in the engine otherwise.
+  if (__builtin_mul_overflow(n, size, &bytes)) bytes = SIZE_MAX;
+  if (AS_LIKELY(is_direct(bytes))) return je_calloc(n, size);
+  return calloc_engaged(n, size, bytes, __builtin_return_address(0));
 }
 
 AS_EXPORT void *realloc(void *ptr, size_t size) noexcept {

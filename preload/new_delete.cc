@@ -65,7 +65,7 @@ void *new_nothrow(const char *name, size_t size, size_t align, const void *calle
 // kv_direct) stay out of it. nullptr: call new_engaged. (The caller's address is taken
 // only then, so the fast half keeps no register for it.)
 inline void *new_fast(size_t size) {
-  return AS_LIKELY(allocscope::on_fast_path()) ? je_malloc(size) : nullptr;
+  return AS_LIKELY(allocscope::is_direct(size)) ? je_malloc(size) : nullptr;
 }
 
 inline void *new_aligned_impl(size_t size, std::align_val_t align, const void *caller) {

@@ -4,6 +4,7 @@
 // errno, how long it took, which reclaimers ran, what a waiting thread saw, and what was
 // reported (reports go to a log file the test reads back).
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -422,6 +423,90 @@ TEST_F(Policy, ChargedFollowsAllocationsAndFrees) {
   EXPECT_LE(during, before + 3 * kMiB + 64 * 1024);
   free(p);
   EXPECT_LE(allocscope_charged(), before + 64 * 1024);
+}
+
+// Whether the stats JSON contains `what`. Its buffer is static: a test may read the stats
+// with no room left under the limit.
+bool stats_contain(const char *what) {
+  static char json[1 << 16];
+  allocscope_stats_json(json, sizeof(json));
+  return strstr(json, what) != nullptr;
+}
+
+// Small allocations are plain jemalloc calls while the limit is far (policy/budget.h):
+// jemalloc's activity callback must still stop them at the limit, not past it. 1 KiB is a
+// size class, so the charge is exactly what the loop allocated; this process has one
+// thread, so the limit comes near (and every allocation is checked) only 96 KiB before
+// it: a callback later than every 64 KiB could let the loop run past the limit. Whether
+// it does depends on where the last callback falls, so four limits 16 KiB apart.
+TEST_F(Policy, SmallAllocationsStopAtTheLimitNotPastIt) {
+  std::vector<void *> blocks;
+  blocks.reserve(8192);
+  for (size_t shift = 0; shift < 64 * 1024; shift += 16 * 1024) {
+    const size_t limit = allocscope_charged() + 4 * kMiB + shift;
+    ASSERT_EQ(allocscope_limit_set(limit), 0);
+    EXPECT_FALSE(stats_contain("limit_near"));
+    void *p;
+    errno = 0;
+    while (blocks.size() < blocks.capacity() && (p = malloc(1024)) != nullptr)
+      blocks.push_back(p);
+    // Read everything before gtest allocates (which fails here), check after the frees.
+    const int error = errno;
+    const bool failed = blocks.size() < blocks.capacity();
+    const size_t charged = allocscope_charged();
+    const bool near = stats_contain("limit_near");
+    const bool counted = !stats_contain("\"near\":0,");
+    for (void *q : blocks) free(q);
+    blocks.clear();
+    ASSERT_TRUE(failed) << "no allocation failed";
+    EXPECT_EQ(error, ENOMEM);
+    EXPECT_LE(charged, limit) << "past the limit, shift " << shift;
+    EXPECT_GT(charged + 64 * 1024, limit) << "failed well before the limit";
+    EXPECT_TRUE(near) << "the limit came near";
+    EXPECT_TRUE(counted) << "and that was counted";
+    // Freeing 64 KiB and more calls the callback again: the limit is far again.
+    EXPECT_FALSE(stats_contain("limit_near"));
+  }
+  void *after = malloc(1024);
+  EXPECT_NE(after, nullptr);
+  free(after);
+}
+
+// A thread that frees what another allocated, and allocates nothing itself, must bring
+// the charge down: the preload makes every thread known to the budget when it starts.
+// Here the thread starts with no limit set and the limit comes while it waits.
+TEST_F(Policy, AThreadThatOnlyFreesIsCounted) {
+  allocscope_limit_set(0);
+  std::atomic<bool> go{false};
+  std::vector<void *> blocks(256);
+  std::thread freer([&] {
+    while (!go.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (void *p : blocks) free(p);
+  });
+  ASSERT_EQ(allocscope_limit_set(allocscope_charged() + 8 * kMiB), 0);
+  const size_t before = allocscope_charged();
+  for (void *&p : blocks) p = malloc(16 << 10);
+  EXPECT_GE(allocscope_charged() + 4096, before + 256 * (16 << 10));
+  go = true;
+  freer.join();
+  EXPECT_LE(allocscope_charged(), before + 64 * 1024);
+}
+
+// pthread_create allocates what its new thread starts from (thread_start.cc): when that
+// fails it returns EAGAIN, as glibc does when it lacks memory, and creates no thread.
+TEST_F(Policy, PthreadCreateFailsWithEagainWhenItsAllocationFails) {
+  static std::atomic<int> started{0};
+  auto body = [](void *) -> void * {
+    ++started;
+    return nullptr;
+  };
+  pthread_t thread;
+  ASSERT_EQ(allocscope_fail_nth(1), 0);
+  EXPECT_EQ(pthread_create(&thread, nullptr, body, nullptr), EAGAIN);
+  EXPECT_EQ(allocscope_fail_nth_left(), 0u) << "the injected failure happened";
+  ASSERT_EQ(pthread_create(&thread, nullptr, body, nullptr), 0);
+  pthread_join(thread, nullptr);
+  EXPECT_EQ(started.load(), 1);
 }
 
 TEST_F(Policy, SizeCapsFailEvenNofail) {
