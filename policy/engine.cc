@@ -637,17 +637,24 @@ void on_thread_exit(void *arg) {
   budget::thread_exit(t);
 }
 
+// The key is made by whichever comes first: start_engine(), or a thread that joins the
+// budget before it (pthread_create called by another library's constructor, which may
+// run before ours).
+void create_exit_key() { pthread_key_create(&g_exit_key, on_thread_exit); }
+pthread_once_t g_exit_key_once = PTHREAD_ONCE_INIT;
+
 }  // namespace
 
 void watch_thread_exit(ThreadState &t) {
   if (t.exit_watched) return;
   t.exit_watched = true;
+  pthread_once(&g_exit_key_once, create_exit_key);
   pthread_setspecific(g_exit_key, &t);  // a slot in the thread descriptor: no allocation
 }
 
 void start_engine() {
   EngineGuard guard;
-  pthread_key_create(&g_exit_key, on_thread_exit);
+  pthread_once(&g_exit_key_once, create_exit_key);
   pthread_atfork(prefork, postfork_parent, postfork_child);
   budget::join(t_state);  // the main thread; others as they start (budget.h)
   if (const char *conf = secure_getenv("ALLOCSCOPE_CONF")) apply_config(conf, "ALLOCSCOPE_CONF");
