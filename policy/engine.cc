@@ -31,16 +31,6 @@ namespace allocscope {
 __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
 EntryGate g_gate;
 
-namespace {
-
-size_t direct_max_for(uint32_t bits) {
-  const uint32_t alloc = bits & kAllocBits;
-  if (alloc == 0) return SIZE_MAX;
-  return alloc == kEngagedLimit ? kLimitDirectMax : 0;
-}
-
-}  // namespace
-
 void change_engaged(uint32_t set, uint32_t clear) {
   std::atomic<uint32_t> &engaged = g_gate.engaged;
   uint32_t bits = engaged.load();

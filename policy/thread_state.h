@@ -5,6 +5,7 @@
 // that exits gives back what it holds through a pthread key destructor (engine.cc).
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <atomic>
@@ -119,6 +120,11 @@ inline constexpr size_t kLimitDirectMax = 32 << 10;
 //     only a limit is, and it is not near (budget.h: jemalloc's own per-thread counters
 //     and events keep such small allocations under it); none otherwise. Derived from
 //     `engaged` by change_engaged().
+inline size_t direct_max_for(uint32_t bits) {
+  const uint32_t alloc = bits & kAllocBits;
+  if (alloc == 0) return SIZE_MAX;
+  return alloc == kEngagedLimit ? kLimitDirectMax : 0;
+}
 struct alignas(64) EntryGate {
   std::atomic<uint32_t> engaged{0};
   std::atomic<size_t> direct_max{SIZE_MAX};

@@ -9,6 +9,10 @@
 //   2. reclaim::add() reusing a slot while reclaim::run_pass() on another thread looks at
 //      it: run_pass reads the slot's class (to honour NORECLAIM_CLASS) before it claims the
 //      slot, while add() writes the class of a new registration there.
+//   3. change_engaged() on two threads at once: each publishes the gate (direct_max) for
+//      the bits it saw, and a store computed from bits another thread has since changed
+//      must not be the last. Checked everywhere: after every round the gate must match
+//      the bits.
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -39,6 +43,12 @@ size_t reclaim_nothing(void *, size_t) { return 0; }
 
 void *passes(void *) {
   while (!g_stop.load()) as::reclaim::run_pass(1 << 20, ALLOCSCOPE_NORECLAIM_CLASS(3), false);
+  return nullptr;
+}
+
+void *toggle_faults(void *) {
+  constexpr uint32_t kBit = as::kEngagedFaults;
+  for (bool on = true; !g_stop.load(); on = !on) as::change_engaged(on ? kBit : 0, on ? 0 : kBit);
   return nullptr;
 }
 
@@ -74,6 +84,20 @@ int main() {
     if (id <= 0 || as::reclaim::remove(id) != 0) abort();
   });
   printf("engine_races: reclaimer slots reused during passes: done\n");
+
+  for (int round = 0; round < 50; ++round) {
+    run(toggle_faults, [](int i) {
+      constexpr uint32_t kBit = as::kEngagedReserves;
+      as::change_engaged(i % 2 ? kBit : 0, i % 2 ? 0 : kBit);
+    });
+    const uint32_t bits = as::engaged_bits();
+    if (as::g_gate.direct_max.load() != as::direct_max_for(bits)) {
+      fprintf(stderr, "engine_races: gate %zu for bits %#x\n", as::g_gate.direct_max.load(), bits);
+      return 1;
+    }
+  }
+  as::change_engaged(0, as::kEngagedFaults | as::kEngagedReserves);
+  printf("engine_races: engaged bits changed on two threads: gate in step\n");
 
   nftw(g_dir.c_str(), [](const char *path, const struct stat *, int, struct FTW *) {
     return remove(path);
