@@ -935,7 +935,10 @@ void Worker::fork_child_check(allocscope_flags_t scope_at_fork) {
   }
   // A first thread in the child: glibc puts the stacks of the parent's other threads in
   // its stack cache and, above 40 MiB of them, frees the oldest with their DTVs (which the
-  // parent's threads allocated), so the charge drops here. Measure after that.
+  // parent's threads allocated), so the charge drops here. Measure after that. Starting
+  // a thread allocates (glibc's DTV, the preload's start block) under the scope inherited
+  // from the parent, which may be NOWAIT with the parent's budget full: room first.
+  allocscope_limit_set(allocscope_charged() + 32 * kMiB);
   if (!child_thread()) _exit(18);
   // Other threads' live bytes stay charged in the child and nobody frees them here, so
   // the child gives itself room: its own limit above what is charged now.
