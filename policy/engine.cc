@@ -575,7 +575,7 @@ void update_engagement() {
   change_engaged(set, clear);
 }
 
-void release(void *p, int jemalloc_flags) {
+void release(void *p, int jemalloc_flags) noexcept {
   if (region::contains(p)) {
     const size_t bytes = region::usable_size(p);
     if (region::release(p))
@@ -592,7 +592,7 @@ void release(void *p, int jemalloc_flags) {
   budget::wake_waiters();
 }
 
-void release_sized(void *p, size_t size, int jemalloc_flags) {
+void release_sized(void *p, size_t size, int jemalloc_flags) noexcept {
   if (region::contains(p)) return release(p, 0);
   if (limit_is_set()) budget::ensure_joined(t_state);
   je_sdallocx(p, size, jemalloc_flags);

@@ -101,9 +101,9 @@ int make_reserve(size_t bytes);
 
 // free() when free_is_direct() said no: releases a region, or joins the limit and frees
 // (je_dallocx with jemalloc_flags); wakes NOFAIL waiters.
-void release(void *p, int jemalloc_flags = 0);
+void release(void *p, int jemalloc_flags = 0) noexcept;
 // Sized variant for sized delete and sdallocx.
-void release_sized(void *p, size_t size, int jemalloc_flags);
+void release_sized(void *p, size_t size, int jemalloc_flags) noexcept;
 // xallocx when engaged: grows in place only as far as the budget allows (a region does
 // not grow in place through xallocx: it reports its size).
 size_t resize_in_place(void *p, size_t size, size_t extra, int jemalloc_flags);

@@ -35,9 +35,11 @@ size_t page_size() {
 bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
 // Each *_engaged function is the slow half of an entry point, out of line so that the
-// fast half stays a test and a tail call into jemalloc.
+// fast half stays a test and a tail call into jemalloc. noexcept like the entry points:
+// otherwise the call from a noexcept function needs a frame to terminate in, and cannot
+// be a tail call.
 
-[[gnu::noinline]] void *malloc_engaged(size_t size, const void *caller) {
+[[gnu::noinline]] void *malloc_engaged(size_t size, const void *caller) noexcept {
   if (allocscope::engaged_bits() & allocscope::kEngagedReserves)
     if (void *p = allocscope::from_reserve_scope_fast(size)) return p;
   if (allocscope::may_skip_engine(size)) {
@@ -49,7 +51,7 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
 // `bytes` is n * size, or SIZE_MAX when that overflows (which fails the size cap).
 [[gnu::noinline]] void *calloc_engaged(size_t n, size_t size, size_t bytes,
-                                       const void *caller) {
+                                       const void *caller) noexcept {
   if (allocscope::may_skip_engine(bytes)) {
     void *p = je_calloc(n, size);
     if (AS_LIKELY(p != nullptr)) return p;
@@ -59,7 +61,7 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
 // An allocation with a validated power-of-two alignment.
 [[gnu::noinline]] void *aligned_engaged(const char *name, size_t align, size_t size,
-                                        const void *caller) {
+                                        const void *caller) noexcept {
   if (allocscope::may_skip_engine(size)) {
     void *p = je_aligned_alloc(align, size);
     if (AS_LIKELY(p != nullptr)) return p;
@@ -80,7 +82,7 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
 // pointer is never jemalloc's, with fault injection every call is a candidate, and a
 // reserve may serve it or need a refill: those always go through the engine.
 [[gnu::noinline]] void *realloc_engaged(const char *name, void *ptr, size_t size,
-                                        const void *caller) {
+                                        const void *caller) noexcept {
   if (ptr == nullptr) return malloc_engaged(size, caller);
   if (size == 0) {
     allocscope::release(ptr);
