@@ -472,6 +472,27 @@ TEST_F(Policy, SmallAllocationsStopAtTheLimitNotPastIt) {
   free(after);
 }
 
+// Every known thread may allocate up to 96 KiB unchecked, so the room a far limit needs
+// grows with the threads: 48 idle threads bring a limit 4 MiB away near, and their exit
+// takes it far again.
+TEST_F(Policy, ThreadsThatStartAndExitMoveTheLimitNearAndFar) {
+  ASSERT_EQ(allocscope_limit_set(allocscope_charged() + 4 * kMiB), 0);
+  EXPECT_FALSE(stats_contain("limit_near"));
+  std::atomic<bool> go{false};
+  std::atomic<int> running{0};  // a thread has joined the budget before its body runs
+  std::vector<std::thread> idle;
+  for (int i = 0; i < 48; ++i)
+    idle.emplace_back([&go, &running] {
+      ++running;
+      while (!go.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+  while (running.load() < 48) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(stats_contain("limit_near")) << "48 x 96 KiB do not fit in 4 MiB";
+  go = true;
+  for (std::thread &t : idle) t.join();
+  EXPECT_FALSE(stats_contain("limit_near")) << "the threads left";
+}
+
 // A thread that frees what another allocated, and allocates nothing itself, must bring
 // the charge down: the preload makes every thread known to the budget when it starts.
 // Here the thread starts with no limit set and the limit comes while it waits.
