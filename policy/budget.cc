@@ -185,7 +185,7 @@ void thread_exit(ThreadState &t) {
 void join(ThreadState &t) {
   if (t.exited) return;
   Locked lock;
-  join_locked(t);
+  if (!registered(t) || !joined_now(t)) join_locked(t);
 }
 
 namespace {
@@ -232,7 +232,10 @@ int64_t cap_for(bool memalloc) {
 
 }  // namespace
 
+// Setting a limit makes the calling thread known first: in a process that has not started
+// a thread yet, that is the main thread (budget.h).
 void set_limit(size_t bytes) {
+  join(t_state);
   {
     Locked lock;
     reconfigure(clamp(bytes), g_arena_limit.load());
@@ -241,6 +244,7 @@ void set_limit(size_t bytes) {
 }
 
 void set_arena_limit(size_t bytes) {
+  join(t_state);
   Locked lock;
   reconfigure(g_limit.load(), clamp(bytes));
 }

@@ -21,9 +21,13 @@
 //     allowance runs out, the thread refills it (up to kBatch ahead) under one lock, after
 //     summing what every thread really holds: its net bytes (from jemalloc's counters)
 //     plus its unused allowance. That sum is what the limit caps.
-//   - every thread started by pthread_create is known to the budget from its start (the
-//     preload wraps pthread_create), the main thread from start-up, so what a thread frees
-//     counts even if it never allocates. A thread started some other way (glibc's own
+//   - every thread started by pthread_create is known to the budget from its start, and
+//     so is the thread that started it (the preload wraps pthread_create); a thread that
+//     sets a limit or makes a reserve joins then. So the main thread is known before
+//     the process has a second thread or a limit, and what a thread frees counts even if
+//     it never allocates. (Joining reads jemalloc's counters through mallctl, whose first
+//     use in a process costs ~150,000 instructions: a process that never starts a thread
+//     or sets a limit does not pay it.) A thread started some other way (glibc's own
 //     helper threads: SIGEV_THREAD timers, POSIX AIO) joins at its first checked
 //     allocation; what it allocates and frees before that is not counted.
 // So:
@@ -107,9 +111,10 @@ size_t reserves_total();
 // Would `size` more bytes in the jemalloc arena stay within arena_limit?
 bool arena_fits(size_t size);
 
-// Makes the calling thread (t) known to the budget: its jemalloc counters, its activity
-// callback, its exit handler. The preload does it when a thread starts; a thread started
-// otherwise does it at its first checked allocation.
+// Makes the calling thread (t) known to the budget, if it is not yet: its jemalloc
+// counters, its activity callback, its exit handler. The preload does it when a thread
+// starts or starts another, set_limit for its caller; a thread started otherwise does it
+// at its first checked allocation.
 void join(ThreadState &t);
 inline void ensure_joined(ThreadState &t) {
   if (t.budget_generation != g_generation.load(std::memory_order_relaxed)) join(t);

@@ -646,7 +646,6 @@ void start_engine() {
   EngineGuard guard;
   pthread_once(&g_exit_key_once, create_exit_key);
   pthread_atfork(prefork, postfork_parent, postfork_child);
-  budget::join(t_state);  // the main thread; others as they start (budget.h)
   if (const char *conf = secure_getenv("ALLOCSCOPE_CONF")) apply_config(conf, "ALLOCSCOPE_CONF");
 }
 

@@ -6,7 +6,7 @@
 // that only frees what others allocated would otherwise leave those bytes charged for
 // good. And allocations below kLimitDirectMax go straight to jemalloc, checked only by the
 // activity callback that joining installs. So a new thread joins first, then runs its
-// start routine. Threads glibc starts itself (SIGEV_THREAD timers, POSIX AIO) do not come
+// start routine; and the thread that creates it joins too, which covers the main thread. Threads glibc starts itself (SIGEV_THREAD timers, POSIX AIO) do not come
 // through here; budget.h says what that costs.
 #include <dlfcn.h>
 #include <errno.h>
@@ -47,6 +47,9 @@ AS_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
                              void *(*routine)(void *), void *arg) noexcept {
   const pthread_create_fn real = real_pthread_create();
   if (AS_UNLIKELY(real == nullptr)) return EAGAIN;
+  // The creator too: the first thread a process starts is started by the main thread,
+  // which is then known from before it has company (budget.h).
+  allocscope::budget::join(allocscope::t_state);
   // Allocated under the caller's policy, like glibc's own allocations for the thread.
   auto *start = static_cast<ThreadStart *>(malloc(sizeof(ThreadStart)));
   if (start == nullptr) return EAGAIN;  // what glibc returns when it lacks memory
