@@ -118,9 +118,12 @@ void judge_nearness(int64_t total) {
   g_room.store(room, std::memory_order_relaxed);
   const bool near = room < 0;
   if (near != static_cast<bool>(engaged_bits() & kEngagedLimitNear)) {
-    if (near) stats::bump(stats::g_counters.limit_near);
-    if (near) change_engaged(kEngagedLimitNear, 0);
-    else change_engaged(0, kEngagedLimitNear);
+    if (near) {
+      stats::bump(stats::g_counters.limit_near);
+      change_engaged(kEngagedLimitNear, 0);
+    } else {
+      change_engaged(0, kEngagedLimitNear);
+    }
   }
 }
 

@@ -33,10 +33,6 @@ struct Request {
 
 void *allocate(const Request &r);
 
-// In the engaged paths: may an allocation of `size` be a plain jemalloc call, going to
-// allocate() only if that fails? Not while faults may be injected, not if a reserve may
-// serve it or must be refilled, not if kv_direct sends it to a region, nor if a limit is
-// set and it exceeds the thread's allowance.
 extern std::atomic<bool> g_nowait_everywhere AS_HIDDEN;  // see update_engagement()
 
 // Might a reserve serve this thread's allocations (kEngagedReserves is set)? Its scope
@@ -46,6 +42,10 @@ inline bool reserve_applies(const ThreadState &t) {
          g_nowait_everywhere.load(std::memory_order_relaxed);
 }
 
+// In the engaged paths: may an allocation of `size` be a plain jemalloc call, going to
+// allocate() only if that fails? Not while faults may be injected, not if a reserve may
+// serve it or must be refilled, not if kv_direct sends it to a region, nor if a limit is
+// set and it exceeds the thread's allowance.
 inline bool may_skip_engine(size_t size) {
   const uint32_t bits = engaged_bits();
   // Every allocation is a fault candidate; or the atomic reserve needs a refill.
@@ -56,14 +56,26 @@ inline bool may_skip_engine(size_t size) {
   return !(bits & kEngagedLimit) || budget::take_from_allowance(t_state, size);
 }
 
-// The engaged paths' first step for malloc and operator new: a thread in a RESERVE scope
-// is served by its reserve with no policy to resolve (RESERVE only adds to the policy),
-// for small requests the reserve surely covers (reserve.h). Anything else goes to
-// allocate(), which serves RESERVE requests from the reserve first.
+// A thread in a RESERVE scope is served by its reserve with no policy to resolve
+// (RESERVE only adds to the policy), for small requests the reserve surely covers
+// (reserve.h). nullptr: not in such a scope, or not such a request.
 inline void *from_reserve_scope_fast(size_t size) {
   ThreadState &t = t_state;
   if (!(t.scope & ALLOCSCOPE_RESERVE) || t.in_engine != 0) return nullptr;
   return reserve::take_fast(t, size);
+}
+
+// The engaged half of malloc and operator new, before the engine: the reserve of a
+// RESERVE scope, else a plain jemalloc call when may_skip_engine() allows it. nullptr:
+// call the engine (allocate(), which serves RESERVE requests from the reserve first).
+inline void *malloc_before_engine(size_t size) {
+  if (engaged_bits() & kEngagedReserves)
+    if (void *p = from_reserve_scope_fast(size)) return p;
+  if (may_skip_engine(size)) {
+    void *p = je_malloc(size);
+    if (AS_LIKELY(p != nullptr)) return p;
+  }
+  return nullptr;
 }
 
 // May a free be a plain jemalloc call? Yes unless regions exist or a NOFAIL allocation

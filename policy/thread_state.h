@@ -139,6 +139,13 @@ inline bool is_direct(size_t size) {
 }
 inline uint32_t engaged_bits() { return g_gate.engaged.load(std::memory_order_relaxed); }
 
+// What an aligned block may add to jemalloc's count, for is_direct(): at most size + align
+// (SIZE_MAX when that overflows).
+inline size_t aligned_bound(size_t size, size_t align) {
+  size_t bound;
+  return __builtin_add_overflow(size, align, &bound) ? SIZE_MAX : bound;
+}
+
 // Arms the exit handler for t, the calling thread's state (engine.cc): when the thread
 // exits, the scope counts it holds are dropped, its reserve is released and it leaves the
 // budget. Armed by whatever gives the thread something to give back.

@@ -19,13 +19,10 @@ using allocscope::Request;
 
 namespace {
 
-// What a block of `size` with these flags' alignment may add to the thread's count.
-size_t usable_bound(size_t size, int flags) {
-  const int lg_align = flags & 0x3f;  // MALLOCX_LG_ALIGN's bits
-  size_t bound;
-  if (__builtin_add_overflow(size, lg_align != 0 ? size_t{1} << lg_align : 0, &bound))
-    return SIZE_MAX;
-  return bound;
+// The alignment mallocx flags ask for (MALLOCX_LG_ALIGN's bits), 0 for the default.
+size_t alignment_of(int flags) {
+  const int lg_align = flags & 0x3f;
+  return lg_align != 0 ? size_t{1} << lg_align : 0;
 }
 
 }  // namespace
@@ -39,7 +36,8 @@ AS_EXPORT void *mallocx(size_t size, int flags) {
 }
 
 AS_EXPORT void *rallocx(void *ptr, size_t size, int flags) {
-  if (AS_LIKELY(allocscope::realloc_is_direct(usable_bound(size, flags)))) {
+  const size_t bound = allocscope::aligned_bound(size, alignment_of(flags));
+  if (AS_LIKELY(allocscope::realloc_is_direct(bound))) {
     void *p = je_rallocx(ptr, size, flags);
     if (AS_LIKELY(p != nullptr)) return p;
   }

@@ -18,6 +18,7 @@
 #include "engine.h"
 #include "thread_state.h"
 
+using allocscope::aligned_bound;
 using allocscope::allocate;
 using allocscope::is_direct;
 using allocscope::Request;
@@ -40,12 +41,7 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 // be a tail call.
 
 [[gnu::noinline]] void *malloc_engaged(size_t size, const void *caller) noexcept {
-  if (allocscope::engaged_bits() & allocscope::kEngagedReserves)
-    if (void *p = allocscope::from_reserve_scope_fast(size)) return p;
-  if (allocscope::may_skip_engine(size)) {
-    void *p = je_malloc(size);
-    if (AS_LIKELY(p != nullptr)) return p;
-  }
+  if (void *p = allocscope::malloc_before_engine(size)) return p;
   return allocate(Request{"malloc", size, 0, nullptr, 0, 0, caller});
 }
 
@@ -69,11 +65,8 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
   return allocate(Request{name, size, align, nullptr, 0, 0, caller});
 }
 
-// An aligned block's usable size is at most size + align.
 inline void *aligned(const char *name, size_t align, size_t size, const void *caller) {
-  size_t bound;
-  if (__builtin_add_overflow(size, align, &bound)) bound = SIZE_MAX;
-  if (AS_LIKELY(is_direct(bound))) return je_aligned_alloc(align, size);
+  if (AS_LIKELY(is_direct(aligned_bound(size, align)))) return je_aligned_alloc(align, size);
   return aligned_engaged(name, align, size, caller);
 }
 

@@ -52,12 +52,7 @@ void *new_nothrow(const char *name, size_t size, size_t align, const void *calle
 
 // operator new's slow half: engaged, or jemalloc failed.
 [[gnu::noinline]] void *new_engaged(size_t size, const void *caller) {
-  if (allocscope::engaged_bits() & allocscope::kEngagedReserves)
-    if (void *p = allocscope::from_reserve_scope_fast(size)) return p;
-  if (allocscope::may_skip_engine(size)) {
-    void *p = je_malloc(size);
-    if (AS_LIKELY(p != nullptr)) return p;
-  }
+  if (void *p = allocscope::malloc_before_engine(size)) return p;
   return new_slow("operator new", size, 0, caller);
 }
 

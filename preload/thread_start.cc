@@ -6,8 +6,9 @@
 // that only frees what others allocated would otherwise leave those bytes charged for
 // good. And allocations below kLimitDirectMax go straight to jemalloc, checked only by the
 // activity callback that joining installs. So a new thread joins first, then runs its
-// start routine; and the thread that creates it joins too, which covers the main thread. Threads glibc starts itself (SIGEV_THREAD timers, POSIX AIO) do not come
-// through here; budget.h says what that costs.
+// start routine; and the thread that creates it joins too, which covers the main thread.
+// Threads glibc starts itself (SIGEV_THREAD timers, POSIX AIO) do not come through here;
+// budget.h says what that costs.
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
