@@ -34,8 +34,10 @@ EntryGate g_gate;
 void change_engaged(uint32_t set, uint32_t clear) {
   std::atomic<uint32_t> &engaged = g_gate.engaged;
   uint32_t bits = engaged.load();
-  while (!engaged.compare_exchange_weak(bits, (bits | set) & ~clear)) {
-  }
+  do {
+    // Nothing to change: the gate already is, or is being, published for these bits.
+    if (((bits | set) & ~clear) == bits) return;
+  } while (!engaged.compare_exchange_weak(bits, (bits | set) & ~clear));
   // Publish the gate for the bits now in force. Another thread changing them meanwhile
   // publishes its own; whichever store comes last, the loop makes it match the last
   // change: a store is only final once the bits are seen unchanged after it.
@@ -308,7 +310,7 @@ struct RegionTry : Try {
       budget::uncharge_outside(more);
       return resize == nullptr ? arena_instead(memalloc, overdraw, why) : nullptr;
     }
-    if (!(engaged_bits() & kEngagedRegions)) change_engaged(kEngagedRegions, 0);
+    change_engaged(kEngagedRegions, 0);
     if (want < old) budget::uncharge_outside(old - want);  // a shrink
     return p;
   }
