@@ -10,6 +10,17 @@
 #define JEMALLOC_NO_RENAME
 #include <jemalloc/jemalloc.h>
 
+#include <stddef.h>
+
+// jemalloc's own operator new (new_handler loop, then std::bad_alloc) and sized delete
+// (nullptr is a no-op), renamed like the rest: _Znwm -> je__Znwm, ...
+extern "C" {
+void *je_operator_new(size_t size) __asm__("je__Znwm");
+void *je_operator_new_array(size_t size) __asm__("je__Znam");
+void je_operator_delete_sized(void *p, size_t size) noexcept __asm__("je__ZdlPvm");
+void je_operator_delete_array_sized(void *p, size_t size) noexcept __asm__("je__ZdaPvm");
+}
+
 #if defined(__GNUC__)
 #define AS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define AS_UNLIKELY(x) __builtin_expect(!!(x), 0)

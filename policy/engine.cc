@@ -44,6 +44,7 @@ void change_engaged(uint32_t set, uint32_t clear) {
   for (;;) {
     bits = engaged.load();
     g_gate.direct_max.store(direct_max_for(bits));
+    g_gate.new_direct_max.store(new_direct_max_for(bits));
     if (engaged.load() == bits) break;
   }
 }

@@ -54,7 +54,8 @@ void add_engaged(Writer &w) {
                 {kEngagedWaiters, "waiters"},   {kEngagedKv, "kv"},
                 {kEngagedKvDirect, "kv_direct"}, {kEngagedRegions, "regions"},
                 {kEngagedFaults, "faults"},     {kEngagedReserves, "reserves"},
-                {kEngagedRefill, "refill"},     {kEngagedLimitNear, "limit_near"}};
+                {kEngagedRefill, "refill"},     {kEngagedLimitNear, "limit_near"},
+                {kEngagedNewHandler, "new_handler"}};
   const uint32_t bits = engaged_bits();
   w.add("\"engaged\":\"");
   const char *sep = "";

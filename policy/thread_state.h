@@ -97,6 +97,10 @@ enum EngagedBits : uint32_t {
   // between two of its checks (budget.h). Every allocation then takes from its thread's
   // allowance.
   kEngagedLimitNear = 1u << 9,
+  // A std::new_handler is installed (new_delete.cc). Only plain operator new reads it,
+  // through new_direct_max: jemalloc's own operator new, which it otherwise jumps to,
+  // would turn the handler's exception into a plain std::bad_alloc.
+  kEngagedNewHandler = 1u << 10,
 };
 
 // What each kind of entry point cannot ignore. Allocation: the limit, failure handling,
@@ -113,21 +117,27 @@ void change_engaged(uint32_t set, uint32_t clear);
 
 inline constexpr size_t kLimitDirectMax = 32 << 10;
 
-// The two words the entry points read, on one cache line:
+// The words the entry points read, on one cache line:
 //   - engaged: the EngagedBits in force;
 //   - direct_max: the largest request an allocation entry point hands straight to
 //     jemalloc: every size while nothing in kAllocBits is engaged; kLimitDirectMax while
 //     only a limit is, and it is not near (budget.h: jemalloc's own per-thread counters
-//     and events keep such small allocations under it); none otherwise. Derived from
-//     `engaged` by change_engaged().
+//     and events keep such small allocations under it); none otherwise;
+//   - new_direct_max: the same for plain operator new, and none while a new_handler is
+//     installed.
+// Derived from `engaged` by change_engaged().
 inline size_t direct_max_for(uint32_t bits) {
   const uint32_t alloc = bits & kAllocBits;
   if (alloc == 0) return SIZE_MAX;
   return alloc == kEngagedLimit ? kLimitDirectMax : 0;
 }
+inline size_t new_direct_max_for(uint32_t bits) {
+  return bits & kEngagedNewHandler ? 0 : direct_max_for(bits);
+}
 struct alignas(64) EntryGate {
   std::atomic<uint32_t> engaged{0};
   std::atomic<size_t> direct_max{SIZE_MAX};
+  std::atomic<size_t> new_direct_max{SIZE_MAX};
 };
 extern EntryGate g_gate AS_HIDDEN;
 
@@ -136,6 +146,10 @@ extern EntryGate g_gate AS_HIDDEN;
 // at most that, rounded to a size class).
 inline bool is_direct(size_t size) {
   return size <= g_gate.direct_max.load(std::memory_order_relaxed);
+}
+// Plain operator new's test (new_delete.cc).
+inline bool new_is_direct(size_t size) {
+  return size <= g_gate.new_direct_max.load(std::memory_order_relaxed);
 }
 inline uint32_t engaged_bits() { return g_gate.engaged.load(std::memory_order_relaxed); }
 

@@ -9,6 +9,15 @@
 // std::bad_alloc when there is none. The nothrow forms
 // run the same loop and turn the exception into nullptr, as libstdc++ does. Sized delete
 // hands the size to jemalloc (sdallocx), which skips the size lookup free() has to make.
+// With nothing engaged, plain new and sized delete jump to jemalloc's own (backend.h),
+// which inline its fast path: a call into je_malloc would leave operator new a NULL test
+// to make after it, and with it a stack frame (ten instructions instead of four). But
+// jemalloc's new catches a std::bad_alloc thrown by the new_handler and throws a plain
+// std::bad_alloc instead, losing a derived type the caller may catch, where libstdc++ lets
+// it through. So std::set_new_handler is interposed: while a handler is installed, plain
+// new runs the loop below instead of jemalloc's.
+#include <dlfcn.h>
+
 #include <new>
 
 #include "backend.h"
@@ -56,13 +65,6 @@ void *new_nothrow(const char *name, size_t size, size_t align, const void *calle
   return new_slow("operator new", size, 0, caller);
 }
 
-// The fast half makes malloc's one test: the engaged paths' finer tests (limit, reserves,
-// kv_direct) stay out of it. nullptr: call new_engaged. (The caller's address is taken
-// only then, so the fast half keeps no register for it.)
-inline void *new_fast(size_t size) {
-  return AS_LIKELY(allocscope::is_direct(size)) ? je_malloc(size) : nullptr;
-}
-
 inline void *new_aligned_impl(size_t size, std::align_val_t align, const void *caller) {
   if (AS_LIKELY(allocscope::may_skip_engine(size))) {
     void *p = je_mallocx(size == 0 ? 1 : size, align_flags(align));
@@ -94,12 +96,14 @@ inline void sized_delete(void *p, size_t size, int flags) noexcept {
 
 #define AS_NEW __attribute__((visibility("default")))
 
+// Plain new makes malloc's one test: the engaged paths' finer tests (limit, reserves,
+// kv_direct) stay out of it.
 AS_NEW void *operator new(size_t size) {
-  if (void *p = new_fast(size)) return p;
+  if (AS_LIKELY(allocscope::new_is_direct(size))) return je_operator_new(size);
   return new_engaged(size, __builtin_return_address(0));
 }
 AS_NEW void *operator new[](size_t size) {
-  if (void *p = new_fast(size)) return p;
+  if (AS_LIKELY(allocscope::new_is_direct(size))) return je_operator_new_array(size);
   return new_engaged(size, __builtin_return_address(0));
 }
 AS_NEW void *operator new(size_t size, const std::nothrow_t &) noexcept {
@@ -125,8 +129,14 @@ AS_NEW void operator delete(void *p) noexcept { delete_impl(p); }
 AS_NEW void operator delete[](void *p) noexcept { delete_impl(p); }
 AS_NEW void operator delete(void *p, const std::nothrow_t &) noexcept { delete_impl(p); }
 AS_NEW void operator delete[](void *p, const std::nothrow_t &) noexcept { delete_impl(p); }
-AS_NEW void operator delete(void *p, size_t size) noexcept { sized_delete(p, size, 0); }
-AS_NEW void operator delete[](void *p, size_t size) noexcept { sized_delete(p, size, 0); }
+AS_NEW void operator delete(void *p, size_t size) noexcept {
+  if (AS_LIKELY(allocscope::free_is_direct())) return je_operator_delete_sized(p, size);
+  if (p != nullptr) allocscope::release_sized(p, size, 0);
+}
+AS_NEW void operator delete[](void *p, size_t size) noexcept {
+  if (AS_LIKELY(allocscope::free_is_direct())) return je_operator_delete_array_sized(p, size);
+  if (p != nullptr) allocscope::release_sized(p, size, 0);
+}
 AS_NEW void operator delete(void *p, std::align_val_t) noexcept { delete_impl(p); }
 AS_NEW void operator delete[](void *p, std::align_val_t) noexcept { delete_impl(p); }
 AS_NEW void operator delete(void *p, std::align_val_t, const std::nothrow_t &) noexcept {
@@ -141,3 +151,28 @@ AS_NEW void operator delete(void *p, size_t size, std::align_val_t align) noexce
 AS_NEW void operator delete[](void *p, size_t size, std::align_val_t align) noexcept {
   sized_delete(p, size, align_flags(align));
 }
+
+// libstdc++'s set_new_handler, with kEngagedNewHandler brought in step with the handler
+// installed. No lock (it would need handling across fork): like change_engaged(), each
+// caller writes the bit for the handler it reads, then reads again and repeats until the
+// two agree, so the last write matches the last handler whatever threads race to set one.
+// The bit is set before a handler goes in, so a new failing meanwhile runs our loop.
+// (jemalloc's operator new calls this too, to read the handler, when none is installed.)
+namespace std {
+AS_NEW new_handler set_new_handler(new_handler handler) noexcept {
+  using SetNewHandler = new_handler (*)(new_handler) noexcept;
+  static const auto libstdcxx =
+      reinterpret_cast<SetNewHandler>(dlsym(RTLD_NEXT, "_ZSt15set_new_handlerPFvvE"));
+  constexpr uint32_t kBit = allocscope::kEngagedNewHandler;
+  if (handler != nullptr) allocscope::change_engaged(kBit, 0);
+  const new_handler previous = libstdcxx(handler);
+  bool installed = handler != nullptr;
+  for (;;) {
+    allocscope::change_engaged(installed ? kBit : 0, installed ? 0 : kBit);
+    const bool now = std::get_new_handler() != nullptr;
+    if (now == installed) break;
+    installed = now;
+  }
+  return previous;
+}
+}  // namespace std

@@ -3,8 +3,15 @@
 // items_per_second over wall-clock time and labels itself with what one item is (a
 // malloc/free pair, a replaced block, a growth chain), so 1/items_per_second is the time
 // per item. Nothing is allocated inside a timed loop except by the workload.
+//
+// `--iterations=N` (scripts/bench --callgrind) runs each single-threaded benchmark for
+// exactly N iterations instead of for --benchmark_min_time, and leaves out the two-thread
+// ones, whose spinning waits make an instruction count meaningless: the instructions of
+// two runs with different N, subtracted, are those of N2 - N1 iterations and nothing else.
 #include <benchmark/benchmark.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench_support.h"
 
@@ -27,7 +34,6 @@ void small_pairs(benchmark::State &state) {
   state.SetItemsProcessed(state.iterations());
   state.SetLabel("pair");
 }
-BENCHMARK(small_pairs)->Arg(16)->Arg(64)->Arg(256)->UseRealTime();
 
 // One item: a new/delete pair of a 64-byte object: operator new and sized delete.
 struct Object64 {
@@ -43,7 +49,6 @@ void new_delete(benchmark::State &state) {
   state.SetItemsProcessed(state.iterations());
   state.SetLabel("pair");
 }
-BENCHMARK(new_delete)->UseRealTime();
 
 // One item: free the oldest of 1000 live blocks (16..512 bytes) and allocate its
 // replacement. Unlike small_pairs, the block freed is not the one just allocated, so the
@@ -65,7 +70,6 @@ void sliding_window(benchmark::State &state) {
   state.SetItemsProcessed(state.iterations());
   state.SetLabel("replacement");
 }
-BENCHMARK(sliding_window)->UseRealTime();
 
 // One item: a block (16..256 bytes) allocated by this thread, passed through a ring to a
 // second thread and freed there: every free is a remote free. An iteration is a batch of
@@ -90,7 +94,6 @@ void producer_consumer(benchmark::State &state) {
   state.SetItemsProcessed(state.iterations() * kBatch);
   state.SetLabel("block");
 }
-BENCHMARK(producer_consumer)->UseRealTime();
 
 // Larson-style churn: each of two threads owns 1000 slots of live blocks and keeps
 // replacing a random one with a block of random size (16..4096 bytes). One replacement in
@@ -150,7 +153,6 @@ void larson(benchmark::State &state) {
   state.SetItemsProcessed(state.iterations() * 2 * LarsonWorker::kReplacementsPerRound);
   state.SetLabel("replacement");
 }
-BENCHMARK(larson)->UseRealTime();
 
 // One item: a whole growth chain: malloc 1 MiB, realloc doubling up to the argument (in
 // MiB), writing one byte per page after each step so every page is really mapped, then
@@ -184,8 +186,57 @@ void realloc_growth(benchmark::State &state) {
   state.SetItemsProcessed(state.iterations());
   state.SetLabel("chain");
 }
-BENCHMARK(realloc_growth)->Arg(256)->UseRealTime();
+
+// Registers the benchmarks in the order of scripts/bench's table; `iterations` 0 means
+// "as many as fill the minimum time" (Google Benchmark's default).
+void register_benchmarks(int64_t iterations) {
+  auto single_threaded = [iterations](const char *name, void (*function)(benchmark::State &)) {
+    benchmark::internal::Benchmark *b = benchmark::RegisterBenchmark(name, function);
+    if (iterations > 0) b->Iterations(iterations);
+    return b->UseRealTime();
+  };
+  single_threaded("small_pairs", small_pairs)->Arg(16)->Arg(64)->Arg(256);
+  single_threaded("new_delete", new_delete);
+  single_threaded("sliding_window", sliding_window);
+  if (iterations == 0) {
+    benchmark::RegisterBenchmark("producer_consumer", producer_consumer)->UseRealTime();
+    benchmark::RegisterBenchmark("larson", larson)->UseRealTime();
+  }
+  single_threaded("realloc_growth", realloc_growth)->Arg(256);
+}
+
+// Takes --iterations=N out of argv (Google Benchmark rejects flags it does not know).
+// Returns N, 0 without the flag, -1 for a bad value.
+int64_t take_iterations_flag(int &argc, char **argv) {
+  constexpr char kFlag[] = "--iterations=";
+  int64_t iterations = 0;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (strncmp(argv[i], kFlag, sizeof kFlag - 1) != 0) {
+      argv[kept++] = argv[i];
+      continue;
+    }
+    char *end;
+    iterations = strtoll(argv[i] + sizeof kFlag - 1, &end, 10);
+    if (*end != '\0' || iterations <= 0) return -1;
+  }
+  argc = kept;
+  argv[argc] = nullptr;
+  return iterations;
+}
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char **argv) {
+  const int64_t iterations = take_iterations_flag(argc, argv);
+  if (iterations < 0) {
+    fprintf(stderr, "alloc_bench: --iterations wants a positive count\n");
+    return 2;
+  }
+  register_benchmarks(iterations);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -9,10 +9,10 @@
 //   2. reclaim::add() reusing a slot while reclaim::run_pass() on another thread looks at
 //      it: run_pass reads the slot's class (to honour NORECLAIM_CLASS) before it claims the
 //      slot, while add() writes the class of a new registration there.
-//   3. change_engaged() on two threads at once: each publishes the gate (direct_max) for
-//      the bits it saw, and a store computed from bits another thread has since changed
-//      must not be the last. Checked everywhere: after every round the gate must match
-//      the bits.
+//   3. change_engaged() on two threads at once: each publishes the gate (direct_max and
+//      new_direct_max) for the bits it saw, and a store computed from bits another thread
+//      has since changed must not be the last. Checked everywhere: after every round the
+//      gate must match the bits.
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -87,16 +87,19 @@ int main() {
 
   for (int round = 0; round < 50; ++round) {
     run(toggle_faults, [](int i) {
-      constexpr uint32_t kBit = as::kEngagedReserves;
-      as::change_engaged(i % 2 ? kBit : 0, i % 2 ? 0 : kBit);
+      // A bit that closes both gate words, and one that closes only operator new's.
+      const uint32_t bit = i / 2 % 2 ? as::kEngagedReserves : as::kEngagedNewHandler;
+      as::change_engaged(i % 2 ? bit : 0, i % 2 ? 0 : bit);
     });
     const uint32_t bits = as::engaged_bits();
-    if (as::g_gate.direct_max.load() != as::direct_max_for(bits)) {
-      fprintf(stderr, "engine_races: gate %zu for bits %#x\n", as::g_gate.direct_max.load(), bits);
+    if (as::g_gate.direct_max.load() != as::direct_max_for(bits) ||
+        as::g_gate.new_direct_max.load() != as::new_direct_max_for(bits)) {
+      fprintf(stderr, "engine_races: gate %zu, new %zu for bits %#x\n",
+              as::g_gate.direct_max.load(), as::g_gate.new_direct_max.load(), bits);
       return 1;
     }
   }
-  as::change_engaged(0, as::kEngagedFaults | as::kEngagedReserves);
+  as::change_engaged(0, as::kEngagedFaults | as::kEngagedReserves | as::kEngagedNewHandler);
   printf("engine_races: engaged bits changed on two threads: gate in step\n");
 
   nftw(g_dir.c_str(), [](const char *path, const struct stat *, int, struct FTW *) {

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstddef>
 #include <new>
 #include <string>
@@ -401,6 +402,44 @@ TEST(OperatorNew, CallsTheNewHandlerUntilItGivesUp) {
   std::set_new_handler(handler_gives_up_on_third_call);
   EXPECT_EQ(::operator new(opaque(kTooBig), std::nothrow), nullptr);
   EXPECT_EQ(g_handler_calls, 3);
+}
+
+// A new_handler may throw bad_alloc or a class derived from it; libstdc++'s operator new
+// lets it through to the caller. (jemalloc's own operator new would throw a plain
+// std::bad_alloc instead, which the catch below would miss.)
+struct HandlerGaveUp : std::bad_alloc {};
+void handler_throws_its_own() { throw HandlerGaveUp(); }
+
+TEST(OperatorNew, TheNewHandlersOwnExceptionReachesTheCaller) {
+  std::set_new_handler(handler_throws_its_own);
+  EXPECT_THROW((void)::operator new(opaque(kTooBig)), HandlerGaveUp);
+  EXPECT_THROW((void)::operator new[](opaque(kTooBig)), HandlerGaveUp);
+  EXPECT_EQ(::operator new(opaque(kTooBig), std::nothrow), nullptr);
+  std::set_new_handler(nullptr);
+}
+
+// Threads racing to install and remove the handler: whichever call comes last, operator
+// new must then know whether a handler is installed. Both threads start together and make
+// few calls, so that the last calls of the two often overlap.
+TEST(OperatorNew, KnowsTheHandlerAfterThreadsRaceToSetIt) {
+  for (int round = 0; round < 2000; ++round) {
+    std::atomic<int> ready{0};
+    auto toggle = [&ready](bool install_last) {
+      ready.fetch_add(1);
+      while (ready.load() < 2) std::this_thread::yield();
+      for (int i = 0; i < 4; ++i)
+        std::set_new_handler(i % 2 == install_last ? handler_throws_its_own : nullptr);
+    };
+    std::thread a(toggle, true), b(toggle, false);
+    a.join();
+    b.join();
+    if (std::get_new_handler() != nullptr) {
+      ASSERT_THROW((void)::operator new(opaque(kTooBig)), HandlerGaveUp) << "round " << round;
+    } else {
+      ASSERT_THROW((void)::operator new(opaque(kTooBig)), std::bad_alloc) << "round " << round;
+    }
+  }
+  std::set_new_handler(nullptr);
 }
 
 // ---- jemalloc's API ----
