@@ -476,8 +476,15 @@ void *allocate(const Request &request) {
   if (pol.flags & ALLOCSCOPE_RESERVE)
     if (void *p = from_reserve(t, request)) return p;
   Request r = request;
+  // A NOWAIT allocation the atomic reserve serves promises no system call: it never
+  // goes to a region either (an mmap), kv or not.
+  bool from_atomic_reserve = false;
   if (pol.contract == Contract::kNowait) {
-    if (!(r.jemalloc_flags & kArenaFlags)) r.jemalloc_flags |= atomic_reserve::mallocx_flags();
+    if (!(r.jemalloc_flags & kArenaFlags)) {
+      const int reserve_flags = atomic_reserve::mallocx_flags();
+      r.jemalloc_flags |= reserve_flags;
+      from_atomic_reserve = reserve_flags != 0;
+    }
   } else if (engaged_bits() & kEngagedRefill) {
     atomic_reserve::refill();
   }
@@ -491,7 +498,7 @@ void *allocate(const Request &request) {
   }
 
   const size_t threshold = g_config.kv_threshold.load(std::memory_order_relaxed);
-  const bool kv = (pol.flags & ALLOCSCOPE_KV) && r.size >= threshold;
+  const bool kv = (pol.flags & ALLOCSCOPE_KV) && r.size >= threshold && !from_atomic_reserve;
   // An injected failure fails the allocation at once; in kv it fails the arena attempt,
   // which is what sends kv to a region.
   const bool injected = (engaged_bits() & kEngagedFaults) &&

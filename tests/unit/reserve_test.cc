@@ -344,4 +344,23 @@ TEST_F(Reserve, NowaitAllocationsMakeNoMemorySystemCall) {
   EXPECT_EQ(status, 0) << "20 + n: n memory system calls made by NOWAIT allocations";
 }
 
+// KV in the same scope must not turn to a region (an mmap) when the reserve runs out:
+// the allocation fails instead, like any NOWAIT one the reserve cannot serve.
+TEST_F(Reserve, NowaitKvAllocationsMakeNoMemorySystemCall) {
+  const int status = in_child([] {
+    if (allocscope_config("nowait_reserve:8M") != 0) return 10;
+    allocscope::Scope scope(ALLOCSCOPE_NOWAIT | ALLOCSCOPE_KV | ALLOCSCOPE_NOWARN);
+    free(malloc(64));
+    if (!trap_memory_syscalls()) return 11;
+    int served = 0;
+    errno = 0;
+    while (malloc(kMiB) != nullptr) ++served;  // above kv_threshold (64 KiB)
+    if (g_trapped.load() != 0) return 20 + (g_trapped.load() > 50 ? 50 : g_trapped.load());
+    if (errno != ENOMEM) return 12;
+    if (served < 4) return 13;  // 8 MiB of 1 MiB blocks, some of it taken by metadata
+    return 0;
+  });
+  EXPECT_EQ(status, 0) << "20 + n: n memory system calls made by NOWAIT|KV allocations";
+}
+
 }  // namespace
