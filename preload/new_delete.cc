@@ -1,4 +1,5 @@
-// new_delete.cc: all twenty replaceable operator new/delete forms.
+// new_delete.cc: all twenty replaceable operator new/delete forms, and
+// std::set_new_handler.
 //
 // They must live here: if liballocscope.so left them to libstdc++, its operator new would
 // call our malloc (fine), but a program that also loads Debian's libjemalloc.so.2 would
@@ -6,16 +7,17 @@
 //
 // operator new follows the thread's policy (under NOFAIL it never fails) and then the
 // standard protocol: on failure call the installed std::new_handler and retry, throw
-// std::bad_alloc when there is none. The nothrow forms
-// run the same loop and turn the exception into nullptr, as libstdc++ does. Sized delete
-// hands the size to jemalloc (sdallocx), which skips the size lookup free() has to make.
+// std::bad_alloc when there is none. The nothrow forms run the same loop and turn the
+// exception into nullptr, as libstdc++ does. Sized delete hands the size to jemalloc,
+// which skips the size lookup free() has to make.
+//
 // With nothing engaged, plain new and sized delete jump to jemalloc's own (backend.h),
 // which inline its fast path: a call into je_malloc would leave operator new a NULL test
 // to make after it, and with it a stack frame (ten instructions instead of four). But
 // jemalloc's new catches a std::bad_alloc thrown by the new_handler and throws a plain
 // std::bad_alloc instead, losing a derived type the caller may catch, where libstdc++ lets
-// it through. So std::set_new_handler is interposed: while a handler is installed, plain
-// new runs the loop below instead of jemalloc's.
+// it through. So std::set_new_handler is interposed (at the end): while a handler is
+// installed, plain new runs our loop instead of jemalloc's.
 #include <dlfcn.h>
 
 #include <new>
