@@ -37,6 +37,7 @@ bool configure(size_t bytes) {
 }
 
 size_t size() { return g_size.load(std::memory_order_relaxed); }
+unsigned arena() { return g_arena.arena(); }
 
 int mallocx_flags() {
   return g_size.load(std::memory_order_relaxed) != 0 ? g_arena.mallocx_flags() : 0;

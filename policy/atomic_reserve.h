@@ -25,6 +25,9 @@ size_t size();
 
 // mallocx flags that send a NOWAIT allocation to the reserve (0 while it is off).
 int mallocx_flags();
+// The reserve's jemalloc arena, 0 before the first nowait_reserve (it stays after
+// nowait_reserve:0): mallctl("arenas.lookup") names it for the blocks the reserve served.
+unsigned arena();
 
 // The refill an ordinary allocation makes when kEngagedRefill is set. Never waits for
 // another refill: if one is running, this allocation goes on.

@@ -61,9 +61,13 @@ class PremappedArena {
   size_t room() const;
 
   // The jemalloc arena index, 0 until the arena exists. mallocx flags for it: no thread
-  // cache, which would hand its blocks to ordinary allocations and fill from elsewhere.
+  // cache, which would hand its blocks to ordinary allocations and fill from elsewhere;
+  // 0 until the arena exists (MALLOCX_ARENA(0) would name jemalloc's first arena).
   unsigned arena() const { return arena_.load(std::memory_order_acquire); }
-  int mallocx_flags() const { return MALLOCX_ARENA(arena()) | MALLOCX_TCACHE_NONE; }
+  int mallocx_flags() const {
+    const unsigned index = arena();
+    return index != 0 ? MALLOCX_ARENA(index) | MALLOCX_TCACHE_NONE : 0;
+  }
 
   void set_low_water(size_t bytes) { low_water_.store(bytes, std::memory_order_relaxed); }
   size_t low_water() const { return low_water_.load(std::memory_order_relaxed); }
