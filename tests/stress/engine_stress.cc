@@ -83,11 +83,6 @@ constexpr size_t kMaxBlock = 3 * kMiB;
 constexpr size_t kKvThreshold = 64 * kKiB;
 constexpr size_t kKvDirect = 1 * kMiB;
 
-
-
-
-
-
 void *request(size_t size, as::Flags call, size_t align = 0, void *old = nullptr) {
   return as::allocate(as::Request{"engine_stress", size, align, old, call, 0,
                                   __builtin_return_address(0)});

@@ -121,11 +121,6 @@ constexpr size_t kKvDirect = 1 * kMiB;
 constexpr size_t kEmergency = 1 * kMiB;
 constexpr int kMaxDepth = 8;
 
-// ---- Failing loudly. ----
-
-
-
-
 void sleep_ms(int ms) {
   timespec ts{ms / 1000, (ms % 1000) * 1000000L};
   nanosleep(&ts, nullptr);
