@@ -82,11 +82,12 @@ inline void *malloc_before_engine(size_t size) {
 // waits to be woken.
 inline bool free_is_direct() { return !(engaged_bits() & kFreeBits); }
 
-// May a realloc to `size` be a plain jemalloc call? When nothing is engaged, or only a limit
-// and the new size is one malloc could hand to jemalloc directly (what it adds to the
-// thread's count is at most that). Anything else may need a region, a charge or a wake-up.
+// May a realloc to `size` be a plain jemalloc call? When nothing in kReallocBits is
+// engaged and the new size is one malloc could hand to jemalloc directly (what it adds to
+// the thread's count is at most that). Anything else may need a region, a charge or a
+// wake-up.
 inline bool realloc_is_direct(size_t size) {
-  return (engaged_bits() & ~kEngagedLimit) == 0 && is_direct(size);
+  return !(engaged_bits() & kReallocBits) && is_direct(size);
 }
 
 // Does a resize have to go through the engine to charge its growth?

@@ -105,14 +105,16 @@ enum EngagedBits : uint32_t {
 
 // What each kind of entry point cannot ignore. Allocation: the limit, failure handling,
 // kv_direct, fault injection, reserves. Free: waiters to wake, regions (a limit needs
-// nothing from a free: jemalloc counts the bytes freed). Realloc: all.
+// nothing from a free: jemalloc counts the bytes freed). Realloc: all but a limit, which
+// its size test (is_direct) covers, and a new_handler, which concerns plain new only.
 inline constexpr uint32_t kAllocBits = kEngagedLimit | kEngagedLimitNear | kEngagedOnFailure |
                                        kEngagedKvDirect | kEngagedFaults | kEngagedReserves |
                                        kEngagedRefill;
 inline constexpr uint32_t kFreeBits = kEngagedWaiters | kEngagedRegions;
+inline constexpr uint32_t kReallocBits = ~(kEngagedLimit | kEngagedNewHandler);
 
-// Sets and clears engaged bits, and keeps g_gate.direct_max in step with them. Lock-free (the
-// premapped arena's hooks call it from inside jemalloc).
+// Sets and clears engaged bits, and keeps the gate words (below) in step with them.
+// Lock-free (the premapped arena's hooks call it from inside jemalloc).
 void change_engaged(uint32_t set, uint32_t clear);
 
 inline constexpr size_t kLimitDirectMax = 32 << 10;

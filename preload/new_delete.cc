@@ -166,9 +166,9 @@ AS_NEW new_handler set_new_handler(new_handler handler) noexcept {
   static const auto libstdcxx =
       reinterpret_cast<SetNewHandler>(dlsym(RTLD_NEXT, "_ZSt15set_new_handlerPFvvE"));
   constexpr uint32_t kBit = allocscope::kEngagedNewHandler;
-  if (handler != nullptr) allocscope::change_engaged(kBit, 0);
-  const new_handler previous = libstdcxx(handler);
   bool installed = handler != nullptr;
+  if (installed) allocscope::change_engaged(kBit, 0);
+  const new_handler previous = libstdcxx(handler);
   for (;;) {
     allocscope::change_engaged(installed ? kBit : 0, installed ? 0 : kBit);
     const bool now = std::get_new_handler() != nullptr;
