@@ -5,7 +5,7 @@
 // premapped arena (premapped_arena.h) with no thread cache: jemalloc finds its memory
 // among pages mapped and populated in advance, so a NOWAIT allocation makes no system
 // call and never waits on a lock that is held across one. When fewer than N/2 premapped
-// bytes are left, kEngagedRefill is set and the next ordinary (not NOWAIT) allocation, on
+// bytes are left, gate::kRefill is set and the next ordinary (not NOWAIT) allocation, on
 // any thread, maps N more; while the reserve is empty NOWAIT allocations fail (ENOMEM).
 // Blocks are ordinary jemalloc blocks: free() from any thread. (A free goes through the
 // freeing thread's cache, which may hand the block to an ordinary allocation: the arena
@@ -29,7 +29,7 @@ int mallocx_flags();
 // nowait_reserve:0): mallctl("arenas.lookup") names it for the blocks the reserve served.
 unsigned arena();
 
-// The refill an ordinary allocation makes when kEngagedRefill is set. Never waits for
+// The refill an ordinary allocation makes when gate::kRefill is set. Never waits for
 // another refill: if one is running, this allocation goes on.
 void refill();
 
@@ -40,7 +40,8 @@ struct Stats {
 Stats stats();
 
 void prefork();
-void postfork();
+void postfork_parent();
+void postfork_child();
 
 }  // namespace atomic_reserve
 }  // namespace allocscope

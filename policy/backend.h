@@ -4,8 +4,10 @@
 // malloc -> je_malloc, mallocx -> je_mallocx, ... (scripts/rename-jemalloc), so this
 // header is jemalloc's own <jemalloc/jemalloc.h> read with JEMALLOC_NO_RENAME, which
 // declares exactly those je_ names. Nothing here is exported; preload/exports.map
-// decides what the world sees.
+// decides what the world sees (compiler.h: AS_EXPORT).
 #pragma once
+
+#include "compiler.h"
 
 #define JEMALLOC_NO_RENAME
 #include <jemalloc/jemalloc.h>
@@ -20,15 +22,3 @@ void *je_operator_new_array(size_t size) __asm__("je__Znam");
 void je_operator_delete_sized(void *p, size_t size) noexcept __asm__("je__ZdlPvm");
 void je_operator_delete_array_sized(void *p, size_t size) noexcept __asm__("je__ZdaPvm");
 }
-
-#if defined(__GNUC__)
-#define AS_LIKELY(x) __builtin_expect(!!(x), 1)
-#define AS_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define AS_LIKELY(x) (x)
-#define AS_UNLIKELY(x) (x)
-#endif
-
-// Entry points are exported with default visibility; everything else in the object is
-// hidden by -fvisibility=hidden and the version script.
-#define AS_EXPORT extern "C" __attribute__((visibility("default")))

@@ -5,9 +5,11 @@
 #include <time.h>
 
 #include "backend.h"
+#include "counters.h"
+#include "gate.h"
 #include "heap_stats.h"
+#include "mutex.h"
 #include "region.h"
-#include "stats.h"
 
 namespace allocscope {
 namespace budget {
@@ -24,18 +26,18 @@ std::atomic<int> g_waiters{0};
 // Guards the registry and the totals below, and serialises refills and limit changes.
 // Taken through Locked, which marks the thread as holding it: jemalloc may call the
 // activity callback from an allocation made meanwhile, and that must not take it again.
-pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
+Mutex g_mutex{LockRank::kBudget};
 __thread bool t_holds_mutex __attribute__((tls_model("initial-exec")));
 
-class Locked {
+class ABSL_SCOPED_LOCKABLE Locked {
  public:
-  Locked() {
-    pthread_mutex_lock(&g_mutex);
+  Locked() ABSL_EXCLUSIVE_LOCK_FUNCTION(g_mutex) {
+    g_mutex.lock();
     t_holds_mutex = true;
   }
-  ~Locked() {
+  ~Locked() ABSL_UNLOCK_FUNCTION() {
     t_holds_mutex = false;
-    pthread_mutex_unlock(&g_mutex);
+    g_mutex.unlock();
   }
   Locked(const Locked &) = delete;
   Locked &operator=(const Locked &) = delete;
@@ -44,16 +46,16 @@ class Locked {
 // Live bytes that no joined thread accounts for: the baseline when the limit was set,
 // the net bytes of threads that have exited (or, in a fork child, vanished), and the
 // bytes charged outside jemalloc (g_outside_jemalloc: regions).
-int64_t g_outside = 0;
-int64_t g_outside_jemalloc = 0;
+int64_t g_outside ABSL_GUARDED_BY(g_mutex) = 0;
+int64_t g_outside_jemalloc ABSL_GUARDED_BY(g_mutex) = 0;
 // Every thread that has joined, until it exits (intrusive list), and how many.
-ThreadState *g_threads = nullptr;
-int64_t g_thread_count = 0;
+ThreadState *g_threads ABSL_GUARDED_BY(g_mutex) = nullptr;
+int64_t g_thread_count ABSL_GUARDED_BY(g_mutex) = 0;
 // jemalloc took our activity callback (it does unless built without stats): without it
 // nothing checks the unchecked allocations, so the limit is always near.
-bool g_activity_checks = true;
+bool g_activity_checks ABSL_GUARDED_BY(g_mutex) = true;
 
-pthread_mutex_t g_wait_mutex = PTHREAD_MUTEX_INITIALIZER;
+Mutex g_wait_mutex{LockRank::kBudgetWait};
 pthread_cond_t g_freed = PTHREAD_COND_INITIALIZER;
 
 // Another thread's counters and allowance are read while it runs: each is an aligned
@@ -62,41 +64,41 @@ int64_t load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 int64_t load(const uint64_t *p) { return static_cast<int64_t>(__atomic_load_n(p, __ATOMIC_RELAXED)); }
 
 int64_t net_since_join(const ThreadState &t) {
-  return load(t.allocated) - load(t.deallocated) - t.net_at_join;
+  return load(t.budget.allocated) - load(t.budget.deallocated) - t.budget.net_at_join;
 }
 
-bool joined_now(const ThreadState &t) { return t.budget_generation == g_generation.load(); }
+bool joined_now(const ThreadState &t) { return t.budget.generation == g_generation.load(); }
 
-bool registered(const ThreadState &t) { return t.prev_joined != nullptr || g_threads == &t; }
+bool registered(const ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) { return t.budget.prev != nullptr || g_threads == &t; }
 
-void unlink(ThreadState &t) {
+void unlink(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   if (!registered(t)) return;
-  if (t.prev_joined != nullptr) t.prev_joined->next_joined = t.next_joined;
-  else g_threads = t.next_joined;
-  if (t.next_joined != nullptr) t.next_joined->prev_joined = t.prev_joined;
-  t.next_joined = t.prev_joined = nullptr;
+  if (t.budget.prev != nullptr) t.budget.prev->budget.next = t.budget.next;
+  else g_threads = t.budget.next;
+  if (t.budget.next != nullptr) t.budget.next->budget.prev = t.budget.prev;
+  t.budget.next = t.budget.prev = nullptr;
   --g_thread_count;
 }
 
 // A thread that leaves (exits, or does not exist in a fork child): its live bytes stay
 // charged outside any thread; its allowance goes back. Under g_mutex.
-void leave(ThreadState &t) {
+void leave(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   if (joined_now(t)) g_outside += net_since_join(t);
-  t.left = 0;
-  t.reserve_left = 0;
-  t.budget_generation = 0;
+  t.budget.left = 0;
+  t.reserve.left = 0;
+  t.budget.generation = 0;
   unlink(t);
 }
 
 
 // What the limit caps: every joined thread's live bytes, unused reserve and unused
 // allowance, plus the bytes outside them. Under g_mutex.
-int64_t sum_charged(bool with_allowances) {
+int64_t sum_charged(bool with_allowances) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   int64_t total = g_outside;
-  for (ThreadState *t = g_threads; t != nullptr; t = t->next_joined)
+  for (ThreadState *t = g_threads; t != nullptr; t = t->budget.next)
     if (joined_now(*t))
-      total += net_since_join(*t) + load(&t->reserve_left) +
-               (with_allowances ? load(&t->left) : 0);
+      total += net_since_join(*t) + load(&t->reserve.left) +
+               (with_allowances ? load(&t->budget.left) : 0);
   return total;
 }
 
@@ -108,21 +110,21 @@ int64_t sum_charged(bool with_allowances) {
 // room only ever errs low. (Frees are not added back: the next exact sum sees them.)
 std::atomic<int64_t> g_room{0};
 
-// Sets kEngagedLimitNear when less than kUncheckedPerThread per known thread is left
+// Sets gate::kLimitNear when less than kUncheckedPerThread per known thread is left
 // under the limit (`total` is sum_charged(true)), clears it otherwise. Under g_mutex.
-void judge_nearness(int64_t total) {
+void judge_nearness(int64_t total) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   const int64_t limit = g_limit.load(std::memory_order_relaxed);
   const int64_t room = limit == 0 ? INT64_MAX / 2
                        : g_activity_checks ? limit - total - g_thread_count * kUncheckedPerThread
                                            : -1;
   g_room.store(room, std::memory_order_relaxed);
   const bool near = room < 0;
-  if (near != static_cast<bool>(engaged_bits() & kEngagedLimitNear)) {
+  if (near != static_cast<bool>(gate::bits() & gate::kLimitNear)) {
     if (near) {
       stats::bump(stats::g_counters.limit_near);
-      change_engaged(kEngagedLimitNear, 0);
+      gate::change(gate::kLimitNear, 0);
     } else {
-      change_engaged(0, kEngagedLimitNear);
+      gate::change(0, gate::kLimitNear);
     }
   }
 }
@@ -132,12 +134,12 @@ void judge_nearness(int64_t total) {
 // limit is near (to see when it is no longer).
 void on_activity(void *, uint64_t, uint64_t) {
   ThreadState &t = t_state;
-  const uint32_t bits = engaged_bits();
-  if (t_holds_mutex || t.exited || !(bits & kEngagedLimit)) return;
-  const int64_t net = load(t.allocated) - load(t.deallocated);
-  const int64_t grown = net - t.net_at_check;
-  t.net_at_check = net;
-  if (!(bits & kEngagedLimitNear)) {
+  const uint32_t bits = gate::bits();
+  if (t_holds_mutex || t.budget.exited || !(bits & gate::kLimit)) return;
+  const int64_t net = load(t.budget.allocated) - load(t.budget.deallocated);
+  const int64_t grown = net - t.budget.net_at_check;
+  t.budget.net_at_check = net;
+  if (!(bits & gate::kLimitNear)) {
     if (grown <= 0) return;
     if (g_room.fetch_sub(grown, std::memory_order_relaxed) - grown >= 0) return;
   }
@@ -151,12 +153,12 @@ struct ActivityThunk {
   void *uctx;
 };
 
-void join_locked(ThreadState &t) {
-  if (t.allocated == nullptr) {
-    size_t len = sizeof(t.allocated);
-    je_mallctl("thread.allocatedp", &t.allocated, &len, nullptr, 0);
-    len = sizeof(t.deallocated);
-    je_mallctl("thread.deallocatedp", &t.deallocated, &len, nullptr, 0);
+void join_locked(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
+  if (t.budget.allocated == nullptr) {
+    size_t len = sizeof(t.budget.allocated);
+    je_mallctl("thread.allocatedp", &t.budget.allocated, &len, nullptr, 0);
+    len = sizeof(t.budget.deallocated);
+    je_mallctl("thread.deallocatedp", &t.budget.deallocated, &len, nullptr, 0);
     ActivityThunk thunk{on_activity, nullptr};
     if (je_mallctl("experimental.thread.activity_callback", nullptr, nullptr, &thunk,
                    sizeof(thunk)) != 0)
@@ -164,15 +166,15 @@ void join_locked(ThreadState &t) {
     watch_thread_exit(t);
   }
   if (!registered(t)) {
-    t.next_joined = g_threads;
-    if (g_threads != nullptr) g_threads->prev_joined = &t;
+    t.budget.next = g_threads;
+    if (g_threads != nullptr) g_threads->budget.prev = &t;
     g_threads = &t;
     ++g_thread_count;
   }
-  t.net_at_join = load(t.allocated) - load(t.deallocated);
-  t.net_at_check = t.net_at_join;
-  t.left = 0;
-  t.budget_generation = g_generation.load();
+  t.budget.net_at_join = load(t.budget.allocated) - load(t.budget.deallocated);
+  t.budget.net_at_check = t.budget.net_at_join;
+  t.budget.left = 0;
+  t.budget.generation = g_generation.load();
   judge_nearness(sum_charged(true));
 }
 
@@ -181,12 +183,12 @@ void join_locked(ThreadState &t) {
 void thread_exit(ThreadState &t) {
   Locked lock;
   leave(t);
-  t.exited = true;
+  t.budget.exited = true;
   judge_nearness(sum_charged(true));
 }
 
 void join(ThreadState &t) {
-  if (t.exited) return;
+  if (t.budget.exited) return;
   Locked lock;
   if (!registered(t) || !joined_now(t)) join_locked(t);
 }
@@ -197,7 +199,7 @@ int64_t clamp(size_t bytes) { return static_cast<int64_t>(bytes > INT64_MAX ? IN
 
 // Engages the accounting when a limit or an arena limit is first set (starting from what
 // is live now), disengages it when neither is. Under g_mutex.
-void reconfigure(int64_t limit, int64_t arena_limit) {
+void reconfigure(int64_t limit, int64_t arena_limit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   const bool was_engaged = g_limit.load() != 0 || g_arena_limit.load() != 0;
   const bool engaged = limit != 0 || arena_limit != 0;
   if (engaged && !was_engaged) {
@@ -210,19 +212,19 @@ void reconfigure(int64_t limit, int64_t arena_limit) {
     // owner may be taking from its allowance right now; losing that race leaves it at
     // most one allowance (kBatch) it should not have.
     const uint32_t generation = g_generation.fetch_add(1) + 1;
-    for (ThreadState *t = g_threads; t != nullptr; t = t->next_joined) {
-      __atomic_store_n(&t->left, 0, __ATOMIC_RELAXED);
-      t->net_at_join = load(t->allocated) - load(t->deallocated);
-      t->budget_generation = generation;
+    for (ThreadState *t = g_threads; t != nullptr; t = t->budget.next) {
+      __atomic_store_n(&t->budget.left, 0, __ATOMIC_RELAXED);
+      t->budget.net_at_join = load(t->budget.allocated) - load(t->budget.deallocated);
+      t->budget.generation = generation;
     }
   }
   g_limit.store(limit);
   g_arena_limit.store(arena_limit);
   if (engaged) {
-    change_engaged(kEngagedLimit, 0);
+    gate::change(gate::kLimit, 0);
     judge_nearness(sum_charged(true));
   } else {
-    change_engaged(0, kEngagedLimit | kEngagedLimitNear);
+    gate::change(0, gate::kLimit | gate::kLimitNear);
   }
 }
 
@@ -261,7 +263,7 @@ void set_emergency(size_t bytes) {
 size_t emergency() { return static_cast<size_t>(g_emergency.load()); }
 
 size_t charged() {
-  if (!(engaged_bits() & kEngagedLimit)) {
+  if (!(gate::bits() & gate::kLimit)) {
     HeapTotals heap;
     read_heap_totals(&heap);
     return heap.allocated;
@@ -275,32 +277,32 @@ size_t charged() {
 }
 
 bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
-  if (t.exited) return true;
+  if (t.budget.exited) return true;
   if (take_from_allowance(t, size)) return true;
-  if (!(engaged_bits() & kEngagedLimit)) return true;  // lifted
+  if (!(gate::bits() & gate::kLimit)) return true;  // lifted
   if (size > static_cast<size_t>(INT64_MAX / 2)) return false;
   const int64_t cap = cap_for(memalloc);
   Locked lock;
   if (!joined_now(t)) join_locked(t);
   // This thread's own allowance is part of the sum; it is replaced by the new one.
-  int64_t others = sum_charged(true) - t.left;
+  int64_t others = sum_charged(true) - t.budget.left;
   const int64_t need = static_cast<int64_t>(size);
   bool ok = true;
   if (overdraw || others + need + kBatch <= cap) {
-    t.left = need + kBatch;
+    t.budget.left = need + kBatch;
   } else if (others + need <= cap) {
-    t.left = cap - others;  // whatever is left, at least this allocation
+    t.budget.left = cap - others;  // whatever is left, at least this allocation
   } else {
-    t.left = 0;
+    t.budget.left = 0;
     ok = false;
   }
-  judge_nearness(others + t.left);
-  if (ok) t.left -= need;
+  judge_nearness(others + t.budget.left);
+  if (ok) t.budget.left -= need;
   return ok;
 }
 
 bool charge_outside(size_t bytes, bool memalloc, bool overdraw) {
-  if (!(engaged_bits() & kEngagedLimit)) return true;
+  if (!(gate::bits() & gate::kLimit)) return true;
   if (bytes > static_cast<size_t>(INT64_MAX / 2)) return false;
   const int64_t need = static_cast<int64_t>(bytes);
   Locked lock;
@@ -315,7 +317,7 @@ bool charge_outside(size_t bytes, bool memalloc, bool overdraw) {
 }
 
 void uncharge_outside(size_t bytes) {
-  if (!(engaged_bits() & kEngagedLimit)) return;
+  if (!(gate::bits() & gate::kLimit)) return;
   {
     Locked lock;
     g_outside -= static_cast<int64_t>(bytes);
@@ -326,15 +328,15 @@ void uncharge_outside(size_t bytes) {
 }
 
 bool charge_reserve(ThreadState &t, size_t bytes, bool memalloc, bool overdraw) {
-  if (t.exited || bytes > static_cast<size_t>(INT64_MAX / 2)) return false;
+  if (t.budget.exited || bytes > static_cast<size_t>(INT64_MAX / 2)) return false;
   Locked lock;
   // Joined, or at least in the registry (with no limit ever set every thread "has joined"
   // generation 0): a limit set later must find the reserve.
   if (!joined_now(t) || !registered(t)) join_locked(t);
   const int64_t total = sum_charged(true);
-  const bool ok = !(engaged_bits() & kEngagedLimit) || overdraw ||
+  const bool ok = !(gate::bits() & gate::kLimit) || overdraw ||
                   total + static_cast<int64_t>(bytes) <= cap_for(memalloc);
-  if (ok) __atomic_store_n(&t.reserve_left, t.reserve_left + static_cast<int64_t>(bytes),
+  if (ok) __atomic_store_n(&t.reserve.left, t.reserve.left + static_cast<int64_t>(bytes),
                            __ATOMIC_RELAXED);
   judge_nearness(ok ? total + static_cast<int64_t>(bytes) : total);
   return ok;
@@ -344,8 +346,8 @@ size_t uncharge_reserve(ThreadState &t) {
   int64_t unused;
   {
     Locked lock;
-    unused = t.reserve_left;
-    __atomic_store_n(&t.reserve_left, 0, __ATOMIC_RELAXED);
+    unused = t.reserve.left;
+    __atomic_store_n(&t.reserve.left, 0, __ATOMIC_RELAXED);
     judge_nearness(sum_charged(true));
   }
   wake_waiters();
@@ -356,8 +358,8 @@ size_t reserves_total() {
   int64_t total = 0;
   {
     Locked lock;
-    for (ThreadState *t = g_threads; t != nullptr; t = t->next_joined)
-      total += load(&t->reserve_left);
+    for (ThreadState *t = g_threads; t != nullptr; t = t->budget.next)
+      total += load(&t->reserve.left);
   }
   return total > 0 ? static_cast<size_t>(total) : 0;
 }
@@ -370,7 +372,7 @@ bool arena_fits(size_t size) {
 }
 
 void wait_for_free(uint64_t timeout_ns) {
-  if (g_waiters.fetch_add(1) == 0) change_engaged(kEngagedWaiters, 0);
+  if (g_waiters.fetch_add(1) == 0) gate::change(gate::kWaiters, 0);
   timespec deadline;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
   deadline.tv_sec += static_cast<time_t>(timeout_ns / 1000000000u);
@@ -379,42 +381,42 @@ void wait_for_free(uint64_t timeout_ns) {
     deadline.tv_sec += 1;
     deadline.tv_nsec -= 1000000000L;
   }
-  pthread_mutex_lock(&g_wait_mutex);
-  pthread_cond_clockwait(&g_freed, &g_wait_mutex, CLOCK_MONOTONIC, &deadline);
-  pthread_mutex_unlock(&g_wait_mutex);
-  if (g_waiters.fetch_sub(1) == 1) change_engaged(0, kEngagedWaiters);
+  {
+    MutexLock lock(g_wait_mutex);
+    pthread_cond_clockwait(&g_freed, g_wait_mutex.native(), CLOCK_MONOTONIC, &deadline);
+  }
+  if (g_waiters.fetch_sub(1) == 1) gate::change(0, gate::kWaiters);
 }
 
 void wake_waiters() {
   if (g_waiters.load(std::memory_order_relaxed) == 0) return;
-  pthread_mutex_lock(&g_wait_mutex);
+  MutexLock lock(g_wait_mutex);
   pthread_cond_broadcast(&g_freed);
-  pthread_mutex_unlock(&g_wait_mutex);
 }
 
 // Held across fork like any Locked: an atfork handler that allocates meanwhile must not
 // reach the activity callback's lock.
-void prefork() {
-  pthread_mutex_lock(&g_mutex);
+void prefork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  g_mutex.lock();
   t_holds_mutex = true;
-  pthread_mutex_lock(&g_wait_mutex);
+  g_wait_mutex.lock();
 }
 
-void postfork_parent() {
-  pthread_mutex_unlock(&g_wait_mutex);
+void postfork_parent() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  g_wait_mutex.unlock();
   t_holds_mutex = false;
-  pthread_mutex_unlock(&g_mutex);
+  g_mutex.unlock();
 }
 
-void postfork_child() {
+void postfork_child() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   ThreadState &self = t_state;
   for (ThreadState *t = g_threads, *next; t != nullptr; t = next) {
-    next = t->next_joined;
+    next = t->budget.next;
     if (t != &self) leave(*t);
   }
   judge_nearness(sum_charged(true));
   g_waiters.store(0);
-  change_engaged(0, kEngagedWaiters);
+  gate::change(0, gate::kWaiters);
   g_freed = PTHREAD_COND_INITIALIZER;  // a parent thread may have been waiting on it
   postfork_parent();
 }

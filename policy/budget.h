@@ -2,20 +2,21 @@
 //
 // charged = the usable size of every live allocation (jemalloc blocks and regions) plus
 // the unused part of every reserve, capped by `limit`. Nothing on the allocation fast
-// path touches shared state, and allocations up to kLimitDirectMax usually touch nothing:
+// path touches shared state, and allocations up to gate::kLimitDirectMax usually touch
+// nothing:
 //   - jemalloc already counts every thread's allocated and freed bytes
 //     (thread.allocatedp/deallocatedp), so a free costs the budget nothing at all;
 //   - and each time a thread has allocated, or freed, another 64 KiB (kCheckInterval),
 //     jemalloc calls the thread's activity callback (experimental.thread.activity_callback,
 //     driven by jemalloc 5.3's peak event, outside any lock). The limit is near when
 //     less is left under it than every thread may allocate before its next callback:
-//     kCheckInterval plus one allocation of kLimitDirectMax (kUncheckedPerThread). An
+//     kCheckInterval plus one allocation of gate::kLimitDirectMax (kUncheckedPerThread). An
 //     exact sum of what all threads hold decides that, and leaves the rest as a shared
 //     "room"; each callback takes from the room what its thread grew since its previous
 //     one (one atomic subtraction), and sums exactly again only when the room runs out.
-//     While the limit is not near, an allocation of up to kLimitDirectMax is a plain
+//     While the limit is not near, an allocation of up to gate::kLimitDirectMax is a plain
 //     jemalloc call: the limit costs the fast path nothing. Larger ones, and all of them
-//     once the limit is near (kEngagedLimitNear), are checked:
+//     once the limit is near (gate::kLimitNear), are checked:
 //   - a checked allocation takes its size from an allowance ("left") the thread may
 //     allocate without asking: a compare and a subtract in the thread's own TLS. When the
 //     allowance runs out, the thread refills it (up to kBatch ahead) under one lock, after
@@ -50,6 +51,7 @@
 
 #include <atomic>
 
+#include "gate.h"
 #include "thread_state.h"
 
 namespace allocscope {
@@ -62,7 +64,7 @@ inline constexpr int64_t kBatch = 64 << 10;
 inline constexpr int64_t kCheckInterval = 64 << 10;
 // What a thread may allocate unchecked between two of its checks, while the limit is not
 // near: up to kCheckInterval, plus the allocation that crosses it.
-inline constexpr int64_t kUncheckedPerThread = kCheckInterval + kLimitDirectMax;
+inline constexpr int64_t kUncheckedPerThread = kCheckInterval + gate::kLimitDirectMax;
 
 extern std::atomic<uint32_t> g_generation AS_HIDDEN;
 
@@ -84,8 +86,8 @@ size_t charged();
 // thread that has not joined the current limit has no allowance: setting a limit clears
 // every joined thread's.
 inline bool take_from_allowance(ThreadState &t, size_t size) {
-  if (size > static_cast<uint64_t>(t.left)) return false;
-  __atomic_store_n(&t.left, t.left - static_cast<int64_t>(size), __ATOMIC_RELAXED);
+  if (size > static_cast<uint64_t>(t.budget.left)) return false;
+  __atomic_store_n(&t.budget.left, t.budget.left - static_cast<int64_t>(size), __ATOMIC_RELAXED);
   return true;
 }
 
@@ -98,9 +100,9 @@ bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw);
 bool charge_outside(size_t bytes, bool memalloc, bool overdraw);
 void uncharge_outside(size_t bytes);
 
-// A thread's reserve (reserve.h): charge_reserve() adds `bytes` to t.reserve_left if they
+// A thread's reserve (reserve.h): charge_reserve() adds `bytes` to t.reserve.left if they
 // fit under the limit; an allocation served by the reserve then moves bytes from
-// reserve_left to the thread's live bytes without asking (the sum does not change).
+// reserve.left to the thread's live bytes without asking (the sum does not change).
 // The thread joins the budget's registry even with no limit set, so that a limit set
 // later counts its reserve. uncharge_reserve() gives back what is left and returns it.
 bool charge_reserve(ThreadState &t, size_t bytes, bool memalloc, bool overdraw);
@@ -117,11 +119,11 @@ bool arena_fits(size_t size);
 // at its first checked allocation.
 void join(ThreadState &t);
 inline void ensure_joined(ThreadState &t) {
-  if (t.budget_generation != g_generation.load(std::memory_order_relaxed)) join(t);
+  if (t.budget.generation != g_generation.load(std::memory_order_relaxed)) join(t);
 }
 
 // NOFAIL waits: blocks until a free wakes it or `timeout_ns` passes. While anyone waits,
-// kEngagedWaiters sends frees through wake_waiters().
+// gate::kWaiters sends frees through wake_waiters().
 void wait_for_free(uint64_t timeout_ns);
 void wake_waiters();
 

@@ -8,6 +8,8 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include "hash.h"
+
 namespace allocscope {
 namespace callsite_detail {
 CallSite g_entries[kEntries];
@@ -68,7 +70,7 @@ const char *CallSite::module() const {
 
 CallSite *call_site(const void *ret) {
   const uintptr_t key = reinterpret_cast<uintptr_t>(ret);
-  size_t slot = (key * 0x9E3779B97F4A7C15ull) >> 51;  // 13 bits: kEntries
+  size_t slot = fibonacci_slot(key, 13);  // kEntries
   for (size_t probe = 0; probe < 64; ++probe, slot = (slot + 1) % kEntries) {
     CallSite &s = g_entries[slot];
     uintptr_t current = s.addr.load(std::memory_order_acquire);

@@ -8,61 +8,38 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "atomic_reserve.h"
 #include "backend.h"
 #include "backtrace.h"
 #include "budget.h"
-#include "config.h"
+#include "counters.h"
 #include "fault.h"
+#include "gate.h"
+#include "hash.h"
+#include "options.h"
 #include "reclaim.h"
-#include "rules.h"
 #include "region.h"
 #include "report.h"
 #include "reserve.h"
 #include "resolve.h"
-#include "stats.h"
+#include "rules.h"
+#include "sys.h"
 #include "thread_state.h"
 
 namespace allocscope {
 
-__thread ThreadState t_state __attribute__((tls_model("initial-exec")));
-EntryGate g_gate;
-
-void change_engaged(uint32_t set, uint32_t clear) {
-  std::atomic<uint32_t> &engaged = g_gate.engaged;
-  uint32_t bits = engaged.load();
-  do {
-    // Nothing to change: the gate already is, or is being, published for these bits.
-    if (((bits | set) & ~clear) == bits) return;
-  } while (!engaged.compare_exchange_weak(bits, (bits | set) & ~clear));
-  // Publish the gate for the bits now in force. Another thread changing them meanwhile
-  // publishes its own; whichever store comes last, the loop makes it match the last
-  // change: a store is only final once the bits are seen unchanged after it.
-  for (;;) {
-    bits = engaged.load();
-    g_gate.direct_max.store(direct_max_for(bits));
-    g_gate.new_direct_max.store(new_direct_max_for(bits));
-    if (engaged.load() == bits) break;
-  }
+Policy thread_policy(const ThreadState &t, Flags call, const void *callsite) {
+  return resolve(t.scope.flags | rules::flags_for(callsite), call,
+                 g_config.policy.load(std::memory_order_relaxed),
+                 g_config.nofail_in_nowait.load(std::memory_order_relaxed));
 }
 
 namespace {
 
-constexpr uint64_t kMs = 1000000;
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-void sleep_ns(uint64_t ns) {
-  timespec ts{static_cast<time_t>(ns / 1000000000u), static_cast<long>(ns % 1000000000u)};
-  nanosleep(&ts, nullptr);
-}
+constexpr uint64_t kMs = sys::kNsPerMs;
+using sys::now_ns;
 
 // Failure and stall reports: at most warn_burst (10) every 5 seconds, as the kernel's
 // warn_alloc.
@@ -87,7 +64,7 @@ bool report_allowed() {
 bool first_time_at(const void *callsite) {
   static std::atomic<uintptr_t> seen[512];
   const uintptr_t key = reinterpret_cast<uintptr_t>(callsite) | 1;
-  size_t slot = (key >> 4) * 0x9E3779B97F4A7C15ull >> 55;
+  size_t slot = fibonacci_slot(key, 9);
   for (int probe = 0; probe < 16; ++probe, slot = (slot + 1) % 512) {
     uintptr_t current = seen[slot].load(std::memory_order_relaxed);
     if (current == key) return false;
@@ -121,7 +98,7 @@ size_t growth(const Request &r) {
   return r.size > old ? r.size - old : 0;
 }
 
-enum class Reason { kLimit, kBackend, kRegion, kRegionThenArena, kSizeCap };
+enum class Reason { kLimit, kBackend, kRegion, kRegionThenArena, kSizeCap, kInjected };
 
 void report_failure(const Request &r, const Policy &p, Reason why, unsigned passes) {
   char flags[256], stack[2048], cause[160];
@@ -143,6 +120,9 @@ void report_failure(const Request &r, const Policy &p, Reason why, unsigned pass
       break;
     case Reason::kSizeCap:
       snprintf(cause, sizeof(cause), "size above max_size %zu", g_config.max_size.load());
+      break;
+    case Reason::kInjected:
+      snprintf(cause, sizeof(cause), "fault injected");
       break;
   }
   report("%s(%zu) failed: %s; policy %s, flags %s, %u reclaim pass%s; thread %d; at %s",
@@ -166,37 +146,10 @@ void handle_conflict(const Request &r) {
   if (action == ConflictAction::kAbort) abort();
 }
 
-void prefork() {
-  config_prefork();
-  reclaim::prefork();
-  reserve::prefork();
-  atomic_reserve::prefork();
-  budget::prefork();
-  region::prefork();
-}
-void postfork_parent() {
-  region::postfork_parent();
-  atomic_reserve::postfork();
-  reserve::postfork();
-  budget::postfork_parent();
-  reclaim::postfork_parent();
-  config_postfork();
-}
-void postfork_child() {
-  region::postfork_child();
-  atomic_reserve::postfork();
-  reserve::postfork();
-  budget::postfork_child();
-  reclaim::postfork_child();
-  config_postfork();
-}
-
 // The policy one request follows: the resolution table, its conflict report, and the
 // NOFAIL demotion above nofail_max.
 Policy policy_for(const Request &r, const ThreadState &t) {
-  const Flags scope = t.scope | rules::flags_for(r.callsite);
-  Policy pol = resolve(scope, r.call, g_config.policy.load(std::memory_order_relaxed),
-                       g_config.nofail_in_nowait.load(std::memory_order_relaxed));
+  Policy pol = thread_policy(t, r.call, r.callsite);
   if (pol.conflict) handle_conflict(r);
   if (pol.contract == Contract::kNofail &&
       r.size > g_config.nofail_max.load(std::memory_order_relaxed)) {
@@ -224,7 +177,7 @@ class NofailWait {
     if (limited && why == Reason::kLimit)
       budget::wait_for_free(backoff_ns_);  // a free wakes it early
     else
-      sleep_ns(backoff_ns_);
+      sys::sleep_ns(backoff_ns_);
     backoff_ns_ = backoff_ns_ * 2 > 100 * kMs ? 100 * kMs : backoff_ns_ * 2;
     stats::bump(counters_.waits);
     stats::bump(counters_.wait_ns, now_ns() - now);
@@ -267,11 +220,6 @@ class NofailWait {
   bool overdraw_ = false;
 };
 
-constexpr size_t kPage = 4096;
-size_t page_round(size_t n) {
-  return n > SIZE_MAX - (kPage - 1) ? SIZE_MAX : (n + kPage - 1) & ~(kPage - 1);
-}
-
 // One try at an allocation, whatever it is (a jemalloc block, a new region, a region
 // resize): charges the budget, allocates, and on failure says why.
 struct Try {
@@ -283,7 +231,7 @@ struct Try {
 struct ArenaTry : Try {
   explicit ArenaTry(const Request &request) : r(request) {}
   void *once(bool memalloc, bool overdraw, Reason *why) override {
-    if (limit_is_set() && !budget::try_charge(t_state, growth(r), memalloc, overdraw)) {
+    if (gate::limit_is_set() && !budget::try_charge(t_state, growth(r), memalloc, overdraw)) {
       *why = Reason::kLimit;
       return nullptr;
     }
@@ -298,7 +246,7 @@ struct RegionTry : Try {
   RegionTry(const Request &request, void *resize) : r(request), resize(resize) {}
   void *once(bool memalloc, bool overdraw, Reason *why) override {
     const size_t old = resize != nullptr ? region::usable_size(resize) : 0;
-    const size_t want = page_round(r.size);
+    const size_t want = sys::page_round(r.size);
     const size_t more = want > old ? want - old : 0;
     if (!budget::charge_outside(more, memalloc, overdraw)) {
       *why = Reason::kLimit;
@@ -311,7 +259,7 @@ struct RegionTry : Try {
       budget::uncharge_outside(more);
       return resize == nullptr ? arena_instead(memalloc, overdraw, why) : nullptr;
     }
-    change_engaged(kEngagedRegions, 0);
+    gate::change(gate::kRegions, 0);
     if (want < old) budget::uncharge_outside(old - want);  // a shrink
     return p;
   }
@@ -321,12 +269,12 @@ struct RegionTry : Try {
   // refused it), but a block the arena can give beats a failure, as vmalloc failing
   // does not make kmalloc's memory unusable. A region that cannot grow stays as it is.
   void *arena_instead(bool memalloc, bool overdraw, Reason *why) {
-    if (limit_is_set() && !budget::try_charge(t_state, r.size, memalloc, overdraw)) {
+    if (gate::limit_is_set() && !budget::try_charge(t_state, r.size, memalloc, overdraw)) {
       *why = Reason::kLimit;
       return nullptr;
     }
     void *p = attempt(r);
-    if (p != nullptr) stats::bump(stats::g_counters.kv_arena_instead);
+    if (p != nullptr) stats::bump(stats::g_counters.kv.arena_instead);
     *why = Reason::kRegionThenArena;
     return p;
   }
@@ -382,9 +330,9 @@ void *with_policy(const Request &r, const Policy &pol, stats::PolicyCounters &co
       without_progress = 0;
     } else if (pol.contract == Contract::kRetryMayfail) {
       if (++without_progress >= g_config.retry_max.load(std::memory_order_relaxed)) break;
-      sleep_ns(kMs);  // memalloc_retry_wait's back-off for a caller that already reclaimed
+      sys::sleep_ns(kMs);  // memalloc_retry_wait's back-off for a caller that already reclaimed
     } else if (pol.contract == Contract::kNofail) {
-      overdraw = nofail.wait(why, limit_is_set());
+      overdraw = nofail.wait(why, gate::limit_is_set());
     }
   }
 
@@ -400,7 +348,7 @@ void *with_policy(const Request &r, const Policy &pol, stats::PolicyCounters &co
 void *light_arena_attempt(const Request &r) {
   const size_t more = growth(r);
   if (!budget::arena_fits(more)) return nullptr;
-  if (limit_is_set() && !budget::try_charge(t_state, more, false, false)) return nullptr;
+  if (gate::limit_is_set() && !budget::try_charge(t_state, more, false, false)) return nullptr;
   if (r.old == nullptr) return attempt(r);
   return je_xallocx(r.old, r.size, 0, r.jemalloc_flags) >= r.size ? r.old : nullptr;
 }
@@ -439,10 +387,150 @@ constexpr int kArenaFlags = ~((1 << 20) - 1);
 
 }  // namespace
 
+
+namespace {
+
+// One allocate() call, as a sequence of named steps (run() reads top to bottom). Each step
+// either serves the request, fails it, or leaves it to the next.
+class Allocation {
+ public:
+  Allocation(const Request &request, ThreadState &t)
+      : t_(t),
+        r_(request),
+        pol_(policy_for(request, t)),
+        counters_(stats::of(pol_.contract)),
+        warn_(!(pol_.flags & ALLOCSCOPE_NOWARN) && g_config.warn.load()) {}
+
+  void *run() {
+    if (void *p = from_thread_reserve()) return p;
+    route_nowait_to_atomic_reserve();
+    if (above_max_size()) return fail_at_once(Reason::kSizeCap);
+    kv_ = (pol_.flags & ALLOCSCOPE_KV) && r_.size >= threshold() && !from_atomic_reserve_;
+    injected_ = fault_injected();
+    // An injected failure fails the allocation at once; in kv it fails the arena attempt,
+    // which is what sends kv to a region.
+    if (injected_ && !kv_) return fail_at_once(Reason::kInjected);
+    if (void *p = before_policy()) return p;
+    stats::bump(counters_.attempts);
+    if (r_.old != nullptr && region::contains(r_.old)) return resize_region();
+    if (!kv_) {
+      ArenaTry arena(r_);
+      return with_policy(r_, pol_, counters_, arena, warn_);
+    }
+    return kv();
+  }
+
+ private:
+  size_t threshold() const { return g_config.kv_threshold.load(std::memory_order_relaxed); }
+
+  // A RESERVE allocation the thread's reserve covers cannot fail.
+  void *from_thread_reserve() {
+    return (pol_.flags & ALLOCSCOPE_RESERVE) ? from_reserve(t_, r_) : nullptr;
+  }
+
+  // NOWAIT goes to the atomic reserve's arena (unless the caller named an arena); an
+  // ordinary allocation refills that arena when it runs low. A NOWAIT allocation the
+  // atomic reserve serves promises no system call: it never goes to a region (an mmap),
+  // kv or not.
+  void route_nowait_to_atomic_reserve() {
+    if (pol_.contract == Contract::kNowait) {
+      if (!(r_.jemalloc_flags & kArenaFlags)) {
+        const int flags = atomic_reserve::mallocx_flags();
+        r_.jemalloc_flags |= flags;
+        from_atomic_reserve_ = flags != 0;
+      }
+    } else if (gate::bits() & gate::kRefill) {
+      atomic_reserve::refill();
+    }
+  }
+
+  bool above_max_size() const {
+    return r_.size > g_config.max_size.load(std::memory_order_relaxed);
+  }
+
+  bool fault_injected() const {
+    return (gate::bits() & gate::kFaults) &&
+           fault::inject(r_.size, pol_.flags, pol_.contract == Contract::kNofail, r_.name,
+                         r_.callsite);
+  }
+
+  void *fail_at_once(Reason why) {
+    stats::bump(counters_.attempts);
+    stats::bump(counters_.failures);
+    if (why != Reason::kInjected && warn_ && report_allowed()) report_failure(r_, pol_, why, 0);
+    errno = ENOMEM;
+    return nullptr;
+  }
+
+  // Nothing needs the engine before the attempt (no injection, no kv, no limit, not a
+  // resize): try jemalloc as the fast path would have; the policy only matters if that
+  // fails.
+  void *before_policy() {
+    if (injected_ || kv_ || gate::limit_is_set() || r_.old != nullptr) return nullptr;
+    return attempt(r_);
+  }
+
+  // A region being resized stays a region while it is large enough, else moves to the
+  // arena.
+  void *resize_region() {
+    if (r_.size >= threshold()) {
+      RegionTry resize(r_, r_.old);
+      return with_policy(r_, pol_, counters_, resize, warn_);
+    }
+    ArenaTry to_arena(fresh());
+    return move_block(r_, pol_, counters_, to_arena, warn_);
+  }
+
+  // kv: straight to a region at kv_to_region_from and above; else the light arena
+  // attempt first, and a region under the full policy when it fails.
+  void *kv() {
+    const size_t to_region_from = g_config.kv_to_region_from.load(std::memory_order_relaxed);
+    if (to_region_from != 0 && r_.size >= to_region_from) {
+      stats::bump(stats::g_counters.kv.to_region);
+    } else {
+      if (void *p = injected_ ? nullptr : light_arena_attempt(r_)) return p;
+      stats::bump(stats::g_counters.kv.fallbacks);
+    }
+    RegionTry to_region(fresh(), nullptr);
+    if (r_.old == nullptr) return with_policy(r_, pol_, counters_, to_region, warn_);
+    return move_block(r_, pol_, counters_, to_region, warn_);
+  }
+
+  // The same request for a new block, when a realloc moves.
+  const Request &fresh() {
+    fresh_ = r_;
+    fresh_.old = nullptr;
+    return fresh_;
+  }
+
+  ThreadState &t_;
+  Request r_;
+  Request fresh_ = r_;
+  const Policy pol_;
+  stats::PolicyCounters &counters_;
+  const bool warn_;
+  bool from_atomic_reserve_ = false;
+  bool kv_ = false;
+  bool injected_ = false;
+};
+
+}  // namespace
+
+void *allocate(const Request &request) {
+  ThreadState &t = t_state;
+  if (t.in_engine != 0) {  // allocscope's own allocation: no policy, no accounting
+    void *p = attempt(request);
+    if (p == nullptr) errno = ENOMEM;
+    return p;
+  }
+  EngineGuard guard;
+  return Allocation(request, t).run();
+}
+
 int make_reserve(size_t bytes) {
   ThreadState &t = t_state;
   EngineGuard guard;
-  const Request r{"allocscope_reserve", bytes, 0, nullptr, 0, 0, __builtin_return_address(0)};
+  const Request r("allocscope_reserve", bytes, __builtin_return_address(0));
   if (bytes == 0) return 0;
   if (bytes > reserve::room()) {
     stats::bump(stats::g_counters.misuse);
@@ -459,132 +547,6 @@ int make_reserve(size_t bytes) {
   return with_policy(r, pol, counters, attempt_reserve, warn) != nullptr ? 0 : ENOMEM;
 }
 
-void *allocate(const Request &request) {
-  ThreadState &t = t_state;
-  if (t.in_engine != 0) {  // allocscope's own allocation: no policy, no accounting
-    void *p = attempt(request);
-    if (p == nullptr) errno = ENOMEM;
-    return p;
-  }
-  EngineGuard guard;
-  const Policy pol = policy_for(request, t);
-  stats::PolicyCounters &counters = stats::of(pol.contract);
-  const bool warn = !(pol.flags & ALLOCSCOPE_NOWARN) && g_config.warn.load();
-
-  // Reserves first: a RESERVE allocation the thread's reserve covers cannot fail; NOWAIT
-  // goes to the atomic reserve's arena; an ordinary one refills that when it runs low.
-  if (pol.flags & ALLOCSCOPE_RESERVE)
-    if (void *p = from_reserve(t, request)) return p;
-  Request r = request;
-  // A NOWAIT allocation the atomic reserve serves promises no system call: it never
-  // goes to a region either (an mmap), kv or not.
-  bool from_atomic_reserve = false;
-  if (pol.contract == Contract::kNowait) {
-    if (!(r.jemalloc_flags & kArenaFlags)) {
-      const int reserve_flags = atomic_reserve::mallocx_flags();
-      r.jemalloc_flags |= reserve_flags;
-      from_atomic_reserve = reserve_flags != 0;
-    }
-  } else if (engaged_bits() & kEngagedRefill) {
-    atomic_reserve::refill();
-  }
-
-  if (r.size > g_config.max_size.load(std::memory_order_relaxed)) {
-    stats::bump(counters.attempts);
-    stats::bump(counters.failures);
-    if (warn && report_allowed()) report_failure(r, pol, Reason::kSizeCap, 0);
-    errno = ENOMEM;
-    return nullptr;
-  }
-
-  const size_t threshold = g_config.kv_threshold.load(std::memory_order_relaxed);
-  const bool kv = (pol.flags & ALLOCSCOPE_KV) && r.size >= threshold && !from_atomic_reserve;
-  // An injected failure fails the allocation at once; in kv it fails the arena attempt,
-  // which is what sends kv to a region.
-  const bool injected = (engaged_bits() & kEngagedFaults) &&
-                        fault::inject(r.size, pol.flags, pol.contract == Contract::kNofail,
-                                      r.name, r.callsite);
-  if (injected && !kv) {
-    stats::bump(counters.attempts);
-    stats::bump(counters.failures);
-    errno = ENOMEM;
-    return nullptr;
-  }
-  // Fault injection said no and nothing else needs the engine before the attempt: try
-  // jemalloc as the fast path would have; the policy only matters if that fails.
-  if (!injected && !kv && !limit_is_set() && r.old == nullptr) {
-    if (void *p = attempt(r)) return p;
-  }
-  stats::bump(counters.attempts);
-  Request fresh = r;  // the same request for a new block, when a realloc moves
-  fresh.old = nullptr;
-
-  // A region being resized stays a region while it is large enough, else moves to the
-  // arena.
-  if (r.old != nullptr && region::contains(r.old)) {
-    if (r.size >= threshold) {
-      RegionTry resize(r, r.old);
-      return with_policy(r, pol, counters, resize, warn);
-    }
-    ArenaTry to_arena(fresh);
-    return move_block(r, pol, counters, to_arena, warn);
-  }
-
-  if (!kv) {
-    ArenaTry arena(r);
-    return with_policy(r, pol, counters, arena, warn);
-  }
-
-  // kv: straight to a region at kv_direct and above; else the light arena attempt
-  // first, and a region under the full policy when it fails.
-  const size_t direct = g_config.kv_direct.load(std::memory_order_relaxed);
-  if (direct != 0 && r.size >= direct) {
-    stats::bump(stats::g_counters.kv_direct);
-  } else {
-    if (void *p = injected ? nullptr : light_arena_attempt(r)) return p;
-    stats::bump(stats::g_counters.kv_fallbacks);
-  }
-  RegionTry to_region(fresh, nullptr);
-  if (r.old == nullptr) return with_policy(r, pol, counters, to_region, warn);
-  return move_block(r, pol, counters, to_region, warn);
-}
-
-namespace {
-std::atomic<int> g_failure_scopes{0};
-std::atomic<int> g_kv_scopes{0};
-std::atomic<int> g_reserve_scopes{0};
-std::atomic<int> g_nowait_scopes{0};
-}  // namespace
-
-std::atomic<bool> g_nowait_everywhere{false};
-
-void count_scopes(const ScopeDeltas &d) {
-  if (d.failure != 0) g_failure_scopes.fetch_add(d.failure);
-  if (d.kv != 0) g_kv_scopes.fetch_add(d.kv);
-  if (d.reserve != 0) g_reserve_scopes.fetch_add(d.reserve);
-  if (d.nowait != 0) g_nowait_scopes.fetch_add(d.nowait);
-  update_engagement();
-}
-
-void update_engagement() {
-  const Flags policy = g_config.policy.load();
-  const Flags by_rules = rules::any_flags();
-  const bool on_failure = (policy & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL)) ||
-                          reclaim::registered() != 0 || g_failure_scopes.load() != 0 ||
-                          by_rules != 0;
-  const bool kv = ((policy | by_rules) & ALLOCSCOPE_KV) || g_kv_scopes.load() != 0;
-  const bool kv_direct = kv && g_config.kv_direct.load() != 0;
-  const bool atomic_reserve = atomic_reserve::size() != 0;
-  g_nowait_everywhere.store(atomic_reserve && ((policy | by_rules) & ALLOCSCOPE_NOWAIT));
-  const bool reserves = g_reserve_scopes.load() != 0 || g_nowait_everywhere.load() ||
-                        (atomic_reserve && g_nowait_scopes.load() != 0);
-  const uint32_t set = (on_failure ? kEngagedOnFailure : 0u) | (kv ? kEngagedKv : 0u) |
-                       (kv_direct ? kEngagedKvDirect : 0u) | (reserves ? kEngagedReserves : 0u);
-  const uint32_t clear =
-      (kEngagedOnFailure | kEngagedKv | kEngagedKvDirect | kEngagedReserves) & ~set;
-  change_engaged(set, clear);
-}
-
 void release(void *p, int jemalloc_flags) noexcept {
   if (region::contains(p)) {
     const size_t bytes = region::usable_size(p);
@@ -594,7 +556,7 @@ void release(void *p, int jemalloc_flags) noexcept {
       report("free(%p): inside the region window but not the start of a region; ignored", p);
     return;
   }
-  if (limit_is_set()) budget::ensure_joined(t_state);
+  if (gate::limit_is_set()) budget::ensure_joined(t_state);
   if (jemalloc_flags == 0)
     je_free(p);
   else if (p != nullptr)
@@ -604,7 +566,7 @@ void release(void *p, int jemalloc_flags) noexcept {
 
 void release_sized(void *p, size_t size, int jemalloc_flags) noexcept {
   if (region::contains(p)) return release(p, 0);
-  if (limit_is_set()) budget::ensure_joined(t_state);
+  if (gate::limit_is_set()) budget::ensure_joined(t_state);
   je_sdallocx(p, size, jemalloc_flags);
   budget::wake_waiters();
 }
@@ -612,51 +574,12 @@ void release_sized(void *p, size_t size, int jemalloc_flags) noexcept {
 size_t resize_in_place(void *p, size_t size, size_t extra, int jemalloc_flags) {
   if (region::contains(p)) return region::usable_size(p);
   ThreadState &t = t_state;
-  if (limit_is_set() && t.in_engine == 0) {
+  if (gate::limit_is_set() && t.in_engine == 0) {
     const size_t old = je_sallocx(p, jemalloc_flags);
     if (size > old && !budget::try_charge(t, size - old, false, false)) return old;
     return je_xallocx(p, size, 0, jemalloc_flags);
   }
   return je_xallocx(p, size, extra, jemalloc_flags);
-}
-
-namespace {
-
-pthread_key_t g_exit_key;
-
-void on_thread_exit(void *arg) {
-  ThreadState &t = *static_cast<ThreadState *>(arg);
-  EngineGuard guard;
-  // Scopes left open: their counts would keep the fast path engaged for good.
-  const ScopeDeltas open{-int{t.failure_scope}, -int{t.kv_scope}, -int{t.reserve_scope},
-                         -int{t.nowait_scope}};
-  t.failure_scope = t.kv_scope = t.reserve_scope = t.nowait_scope = false;
-  if (open.failure != 0 || open.kv != 0 || open.reserve != 0 || open.nowait != 0)
-    count_scopes(open);
-  reserve::release(t);
-  budget::thread_exit(t);
-}
-
-// The key is made by whichever comes first: start_engine(), or a thread that joins the
-// budget before it (pthread_create called by another library's constructor, which may
-// run before ours).
-void create_exit_key() { pthread_key_create(&g_exit_key, on_thread_exit); }
-pthread_once_t g_exit_key_once = PTHREAD_ONCE_INIT;
-
-}  // namespace
-
-void watch_thread_exit(ThreadState &t) {
-  if (t.exit_watched) return;
-  t.exit_watched = true;
-  pthread_once(&g_exit_key_once, create_exit_key);
-  pthread_setspecific(g_exit_key, &t);  // a slot in the thread descriptor: no allocation
-}
-
-void start_engine() {
-  EngineGuard guard;
-  pthread_once(&g_exit_key_once, create_exit_key);
-  pthread_atfork(prefork, postfork_parent, postfork_child);
-  if (const char *conf = secure_getenv("ALLOCSCOPE_CONF")) apply_config(conf, "ALLOCSCOPE_CONF");
 }
 
 }  // namespace allocscope

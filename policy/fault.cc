@@ -14,8 +14,9 @@
 
 #include "backtrace.h"
 #include "callsite.h"
-#include "config.h"
-#include "engine.h"
+#include "counters.h"
+#include "gate.h"
+#include "options.h"
 #include "report.h"
 #include "thread_state.h"
 
@@ -23,81 +24,66 @@ namespace allocscope {
 namespace fault {
 namespace {
 
-// ---- Settings (constant-initialised; strings written under config's lock) ----
+FaultSettings &g_settings = g_fault_settings;
 
-std::atomic<bool> g_enabled{false};  // some key that selects failures was set
-std::atomic<int> g_probability{100};
-std::atomic<uint64_t> g_interval{1};
-std::atomic<int64_t> g_times{-1};
-std::atomic<int64_t> g_space{0};
-std::atomic<uint64_t> g_nth{0};  // the process countdown; 0 = off
-std::atomic<size_t> g_size_min{0};
-std::atomic<size_t> g_size_max{SIZE_MAX};
-std::atomic<int> g_depth{8};
-std::atomic<bool> g_marked_only{false};
-std::atomic<int> g_verbose{0};
-std::atomic<uint64_t> g_random{0x9E3779B97F4A7C15ull};
-
-char g_callsite_module[256];
-std::atomic<uintptr_t> g_callsite_offset{0};
-std::atomic<bool> g_callsite_set{false};
-char g_caller[512];  // module prefixes joined by |
-char g_reject[512];
-char g_log_path[PATH_MAX];
-char g_record_path[PATH_MAX];
-
+// State (settings are in options.h): the random sequence, and counts of candidates,
+// eligible allocations and the threads with an armed allocscope_fail_nth.
+std::atomic<uint64_t> g_random{FaultSettings{}.seed.load()};
 std::atomic<uint64_t> g_candidates{0};  // passed the filters (for interval)
 std::atomic<uint64_t> g_eligible{0};    // eligible allocations seen (the nth counter)
-std::atomic<uint64_t> g_injected{0};
-std::atomic<int> g_nth_threads{0};  // threads with an armed allocscope_fail_nth
+std::atomic<int> g_nth_threads{0};      // threads with an armed allocscope_fail_nth
 
 // fault.caller / fault.reject over the first fault.depth frames outside allocscope.
 bool stack_allows() {
-  if (g_caller[0] == '\0' && g_reject[0] == '\0') return true;
+  const char *caller = g_settings.caller, *reject = g_settings.reject;
+  if (caller[0] == '\0' && reject[0] == '\0') return true;
   void *frames[kMaxFrames];
-  int depth = g_depth.load(std::memory_order_relaxed);
+  const int depth = g_settings.depth.load();
   const int n = capture_backtrace(frames, depth < kMaxFrames ? depth : kMaxFrames);
-  bool caller_seen = g_caller[0] == '\0';
+  bool caller_seen = caller[0] == '\0';
   for (int i = 0; i < n; ++i) {
     CallSite *s = call_site(frames[i]);
     if (s == nullptr) continue;
     const char *module = s->module();
-    if (g_reject[0] != '\0' && module_in(module, g_reject)) return false;
-    if (!caller_seen && module_in(module, g_caller)) caller_seen = true;
+    if (reject[0] != '\0' && module_in(module, reject)) return false;
+    if (!caller_seen && module_in(module, caller)) caller_seen = true;
   }
   return caller_seen;
 }
 
 bool callsite_allows(CallSite *s) {
-  if (!g_callsite_set.load(std::memory_order_relaxed)) return true;
-  return s != nullptr && s->offset() == g_callsite_offset.load() &&
-         strcmp(s->module(), g_callsite_module) == 0;
+  if (!g_settings.callsite_set.load()) return true;
+  return s != nullptr && s->offset() == g_settings.callsite_offset.load() &&
+         strcmp(s->module(), g_settings.callsite_module) == 0;
 }
 
 // splitmix64 over a shared counter: deterministic for a given fault.seed and order.
-uint32_t next_percent() {
+uint64_t next_random() {
   uint64_t z = g_random.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return static_cast<uint32_t>((z ^ (z >> 31)) % 100);
+  return z ^ (z >> 31);
 }
 
 // Steps 3-4 of the kernel's order, for an allocation that passed the filters and nth.
 bool attributes_say_fail(size_t size) {
-  const int probability = g_probability.load(std::memory_order_relaxed);
+  const uint64_t probability = g_settings.probability.load();
   if (probability == 0) return false;
-  if (g_times.load(std::memory_order_relaxed) == 0) return false;
-  int64_t space = g_space.load(std::memory_order_relaxed);
-  while (space > static_cast<int64_t>(size)) {
-    if (g_space.compare_exchange_weak(space, space - static_cast<int64_t>(size))) return false;
+  std::atomic<int64_t> &times = g_settings.times.atomic();
+  if (times.load(std::memory_order_relaxed) == 0) return false;
+  std::atomic<int64_t> &space = g_settings.space.atomic();
+  int64_t left = space.load(std::memory_order_relaxed);
+  while (left > static_cast<int64_t>(size)) {
+    if (space.compare_exchange_weak(left, left - static_cast<int64_t>(size))) return false;
   }
-  const uint64_t interval = g_interval.load(std::memory_order_relaxed);
+  const uint64_t interval = g_settings.interval.load();
   if (interval > 1 && g_candidates.fetch_add(1) % interval != interval - 1) return false;
-  if (probability < 100 && static_cast<int>(next_percent()) >= probability) return false;
-  int64_t times = g_times.load();
-  while (times > 0 && !g_times.compare_exchange_weak(times, times - 1)) {
+  // UINT64_MAX is 100 %: always.
+  if (probability != UINT64_MAX && next_random() >= probability) return false;
+  int64_t n = times.load();
+  while (n > 0 && !times.compare_exchange_weak(n, n - 1)) {
   }
-  return times != 0;
+  return n != 0;
 }
 
 bool countdown(std::atomic<uint64_t> &n) {
@@ -111,7 +97,7 @@ bool countdown(std::atomic<uint64_t> &n) {
 // One JSON line per injected failure, appended at once (fault.log).
 void log_injection(size_t size, const char *function, CallSite *site, uint64_t nth) {
   char path[PATH_MAX];
-  if (g_log_path[0] == '\0' || !expand_path(g_log_path, path, sizeof(path))) return;
+  if (g_settings.log[0] == '\0' || !expand_path(g_settings.log, path, sizeof(path))) return;
   char line[4096];
   int n = snprintf(line, sizeof(line),
                    "{\"pid\":%d,\"tid\":%d,\"size\":%zu,\"function\":\"%s\",\"nth\":%llu,",
@@ -138,9 +124,9 @@ void log_injection(size_t size, const char *function, CallSite *site, uint64_t n
 }
 
 void announce(size_t size, Flags flags, const char *function, CallSite *site, uint64_t nth) {
-  g_injected.fetch_add(1, std::memory_order_relaxed);
+  stats::bump(stats::g_counters.faults_injected);
   log_injection(size, function, site, nth);
-  const int verbose = g_verbose.load(std::memory_order_relaxed);
+  const int verbose = g_settings.verbose.load();
   if (verbose == 0 || (flags & ALLOCSCOPE_NOWARN)) return;
   char where[2048] = "";
   if (verbose >= 2) {
@@ -153,232 +139,52 @@ void announce(size_t size, Flags flags, const char *function, CallSite *site, ui
          static_cast<unsigned long long>(nth), verbose >= 2 ? "; " : "", where);
 }
 
-// Keeps kEngagedFaults true exactly while something can inject or must record.
+// Keeps gate::kFaults set exactly while something can inject or must record.
 void update() {
-  const bool armed = (g_enabled.load() && g_probability.load() > 0) || g_nth.load() > 0 ||
-                     g_record_path[0] != '\0' || g_nth_threads.load() > 0;
-  if (armed) change_engaged(kEngagedFaults, 0);
-  else change_engaged(0, kEngagedFaults);
-}
-
-void reset() {
-  g_enabled.store(false);
-  g_probability.store(100);
-  g_interval.store(1);
-  g_times.store(-1);
-  g_space.store(0);
-  g_nth.store(0);
-  g_size_min.store(0);
-  g_size_max.store(SIZE_MAX);
-  g_depth.store(8);
-  g_marked_only.store(false);
-  g_verbose.store(0);
-  g_callsite_set.store(false);
-  g_caller[0] = g_reject[0] = g_log_path[0] = g_record_path[0] = '\0';
-  g_candidates.store(0);
-}
-
-bool parse_number(std::string_view v, uint64_t max, uint64_t *out) {
-  if (v.empty() || v.size() > 20) return false;
-  uint64_t n = 0;
-  for (char c : v) {
-    if (c < '0' || c > '9' || __builtin_mul_overflow(n, 10, &n) ||
-        __builtin_add_overflow(n, static_cast<uint64_t>(c - '0'), &n))
-      return false;
-  }
-  if (n > max) return false;
-  *out = n;
-  return true;
-}
-
-template <size_t N>
-bool set_text(char (&dest)[N], std::string_view v) {
-  if (v.size() >= N) return false;
-  memcpy(dest, v.data(), v.size());
-  dest[v.size()] = '\0';
-  return true;
-}
-
-// "module+0xoffset", or "off"
-bool set_callsite(std::string_view v) {
-  if (v == "off") return g_callsite_set.store(false), true;
-  const size_t plus = v.rfind("+0x");
-  if (plus == std::string_view::npos || plus == 0 || plus + 3 >= v.size()) return false;
-  uintptr_t offset = 0;
-  for (char c : v.substr(plus + 3)) {
-    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-    if (digit < 0 || offset > (UINTPTR_MAX >> 4)) return false;
-    offset = offset << 4 | static_cast<uintptr_t>(digit);
-  }
-  if (!set_text(g_callsite_module, v.substr(0, plus))) return false;
-  g_callsite_offset.store(offset);
-  g_callsite_set.store(true);
-  return true;
-}
-
-struct Key {
-  const char *name;
-  const char *accepts;
-  bool (*apply)(std::string_view value);
-  bool selects;  // setting it switches injection on
-};
-
-const Key kKeys[] = {
-    {"probability", "a percentage from 0 to 100",
-     [](std::string_view v) {
-       uint64_t n;
-       return parse_number(v, 100, &n) && (g_probability.store(static_cast<int>(n)), true);
-     },
-     true},
-    // interval, times and space shape the failures that probability, callsite or caller
-    // select; alone they switch nothing on (fault.nth:5,fault.times:1 fails just the 5th).
-    {"interval", "a number from 1",
-     [](std::string_view v) {
-       uint64_t n;
-       return parse_number(v, UINT64_MAX, &n) && n >= 1 && (g_interval.store(n), true);
-     },
-     false},
-    {"times", "a number of failures, or -1 for no limit",
-     [](std::string_view v) {
-       uint64_t n;
-       if (v == "-1") return g_times.store(-1), true;
-       return parse_number(v, INT64_MAX, &n) && (g_times.store(static_cast<int64_t>(n)), true);
-     },
-     false},
-    {"space", "a number of bytes",
-     [](std::string_view v) {
-       size_t n;
-       return parse_size(v, &n) && n <= INT64_MAX &&
-              (g_space.store(static_cast<int64_t>(n)), true);
-     },
-     false},
-    // Like fail-nth, nth stands apart from the attributes: it alone switches nothing else on.
-    {"nth", "a number from 1 (the n-th eligible allocation of the process fails)",
-     [](std::string_view v) {
-       uint64_t n;
-       return parse_number(v, UINT64_MAX, &n) && n >= 1 && (g_nth.store(n), true);
-     },
-     false},
-    {"size_min", "a size",
-     [](std::string_view v) {
-       size_t n;
-       return parse_size(v, &n) && (g_size_min.store(n), true);
-     },
-     false},
-    {"size_max", "a size",
-     [](std::string_view v) {
-       size_t n;
-       return parse_size(v, &n) && (g_size_max.store(n), true);
-     },
-     false},
-    {"caller", "module name prefixes joined by |",
-     [](std::string_view v) { return set_text(g_caller, v); }, true},
-    {"reject", "module name prefixes joined by |",
-     [](std::string_view v) { return set_text(g_reject, v); }, false},
-    {"depth", "a number of frames from 1 to 32",
-     [](std::string_view v) {
-       uint64_t n;
-       return parse_number(v, kMaxFrames, &n) && n >= 1 &&
-              (g_depth.store(static_cast<int>(n)), true);
-     },
-     false},
-    {"callsite", "MODULE+0xOFFSET, as fault.log and fault.record print call sites, or off",
-     set_callsite, true},
-    {"threads", "all or marked",
-     [](std::string_view v) {
-       if (v == "all") return g_marked_only.store(false), true;
-       if (v == "marked") return g_marked_only.store(true), true;
-       return false;
-     },
-     false},
-    {"seed", "a number",
-     [](std::string_view v) {
-       uint64_t n;
-       return parse_number(v, UINT64_MAX, &n) && (g_random.store(n), true);
-     },
-     false},
-    {"verbose", "0, 1 (a line per failure) or 2 (with a backtrace)",
-     [](std::string_view v) {
-       uint64_t n;
-       return parse_number(v, 2, &n) && (g_verbose.store(static_cast<int>(n)), true);
-     },
-     false},
-    {"log", "a file path (%p = pid)",
-     [](std::string_view v) { return !v.empty() && set_text(g_log_path, v); }, false},
-    {"record", "a file path (%p = pid)",
-     [](std::string_view v) { return !v.empty() && set_text(g_record_path, v); }, false},
-    {"reset", "true: every fault key back to its default, injection off",
-     [](std::string_view v) {
-       bool on;
-       if (!parse_bool(v, &on) || !on) return false;
-       reset();
-       return true;
-     },
-     false},
-};
-
-// Keys are case-insensitive, as every other key.
-const Key *find(std::string_view name) {
-  for (const Key &k : kKeys)
-    if (name.size() == strlen(k.name) && strncasecmp(name.data(), k.name, name.size()) == 0)
-      return &k;
-  return nullptr;
+  const bool armed = (g_settings.enabled.load() && g_settings.probability.load() > 0) ||
+                     g_settings.nth.load() > 0 || g_settings.record[0] != '\0' ||
+                     g_nth_threads.load() > 0;
+  if (armed) gate::change(gate::kFaults, 0);
+  else gate::change(0, gate::kFaults);
 }
 
 }  // namespace
 
-const char *key_names() {
-  return "fault.probability, fault.interval, fault.times, fault.space, fault.nth, "
-         "fault.size_min, fault.size_max, fault.caller, fault.reject, fault.depth, "
-         "fault.callsite, fault.threads, fault.seed, fault.verbose, fault.log, fault.record, "
-         "fault.reset";
-}
-
-const char *accepted(std::string_view key) {
-  const Key *k = find(key);
-  return k != nullptr ? k->accepts : "";
-}
-
-bool configure(std::string_view key, std::string_view value) {
-  const Key *k = find(key);
-  if (k == nullptr || !k->apply(value)) return false;
-  if (k->selects) g_enabled.store(true);
+void settings_changed(Key key) {
+  if (key == Key::kFaultSeed || key == Key::kFaultReset) g_random.store(g_settings.seed.load());
+  if (key == Key::kFaultReset) g_candidates.store(0);
   update();
-  return true;
 }
 
 bool inject(size_t size, Flags flags, bool nofail, const char *function, const void *callsite) {
   ThreadState &t = t_state;
   // 1. Eligibility.
   if (nofail || (flags & ALLOCSCOPE_NOFAULT)) return false;
-  if (g_marked_only.load(std::memory_order_relaxed) && !t.fault_marked) return false;
-  if (size < g_size_min.load(std::memory_order_relaxed) ||
-      size > g_size_max.load(std::memory_order_relaxed))
-    return false;
+  if (g_settings.marked_only.load() && !t.fault.marked) return false;
+  if (size < g_settings.size_min.load() || size > g_settings.size_max.load()) return false;
   CallSite *site = call_site(callsite);
   if (!callsite_allows(site) || !stack_allows()) return false;
   // The number of this eligible allocation: fault.nth counts them; otherwise it is only
   // worth a shared counter when it is logged or reported.
-  const bool numbered = g_log_path[0] != '\0' || g_verbose.load(std::memory_order_relaxed) != 0;
+  const bool numbered = g_settings.log[0] != '\0' || g_settings.verbose.load() != 0;
   const uint64_t nth = numbered ? g_eligible.fetch_add(1, std::memory_order_relaxed) + 1 : 0;
-  if (site != nullptr && g_record_path[0] != '\0')
+  if (site != nullptr && g_settings.record[0] != '\0')
     site->count.fetch_add(1, std::memory_order_relaxed);
   // 2. nth: the thread's countdown, then the process's.
   bool fail = false;
-  if (t.fail_nth != 0) {
-    if (--t.fail_nth == 0) {
+  if (t.fault.fail_nth != 0) {
+    if (--t.fault.fail_nth == 0) {
       fail = true;
       g_nth_threads.fetch_sub(1);
       update();
     }
   }
-  if (!fail && countdown(g_nth)) {
+  if (!fail && countdown(g_settings.nth.atomic())) {
     fail = true;
     update();
   }
   // 3-4. The attributes.
-  if (!fail && (!g_enabled.load(std::memory_order_relaxed) || !attributes_say_fail(size)))
+  if (!fail && (!g_settings.enabled.load() || !attributes_say_fail(size)))
     return false;
   announce(size, flags, function, site, nth);
   return true;
@@ -386,28 +192,26 @@ bool inject(size_t size, Flags flags, bool nofail, const char *function, const v
 
 int set_fail_nth(unsigned n) {
   ThreadState &t = t_state;
-  if (t.fail_nth == 0 && n != 0) g_nth_threads.fetch_add(1);
-  if (t.fail_nth != 0 && n == 0) g_nth_threads.fetch_sub(1);
-  t.fail_nth = n;
+  if (t.fault.fail_nth == 0 && n != 0) g_nth_threads.fetch_add(1);
+  if (t.fault.fail_nth != 0 && n == 0) g_nth_threads.fetch_sub(1);
+  t.fault.fail_nth = n;
   update();
   return 0;
 }
 
-unsigned fail_nth_left() { return t_state.fail_nth; }
+unsigned fail_nth_left() { return t_state.fault.fail_nth; }
 
 int mark_thread(bool on) {
-  const bool was = t_state.fault_marked;
-  t_state.fault_marked = on;
+  const bool was = t_state.fault.marked;
+  t_state.fault.marked = on;
   return was;
 }
 
-uint64_t injected() { return g_injected.load(std::memory_order_relaxed); }
-
 void write_record() {
-  if (g_record_path[0] == '\0') return;
-  const int fd = open_output_file(g_record_path);
+  if (g_settings.record[0] == '\0') return;
+  const int fd = open_output_file(g_settings.record);
   if (fd < 0) {
-    report("fault.record: cannot open '%s': %s", g_record_path, strerror(-fd));
+    report("fault.record: cannot open '%s': %s", g_settings.record, strerror(-fd));
     return;
   }
   for_each_call_site([fd](CallSite &s) {

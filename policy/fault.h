@@ -1,6 +1,6 @@
 // fault.h: fault injection, the kernel's fault attributes for malloc.
 //
-// Configured with the fault.* keys (config.h). fault.probability, fault.callsite and
+// Configured with the fault.* keys (options.h holds the settings, control.cc sets them). fault.probability, fault.callsite and
 // fault.caller select failures (probability then defaults to 100); fault.nth and
 // allocscope_fail_nth() select one each; times, interval, space and the filters shape
 // them. Once anything is selected, every allocation goes through the engine, which asks
@@ -14,7 +14,8 @@
 //      countdown (each fails exactly one allocation);
 //   3. probability 0 disables everything below, as in the kernel;
 //   4. times (failures left; -1 = unlimited), space (bytes that pass before failures
-//      start), interval (every N-th candidate), probability (percent, from fault.seed).
+//      start), interval (every N-th candidate), probability (a percentage with decimals,
+//      or 1/N; drawn from a sequence fault.seed starts).
 // An injected failure is NULL/ENOMEM at once, with no retry: the point is to reach the
 // caller's error path. Each one is logged (fault.log: one JSON line, written at once)
 // and reported (fault.verbose, unless NOWARN). fault.record writes, at exit, every
@@ -27,19 +28,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <string_view>
-
 #include "flags.h"
+#include "options.h"
 
 namespace allocscope {
 namespace fault {
 
-// Applies one fault.* key (name without "fault."); false if the value is bad.
-// accepted() says what each key takes, for the error line.
-bool configure(std::string_view key, std::string_view value);
-const char *accepted(std::string_view key);
-// The key names, for "known keys".
-const char *key_names();
+// A fault.* key was set (g_fault_settings): restarts the random sequence for fault.seed
+// and fault.reset, and brings gate::kFaults in step.
+void settings_changed(Key key);
 
 // Should this allocation fail? `flags`: the resolved non-contract flags; `nofail`: the
 // resolved contract is NOFAIL. Logs and reports the injection when it says yes.
@@ -50,9 +47,6 @@ int set_fail_nth(unsigned n);
 unsigned fail_nth_left();
 // fault.threads:marked: whether the calling thread may be failed.
 int mark_thread(bool on);
-
-// Injected failures so far, for the stats.
-uint64_t injected();
 
 // At exit: writes fault.record.
 void write_record();

@@ -24,11 +24,6 @@ const Name kNames[] = {
 
 }  // namespace
 
-const char *flag_words() {
-  return "normal, nofail, nowait, noretry, retry_mayfail, nowarn, kv, noreclaim, "
-         "noreclaim_class(0-15), memalloc, nomemalloc, reserve, nofault, joined by |";
-}
-
 const char *format_flags(Flags flags, char *buf, size_t len) {
   size_t used = 0;
   buf[0] = '\0';

@@ -27,7 +27,4 @@ const char *format_flags(Flags flags, char *buf, size_t len);
 // flag names in lower case without ALLOCSCOPE_. Returns false on an unknown word.
 bool parse_flags(const char *text, size_t len, Flags *out);
 
-// The names accepted by parse_flags, for error messages.
-const char *flag_words();
-
 }  // namespace allocscope

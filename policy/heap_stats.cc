@@ -2,9 +2,9 @@
 #include "heap_stats.h"
 
 #include <stdio.h>
-#include <unistd.h>
 
 #include "backend.h"
+#include "sys.h"
 
 namespace allocscope {
 namespace {
@@ -42,7 +42,7 @@ bool read_heap_totals(HeapTotals *out) {
     *out = HeapTotals{};
     return false;
   }
-  out->dirty = read_merged<size_t>("pdirty") * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  out->dirty = read_merged<size_t>("pdirty") * sys::page_size();
   out->nmalloc = read_merged<uint64_t>("small.nmalloc") + read_merged<uint64_t>("large.nmalloc");
   out->ndalloc = read_merged<uint64_t>("small.ndalloc") + read_merged<uint64_t>("large.ndalloc");
   return true;

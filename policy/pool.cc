@@ -10,18 +10,18 @@
 #include <new>
 
 #include "backtrace.h"
-#include "config.h"
+#include "counters.h"
 #include "engine.h"
+#include "mutex.h"
+#include "options.h"
 #include "report.h"
 #include "resolve.h"
-#include "rules.h"
-#include "stats.h"
 #include "thread_state.h"
 
 // The pool and its held-back array are one engine allocation, made under the creating
 // thread's policy like the elements: memory the caller asked for, charged and policed.
 struct allocscope_pool {
-  pthread_mutex_t mutex;            // guards held and elements[]
+  allocscope::Mutex mutex{allocscope::LockRank::kPool};  // guards held and elements[]
   pthread_cond_t returned;          // free_element() kept an element
   size_t elem_size;
   unsigned min_nr;
@@ -35,50 +35,29 @@ struct allocscope_pool {
 namespace allocscope {
 namespace pool {
 
-Counters g_counters;
-
 namespace {
+
+auto &g_pool_counters = stats::g_counters.pools;
 
 // How long a waiting allocation sleeps before trying the allocator again: mempool's
 // io_schedule_timeout(5*HZ), since memory may have been freed to the budget meanwhile.
 constexpr uint64_t kWaitSeconds = 5;
 
-pthread_mutex_t g_pools_mutex = PTHREAD_MUTEX_INITIALIZER;
-allocscope_pool *g_pools = nullptr;
-pthread_once_t g_fork_handlers_once = PTHREAD_ONCE_INIT;
-
-// fork(): a thread of the parent may hold a pool's lock; holding them all across fork()
-// leaves each one free in the child.
-void prefork() {
-  pthread_mutex_lock(&g_pools_mutex);
-  for (allocscope_pool *p = g_pools; p != nullptr; p = p->next) pthread_mutex_lock(&p->mutex);
-}
-void postfork_parent() {
-  for (allocscope_pool *p = g_pools; p != nullptr; p = p->next) pthread_mutex_unlock(&p->mutex);
-  pthread_mutex_unlock(&g_pools_mutex);
-}
-void postfork_child() {
-  // Threads that were waiting in the parent do not exist in the child.
-  for (allocscope_pool *p = g_pools; p != nullptr; p = p->next)
-    p->returned = PTHREAD_COND_INITIALIZER;
-  postfork_parent();
-}
-
-void register_fork_handlers() {
-  EngineGuard guard;  // pthread_atfork may allocate: bookkeeping, not the caller's memory
-  pthread_atfork(prefork, postfork_parent, postfork_child);
-}
+Mutex g_pools_mutex{LockRank::kPoolList};
+allocscope_pool *g_pools ABSL_GUARDED_BY(g_pools_mutex) = nullptr;
 
 void *attempt(const allocscope_pool *pool, const char *name, Flags call,
               const void *callsite) {
-  return allocate(Request{name, pool->elem_size, 0, nullptr, call, 0, callsite});
+  Request r(name, pool->elem_size, callsite);
+  r.call = call;
+  return allocate(r);
 }
 
-// The last held-back element, or nullptr if none is. Under pool->mutex.
-void *take_held(allocscope_pool *pool) {
+// The last held-back element, or nullptr if none is.
+void *take_held(allocscope_pool *pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool->mutex) {
   if (pool->held == 0) return nullptr;
-  stats::bump(g_counters.from_reserve);
-  g_counters.held.fetch_sub(1, std::memory_order_relaxed);
+  stats::bump(g_pool_counters.from_held);
+  g_pool_counters.held.fetch_sub(1, std::memory_order_relaxed);
   return pool->elements[--pool->held];
 }
 
@@ -86,18 +65,17 @@ void *take_held(allocscope_pool *pool) {
 void free_pool(allocscope_pool *pool) {
   for (unsigned i = 0; i < pool->held; ++i) release(pool->elements[i]);
   pthread_cond_destroy(&pool->returned);
-  pthread_mutex_destroy(&pool->mutex);
   pool->~allocscope_pool();
   release(pool);
 }
 
-// Waits until free_element() returns an element or kWaitSeconds pass. Under pool->mutex.
-void wait_for_return(allocscope_pool *pool) {
+// Waits until free_element() returns an element or kWaitSeconds pass.
+void wait_for_return(allocscope_pool *pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool->mutex) {
   timespec deadline;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
   deadline.tv_sec += kWaitSeconds;
-  stats::bump(g_counters.waits);
-  pthread_cond_clockwait(&pool->returned, &pool->mutex, CLOCK_MONOTONIC, &deadline);
+  stats::bump(g_pool_counters.waits);
+  pthread_cond_clockwait(&pool->returned, pool->mutex.native(), CLOCK_MONOTONIC, &deadline);
 }
 
 }  // namespace
@@ -123,12 +101,10 @@ allocscope_pool *create(size_t elem_size, unsigned min_nr, const void *callsite)
     return nullptr;
   }
 
-  void *memory = allocate(Request{"allocscope_pool_create",
-                                  sizeof(allocscope_pool) + nr * sizeof(void *), 0, nullptr,
-                                  0, 0, callsite});
+  void *memory = allocate(
+      Request("allocscope_pool_create", sizeof(allocscope_pool) + nr * sizeof(void *), callsite));
   if (memory == nullptr) return nullptr;  // ENOMEM, reported by the engine (unless NOWARN)
   auto *pool = new (memory) allocscope_pool;
-  pthread_mutex_init(&pool->mutex, nullptr);
   pthread_cond_init(&pool->returned, nullptr);
   pool->elem_size = elem_size;
   pool->min_nr = nr;
@@ -143,14 +119,14 @@ allocscope_pool *create(size_t elem_size, unsigned min_nr, const void *callsite)
     }
   }
 
-  pthread_once(&g_fork_handlers_once, register_fork_handlers);
-  pthread_mutex_lock(&g_pools_mutex);
-  pool->next = g_pools;
-  if (g_pools != nullptr) g_pools->prev = pool;
-  g_pools = pool;
-  pthread_mutex_unlock(&g_pools_mutex);
-  stats::bump(g_counters.live);
-  stats::bump(g_counters.held, nr);
+  {
+    MutexLock lock(g_pools_mutex);
+    pool->next = g_pools;
+    if (g_pools != nullptr) g_pools->prev = pool;
+    g_pools = pool;
+  }
+  stats::bump(g_pool_counters.live);
+  stats::bump(g_pool_counters.held, nr);
   return pool;
 }
 
@@ -167,32 +143,27 @@ void *alloc_element(allocscope_pool *pool, Flags flags, const void *callsite) {
   if (elem == nullptr) {
     // What the caller's contract allows once nothing is held back. Resolved outside the
     // pool's lock: the rules' caller lookup may take the loader's lock.
-    const Contract contract =
-        resolve(t_state.scope | rules::flags_for(callsite), flags,
-                g_config.policy.load(std::memory_order_relaxed),
-                g_config.nofail_in_nowait.load(std::memory_order_relaxed))
-            .contract;
+    const Contract contract = thread_policy(t_state, flags, callsite).contract;
     Flags full = flags | ALLOCSCOPE_NOWARN | ALLOCSCOPE_NOMEMALLOC;
     if (contract == Contract::kNofail)  // see pool.h; and still never fault-injected
       full = (full & ~kContractMask) | ALLOCSCOPE_RETRY_MAYFAIL | ALLOCSCOPE_NOFAULT;
     for (;;) {
-      pthread_mutex_lock(&pool->mutex);
+      pool->mutex.lock();
       elem = take_held(pool);
-      pthread_mutex_unlock(&pool->mutex);
+      pool->mutex.unlock();
       if (elem != nullptr) {
         if (flags & ALLOCSCOPE_ZERO) memset(elem, 0, pool->elem_size);
         break;
       }
       if (contract == Contract::kNowait) {
-        stats::bump(g_counters.failures);
+        stats::bump(g_pool_counters.failures);
         errno = ENOMEM;
         return nullptr;
       }
       elem = attempt(pool, "allocscope_pool_alloc", full, callsite);
       if (elem != nullptr) break;
-      pthread_mutex_lock(&pool->mutex);
+      MutexLock lock(pool->mutex);
       if (pool->held == 0) wait_for_return(pool);  // checked under the lock: no lost wake-up
-      pthread_mutex_unlock(&pool->mutex);
     }
   }
   pool->out.fetch_add(1, std::memory_order_relaxed);
@@ -204,24 +175,27 @@ void free_element(allocscope_pool *pool, void *elem) {
   if (elem == nullptr) return;
   if (pool == nullptr) return release(elem);
   pool->out.fetch_sub(1, std::memory_order_relaxed);
-  pthread_mutex_lock(&pool->mutex);
-  const bool keep = pool->held < pool->min_nr;
-  if (keep) {
-    pool->elements[pool->held++] = elem;
-    stats::bump(g_counters.held);
-    pthread_cond_signal(&pool->returned);  // one element, one waiter
+  bool keep;
+  {
+    MutexLock lock(pool->mutex);
+    keep = pool->held < pool->min_nr;
+    if (keep) {
+      pool->elements[pool->held++] = elem;
+      stats::bump(g_pool_counters.held);
+      pthread_cond_signal(&pool->returned);  // one element, one waiter
+    }
   }
-  pthread_mutex_unlock(&pool->mutex);
   if (!keep) release(elem);
 }
 
 void destroy(allocscope_pool *pool, const void *callsite) {
   if (pool == nullptr) return;
-  pthread_mutex_lock(&g_pools_mutex);
-  if (pool->prev != nullptr) pool->prev->next = pool->next;
-  else g_pools = pool->next;
-  if (pool->next != nullptr) pool->next->prev = pool->prev;
-  pthread_mutex_unlock(&g_pools_mutex);
+  {
+    MutexLock lock(g_pools_mutex);
+    if (pool->prev != nullptr) pool->prev->next = pool->next;
+    else g_pools = pool->next;
+    if (pool->next != nullptr) pool->next->prev = pool->prev;
+  }
 
   const int64_t out = pool->out.load(std::memory_order_relaxed);
   if (out > 0) {
@@ -233,9 +207,26 @@ void destroy(allocscope_pool *pool, const void *callsite) {
            static_cast<void *>(pool), static_cast<long long>(out), out == 1 ? "" : "s",
            pool->elem_size, static_cast<int>(gettid()), where);
   }
-  g_counters.held.fetch_sub(pool->held, std::memory_order_relaxed);
-  g_counters.live.fetch_sub(1, std::memory_order_relaxed);
+  g_pool_counters.held.fetch_sub(pool->held, std::memory_order_relaxed);
+  g_pool_counters.live.fetch_sub(1, std::memory_order_relaxed);
   free_pool(pool);
+}
+
+// fork(): a thread of the parent may hold a pool's lock; holding them all across fork()
+// leaves each one free in the child.
+void prefork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  g_pools_mutex.lock();
+  for (allocscope_pool *p = g_pools; p != nullptr; p = p->next) p->mutex.lock();
+}
+void postfork_parent() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  for (allocscope_pool *p = g_pools; p != nullptr; p = p->next) p->mutex.unlock();
+  g_pools_mutex.unlock();
+}
+void postfork_child() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // Threads that were waiting in the parent do not exist in the child.
+  for (allocscope_pool *p = g_pools; p != nullptr; p = p->next)
+    p->returned = PTHREAD_COND_INITIALIZER;
+  postfork_parent();
 }
 
 }  // namespace pool

@@ -36,13 +36,11 @@
 //
 // A pool's lock guards only its held-back array: nothing allocates, frees or takes
 // another lock while holding it, so a reclaimer may return elements. All pools' locks
-// are held across fork() (handlers registered with the first pool).
+// are held across fork() (lifecycle.cc). The counters are in counters.h.
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include <atomic>
 
 #include "allocscope.h"
 #include "flags.h"
@@ -57,15 +55,10 @@ void *alloc_element(allocscope_pool *pool, Flags flags, const void *callsite);
 void free_element(allocscope_pool *pool, void *elem);
 void destroy(allocscope_pool *pool, const void *callsite);
 
-// For the stats (not yet in stats_json): relaxed atomics, off the fast path.
-struct Counters {
-  std::atomic<uint64_t> live;          // pools created and not destroyed
-  std::atomic<uint64_t> held;          // elements held back, all pools together
-  std::atomic<uint64_t> from_reserve;  // allocations served from a held-back set
-  std::atomic<uint64_t> waits;         // timed waits for an element to come back
-  std::atomic<uint64_t> failures;      // NOWAIT allocations with nothing held back
-};
-extern Counters g_counters;
+// Fork (lifecycle.cc): every pool's lock is held across fork().
+void prefork();
+void postfork_parent();
+void postfork_child();
 
 }  // namespace pool
 }  // namespace allocscope

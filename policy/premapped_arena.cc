@@ -15,16 +15,15 @@
 #include <stdio.h>
 #include <sys/mman.h>
 
-#include "thread_state.h"
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
+#include "gate.h"
+#include "sys.h"
 
 namespace allocscope {
 
 namespace {
 
+// Offsets in the window are counted in 4 KiB units (x86-64's page; the window's
+// bookkeeping packs them in 32 bits). sys::page_size() must be that.
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kWindow = uint64_t{1} << 30;
 constexpr uint64_t kWindowPages = kWindow / kPage;
@@ -36,21 +35,6 @@ constexpr uint64_t kMapStep = 64 << 10;
 
 uint64_t pages_for(size_t bytes) {
   return bytes >= kWindow ? kWindowPages + 1 : (bytes + kPage - 1) / kPage;
-}
-
-bool reserve_range(void *at, size_t len) {
-  return mmap(at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-              -1, 0) != MAP_FAILED;
-}
-
-// Backs [at, at + len) with real pages now, so that using them later needs neither a
-// system call nor a page the kernel might not have.
-bool populate(void *at, size_t len) {
-  if (madvise(at, len, MADV_POPULATE_WRITE) == 0) return true;
-  if (errno != EINVAL) return false;
-  // Kernels before 5.14: touch every page.
-  for (size_t off = 0; off < len; off += kPage) static_cast<volatile char *>(at)[off] = 0;
-  return true;
 }
 
 }  // namespace
@@ -76,14 +60,14 @@ void *PremappedArena::take(void *new_addr, size_t size, size_t alignment) {
     if (new_addr != nullptr && reinterpret_cast<uintptr_t>(new_addr) != base + start * kPage)
       return nullptr;
     if (start + pages > end) {
-      if (low_water_bit_ != 0) change_engaged(low_water_bit_, 0);
+      if (low_water_bit_ != 0) gate::change(low_water_bit_, 0);
       return nullptr;
     }
     if (state_.compare_exchange_weak(state, pack(start + pages, end), std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
       if (start != next) wasted_.fetch_add((start - next) * kPage, std::memory_order_relaxed);
       if (low_water_bit_ != 0 && (end - start - pages) * kPage < low_water())
-        change_engaged(low_water_bit_, 0);
+        gate::change(low_water_bit_, 0);
       return reinterpret_cast<void *>(base + start * kPage);
     }
   }
@@ -99,10 +83,10 @@ bool PremappedArena::map_locked(size_t bytes) {
   const size_t len = pages * kPage;
   if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
           MAP_FAILED ||
-      !populate(at, len)) {
+      !sys::populate(at, len)) {
     // A failed MAP_FIXED may have unmapped the range: reserve it again, or never map
     // there again (another mapping may be there now).
-    if (!reserve_range(at, len)) broken_ = true;
+    if (!sys::reserve_range(at, len)) broken_ = true;
     return false;
   }
   // Only this function and trim() move `end`, both under mutex_; hooks move `next`.
@@ -147,7 +131,7 @@ bool PremappedArena::create_locked() {
 }
 
 bool PremappedArena::provide(size_t bytes) {
-  pthread_mutex_lock(&mutex_);
+  MutexLock lock(mutex_);
   bool ok = arena() != 0 || (base_.load() == 0 && create_locked());
   if (ok) {
     const uint64_t state = state_.load(std::memory_order_acquire);
@@ -157,28 +141,23 @@ bool PremappedArena::provide(size_t bytes) {
       ok = map_locked(missing < kMapStep ? kMapStep : missing);
     }
   }
-  pthread_mutex_unlock(&mutex_);
   return ok;
 }
 
 void PremappedArena::trim(size_t (*keep_bytes)()) {
-  pthread_mutex_lock(&mutex_);
+  MutexLock lock(mutex_);
   const uintptr_t base = base_.load(std::memory_order_relaxed);
   const size_t keep = keep_bytes();
   uint64_t state = state_.load(std::memory_order_acquire), new_end;
   do {
     new_end = next_of(state) + pages_for(keep < kMapStep ? kMapStep : keep);
-    if (base == 0 || new_end >= end_of(state)) {
-      pthread_mutex_unlock(&mutex_);
-      return;
-    }
+    if (base == 0 || new_end >= end_of(state)) return;
   } while (!state_.compare_exchange_weak(state, pack(next_of(state), new_end),
                                          std::memory_order_acq_rel, std::memory_order_acquire));
   // No hook hands out pages past new_end any more: give them back.
-  if (!reserve_range(reinterpret_cast<void *>(base + new_end * kPage),
+  if (!sys::reserve_range(reinterpret_cast<void *>(base + new_end * kPage),
                      (end_of(state) - new_end) * kPage))
     broken_ = true;
-  pthread_mutex_unlock(&mutex_);
 }
 
 size_t PremappedArena::room() const {

@@ -17,6 +17,8 @@
 // declines, decay is off), which reuses it. Only provide() and trim() make system calls,
 // and they run on ordinary allocation paths, never inside a hook.
 //
+// (Its "window" is address space in the sense of sys.h: PROT_NONE until provided.)
+//
 // The window's alignment keeps all of it under one leaf of jemalloc's radix tree (a leaf
 // covers 1 GiB of address space on x86-64): the leaf is created by a first allocation
 // when the arena is made, so later ones never need jemalloc to map metadata either. The
@@ -30,6 +32,7 @@
 #include <atomic>
 
 #include "backend.h"
+#include "mutex.h"
 
 namespace allocscope {
 
@@ -42,13 +45,14 @@ class PremappedArena {
     size_t wasted;      // skipped to align what jemalloc asked for
   };
 
-  // `low_water_bit`: an engaged bit (thread_state.h) set when a hook leaves less than
-  // low_water() available or cannot serve a request, so that an ordinary allocation
-  // refills it (0 = none).
-  constexpr explicit PremappedArena(uint32_t low_water_bit)
+  // `rank`: its lock's place in the lock order (mutex.h). `low_water_bit`: a gate bit
+  // (gate.h) set when a hook leaves less than low_water() available or cannot serve a
+  // request, so that an ordinary allocation refills it (0 = none).
+  constexpr PremappedArena(LockRank rank, uint32_t low_water_bit)
       : hooks_{hook_alloc, hook_dalloc, hook_destroy, hook_commit, nullptr, nullptr,
                nullptr, hook_split, hook_merge},
-        low_water_bit_(low_water_bit) {}
+        low_water_bit_(low_water_bit),
+        mutex_(rank) {}
 
   // Makes at least `bytes` available, creating the arena on first use. Maps and populates
   // the pages (MADV_POPULATE_WRITE): false if the window is full or the system refuses.
@@ -75,8 +79,8 @@ class PremappedArena {
   Stats stats() const;
 
   // Fork: provide()/trim()'s lock is held across fork() (a hook never takes it).
-  void prefork() { pthread_mutex_lock(&mutex_); }
-  void postfork() { pthread_mutex_unlock(&mutex_); }
+  void prefork() ABSL_NO_THREAD_SAFETY_ANALYSIS { mutex_.lock(); }
+  void postfork() ABSL_NO_THREAD_SAFETY_ANALYSIS { mutex_.unlock(); }
 
  private:
   // jemalloc's extent hooks (see the top of premapped_arena.cc). Each gets the
@@ -95,8 +99,8 @@ class PremappedArena {
   static bool hook_merge(extent_hooks_t *, void *, size_t, void *, size_t, bool, unsigned) {
     return false;  // success: the window is one mapping's worth of address space
   }
-  bool create_locked();
-  bool map_locked(size_t bytes);
+  bool create_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  bool map_locked(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void *take(void *new_addr, size_t size, size_t alignment);
 
   // `next` and `end` as page offsets from the window's base, in one word so that the bump
@@ -115,7 +119,7 @@ class PremappedArena {
   // A failed MAP_FIXED left a hole in the window that could not be reserved again:
   // nothing is mapped there any more (another mapping may live in the hole).
   std::atomic<bool> broken_{false};
-  pthread_mutex_t mutex_ = PTHREAD_MUTEX_INITIALIZER;  // provide() and trim()
+  Mutex mutex_;  // provide() and trim()
 };
 
 }  // namespace allocscope

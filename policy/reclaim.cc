@@ -8,9 +8,10 @@
 
 #include <atomic>
 
-#include "engine.h"
+#include "counters.h"
+#include "gate.h"
 #include "heap_stats.h"
-#include "stats.h"
+#include "mutex.h"
 #include "thread_state.h"
 
 namespace allocscope {
@@ -30,7 +31,7 @@ Reclaimer g_reclaimers[kMaxReclaimers];
 std::atomic<int> g_next_id{1};
 std::atomic<int> g_registered{0};
 // Serialises add/remove; a pass reads slots without it (ids are published last).
-pthread_mutex_t g_registry_mutex = PTHREAD_MUTEX_INITIALIZER;
+Mutex g_registry_mutex{LockRank::kReclaimRegistry};
 
 bool excluded(const Reclaimer &r, Flags flags) {
   return (flags & ALLOCSCOPE_NORECLAIM) || (flags & ALLOCSCOPE_NORECLAIM_CLASS(r.klass));
@@ -40,16 +41,16 @@ bool excluded(const Reclaimer &r, Flags flags) {
 // policy) but with NORECLAIM|MEMALLOC added to its scope.
 size_t call(Reclaimer &r, int id, size_t wanted) {
   ThreadState &t = t_state;
-  const Flags saved_scope = t.scope;
+  const Flags saved_scope = t.scope.flags;
   const uint32_t saved_in_engine = t.in_engine;
   const int saved_running = t.running_reclaimer;
-  t.scope |= ALLOCSCOPE_NORECLAIM | ALLOCSCOPE_MEMALLOC;
+  t.scope.flags |= ALLOCSCOPE_NORECLAIM | ALLOCSCOPE_MEMALLOC;
   t.in_engine = 0;
   t.running_reclaimer = id;
   const size_t freed = r.fn(r.arg, wanted);
   t.running_reclaimer = saved_running;
   t.in_engine = saved_in_engine;
-  t.scope = saved_scope;
+  t.scope.flags = saved_scope;
   return freed;
 }
 
@@ -57,8 +58,8 @@ size_t call(Reclaimer &r, int id, size_t wanted) {
 
 int add(const char *name, unsigned klass, allocscope_reclaim_fn fn, void *arg) {
   if (fn == nullptr || klass > 15) return -EINVAL;
-  pthread_mutex_lock(&g_registry_mutex);
   int result = -ENOSPC;
+  g_registry_mutex.lock();
   for (Reclaimer &r : g_reclaimers) {
     // A removed reclaimer may still be finishing a call: its slot is not free yet.
     if (r.id.load() != 0 || r.busy.load()) continue;
@@ -72,15 +73,15 @@ int add(const char *name, unsigned klass, allocscope_reclaim_fn fn, void *arg) {
     g_registered.fetch_add(1);
     break;
   }
-  pthread_mutex_unlock(&g_registry_mutex);
-  update_engagement();
+  g_registry_mutex.unlock();
+  gate::publish_reclaimers(g_registered.load());
   return result;
 }
 
 int remove(int id) {
   if (id <= 0) return -ENOENT;
   Reclaimer *found = nullptr;
-  pthread_mutex_lock(&g_registry_mutex);
+  g_registry_mutex.lock();
   for (Reclaimer &r : g_reclaimers) {
     if (r.id.load() != id) continue;
     r.id.store(0, std::memory_order_release);
@@ -88,9 +89,9 @@ int remove(int id) {
     found = &r;
     break;
   }
-  pthread_mutex_unlock(&g_registry_mutex);
+  g_registry_mutex.unlock();
   if (found == nullptr) return -ENOENT;
-  update_engagement();
+  gate::publish_reclaimers(g_registered.load());
   // A pass that already picked it may still be running it; wait that out (outside the
   // lock: the reclaimer may itself add or remove), unless that pass is this thread's own
   // (a reclaimer removing itself).
@@ -112,7 +113,7 @@ size_t run_pass(size_t wanted, Flags flags, bool backend_failed) {
     if (r.id.load(std::memory_order_acquire) == id) {
       const size_t got = call(r, id, wanted - freed);
       freed += got;
-      stats::count_reclaimer_call(got);
+      stats::bump(stats::g_counters.reclaimer_calls);
     }
     r.busy.store(false, std::memory_order_release);
   }
@@ -120,12 +121,12 @@ size_t run_pass(size_t wanted, Flags flags, bool backend_failed) {
   return freed;
 }
 
-void prefork() { pthread_mutex_lock(&g_registry_mutex); }
-void postfork_parent() { pthread_mutex_unlock(&g_registry_mutex); }
-void postfork_child() {
+void prefork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_registry_mutex.lock(); }
+void postfork_parent() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_registry_mutex.unlock(); }
+void postfork_child() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // Reclaimers that were running on other threads are not running in the child.
   for (Reclaimer &r : g_reclaimers) r.busy.store(false);
-  pthread_mutex_unlock(&g_registry_mutex);
+  g_registry_mutex.unlock();
 }
 
 }  // namespace reclaim

@@ -39,7 +39,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "hash.h"
+#include "mutex.h"
 #include "report.h"
+#include "sys.h"
 
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP 4  // Linux 5.7; older headers lack it
@@ -80,8 +83,7 @@ struct Table {
   Range free[kMaxRanges];         // sorted by start
 };
 
-pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
-size_t g_page;  // set on first use
+Mutex g_mutex{LockRank::kRegion};
 size_t g_window_bytes = size_t{64} << 30;
 bool g_guard = true;
 Table *g_table;  // null until the window exists
@@ -111,10 +113,7 @@ void sub(std::atomic<T> &counter, T by) {
   counter.store(counter.load(std::memory_order_relaxed) - by, std::memory_order_relaxed);
 }
 
-size_t page() {
-  if (g_page == 0) g_page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return g_page;
-}
+size_t page() { return sys::page_size(); }
 
 // vm.max_map_count, or the kernel's default if it cannot be read.
 size_t max_map_count() {
@@ -165,8 +164,7 @@ size_t guard_of(const Record &r) { return r.guard ? page() : 0; }
 // ---- Mappings ----
 
 bool reserve(uintptr_t start, size_t len) {
-  return mmap(reinterpret_cast<void *>(start), len, PROT_NONE,
-              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) != MAP_FAILED;
+  return sys::reserve_range(reinterpret_cast<void *>(start), len);
 }
 
 // Reserves again a range that a failed MAP_FIXED or MREMAP_FIXED call may have unmapped:
@@ -210,7 +208,7 @@ bool move_pages(uintptr_t from, size_t len, uintptr_t to, size_t new_len) {
 // ---- Records, by start address ----
 
 uint32_t home(uintptr_t start) {
-  return static_cast<uint32_t>(((start / page()) * 0x9E3779B97F4A7C15ull) >> (64 - kSlotBits));
+  return fibonacci_slot(start / page(), kSlotBits);
 }
 
 // The slot holding the record that starts at `start`, or the empty slot where it would go.
@@ -470,17 +468,17 @@ void *grow_locked(void *p, size_t new_size, int *err) {
 }  // namespace
 
 bool set_window_size(size_t bytes) {
-  pthread_mutex_lock(&g_mutex);
+  g_mutex.lock();
   const bool ok = g_table == nullptr && bytes >= 3 * page() && bytes <= SIZE_MAX - page();
   if (ok) g_window_bytes = (bytes + page() - 1) & ~(page() - 1);
-  pthread_mutex_unlock(&g_mutex);
+  g_mutex.unlock();
   return ok;
 }
 
 void set_guard(bool on) {
-  pthread_mutex_lock(&g_mutex);
+  g_mutex.lock();
   g_guard = on;
-  pthread_mutex_unlock(&g_mutex);
+  g_mutex.unlock();
 }
 
 void *allocate(size_t size, size_t align, bool zero_unused) {
@@ -488,25 +486,25 @@ void *allocate(size_t size, size_t align, bool zero_unused) {
     errno = EINVAL;
     return nullptr;
   }
-  pthread_mutex_lock(&g_mutex);
+  g_mutex.lock();
   void *p = allocate_locked(size, align, zero_unused);
-  pthread_mutex_unlock(&g_mutex);
+  g_mutex.unlock();
   if (p == nullptr) errno = ENOMEM;
   return p;
 }
 
 size_t usable_size(const void *p) {
-  pthread_mutex_lock(&g_mutex);
+  g_mutex.lock();
   uint32_t slot;
   const Record *r = find(p, &slot);
   const size_t len = r == nullptr ? 0 : r->len;
-  pthread_mutex_unlock(&g_mutex);
+  g_mutex.unlock();
   return len;
 }
 
 bool release(void *p) {
   const int saved_errno = errno;
-  pthread_mutex_lock(&g_mutex);
+  g_mutex.lock();
   uint32_t slot;
   Record *r = find(p, &slot);
   if (r != nullptr) {
@@ -516,16 +514,16 @@ bool release(void *p) {
     unindex(slot);
     drop_record(*r);
   }
-  pthread_mutex_unlock(&g_mutex);
+  g_mutex.unlock();
   errno = saved_errno;
   return r != nullptr;
 }
 
 void *grow(void *p, size_t new_size) {
   int err = 0;
-  pthread_mutex_lock(&g_mutex);
+  g_mutex.lock();
   void *q = grow_locked(p, new_size, &err);
-  pthread_mutex_unlock(&g_mutex);
+  g_mutex.unlock();
   if (q == nullptr) errno = err;
   return q;
 }
@@ -536,9 +534,9 @@ Stats stats() {
                g_in_place.load(std::memory_order_relaxed)};
 }
 
-void prefork() { pthread_mutex_lock(&g_mutex); }
-void postfork_parent() { pthread_mutex_unlock(&g_mutex); }
-void postfork_child() { pthread_mutex_unlock(&g_mutex); }
+void prefork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_mutex.lock(); }
+void postfork_parent() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_mutex.unlock(); }
+void postfork_child() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_mutex.unlock(); }
 
 }  // namespace region
 }  // namespace allocscope

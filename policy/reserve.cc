@@ -6,27 +6,23 @@
 
 #include "backend.h"
 #include "budget.h"
-#include "config.h"
+#include "options.h"
 #include "premapped_arena.h"
 #include "report.h"
-#include "stats.h"
+#include "counters.h"
+#include "sys.h"
 
 namespace allocscope {
 namespace reserve {
 
 namespace {
 
-PremappedArena g_arena{0};
+PremappedArena g_arena{LockRank::kReserveArena, 0};
 
 // Bytes being reserved right now: provided, not yet in some thread's reserve_left.
 std::atomic<uint64_t> g_pending{0};
 
-struct Counters {
-  std::atomic<uint64_t> made, released, exhausted, from_premapped, max_high_water;
-  std::atomic<uint64_t> last_size[8], last_high_water[8];
-  std::atomic<unsigned> last_count;
-};
-Counters g_counters;
+auto &g_reserve_counters = stats::g_counters.reserves;
 
 // jemalloc's geometry, read once: what the premapped arena may use beyond the reserves'
 // bytes (a partly used slab per small size class, since one is taken whole for a single
@@ -55,7 +51,7 @@ const Geometry &geometry() {
     bool cache_oblivious = true;
     len = sizeof(cache_oblivious);
     je_mallctl("opt.cache_oblivious", &cache_oblivious, &len, nullptr, 0);
-    g.large_pad = cache_oblivious ? static_cast<size_t>(sysconf(_SC_PAGESIZE)) : 0;
+    g.large_pad = cache_oblivious ? sys::page_size() : 0;
     return g;
   }();
   return g;
@@ -72,11 +68,11 @@ size_t needed() { return budget::reserves_total() + g_pending.load() + slack(); 
 size_t kept() { return 2 * needed(); }
 
 void report_exhausted(const ThreadState &t, size_t size, size_t cost, const char *name) {
-  g_counters.exhausted.fetch_add(1, std::memory_order_relaxed);
+  g_reserve_counters.exhausted.fetch_add(1, std::memory_order_relaxed);
   report("%s(%zu): the thread's reserve of %zu bytes is exhausted (%lld left, %zu needed): "
          "this and later RESERVE allocations follow the thread's policy; reserve more; "
          "thread %d",
-         name, size, t.reserve_size, static_cast<long long>(t.reserve_left), cost,
+         name, size, t.reserve.size, static_cast<long long>(t.reserve.left), cost,
          static_cast<int>(gettid()));
 }
 
@@ -100,26 +96,26 @@ size_t room() {
 }
 
 void grant(ThreadState &t, size_t bytes) {
-  g_pending.fetch_sub(bytes);  // now in t.reserve_left
-  if (t.reserve_size == 0) {
-    g_counters.made.fetch_add(1, std::memory_order_relaxed);
-    t.reserve_exhausted = false;
+  g_pending.fetch_sub(bytes);  // now in t.reserve.left
+  if (t.reserve.size == 0) {
+    g_reserve_counters.made.fetch_add(1, std::memory_order_relaxed);
+    t.reserve.exhausted = false;
   }
-  t.reserve_size += bytes;
+  t.reserve.size += bytes;
 }
 
 void *take(ThreadState &t, size_t size, int jemalloc_flags, const char *name) {
   // No reserve, or a size the policy refuses anyway (max_size; jemalloc's own cap).
-  if (t.reserve_size == 0 || size > g_config.max_size.load(std::memory_order_relaxed))
+  if (t.reserve.size == 0 || size > g_config.max_size.load(std::memory_order_relaxed))
     return nullptr;
   if (size == 0) size = 1;  // as jemalloc's malloc(0); *allocx need a size
   // The usable size, and for a large block the page the premapped arena would spend.
   size_t cost = je_nallocx(size, jemalloc_flags);
   if (cost == 0) return nullptr;
   if (cost > geometry().small_max) cost += geometry().large_pad;
-  if (AS_UNLIKELY(static_cast<int64_t>(cost) > t.reserve_left)) {
-    if (!t.reserve_exhausted) {
-      t.reserve_exhausted = true;
+  if (AS_UNLIKELY(static_cast<int64_t>(cost) > t.reserve.left)) {
+    if (!t.reserve.exhausted) {
+      t.reserve.exhausted = true;
       report_exhausted(t, size, cost, name);
     }
     return nullptr;
@@ -127,17 +123,17 @@ void *take(ThreadState &t, size_t size, int jemalloc_flags, const char *name) {
   // jemalloc counts the block's usable size as this thread's: the sum the budget makes
   // stays the same (or drops by the pad). Budget sums on other threads read reserve_left
   // meanwhile.
-  __atomic_store_n(&t.reserve_left, t.reserve_left - static_cast<int64_t>(cost),
+  __atomic_store_n(&t.reserve.left, t.reserve.left - static_cast<int64_t>(cost),
                    __ATOMIC_RELAXED);
   void *p = jemalloc_flags == 0 ? je_malloc(size) : je_mallocx(size, jemalloc_flags);
   if (AS_LIKELY(p != nullptr)) return p;
   // The system refused jemalloc memory: the premapped arena has it.
   p = je_mallocx(size, jemalloc_flags | g_arena.mallocx_flags());
   if (p != nullptr) {
-    g_counters.from_premapped.fetch_add(1, std::memory_order_relaxed);
+    g_reserve_counters.from_premapped.fetch_add(1, std::memory_order_relaxed);
     return p;
   }
-  __atomic_store_n(&t.reserve_left, t.reserve_left + static_cast<int64_t>(cost),
+  __atomic_store_n(&t.reserve.left, t.reserve.left + static_cast<int64_t>(cost),
                    __ATOMIC_RELAXED);
   report("%s(%zu): the reserves' premapped arena could not serve it (a bug: slack too "
          "small); falling back to the thread's policy",
@@ -146,35 +142,35 @@ void *take(ThreadState &t, size_t size, int jemalloc_flags, const char *name) {
 }
 
 size_t release(ThreadState &t) {
-  if (t.reserve_size == 0) return 0;
+  if (t.reserve.size == 0) return 0;
   const size_t unused = budget::uncharge_reserve(t);
-  const uint64_t used = t.reserve_size - unused;
-  const unsigned slot = g_counters.last_count.fetch_add(1, std::memory_order_relaxed) % 8;
-  g_counters.last_size[slot].store(t.reserve_size, std::memory_order_relaxed);
-  g_counters.last_high_water[slot].store(used, std::memory_order_relaxed);
-  uint64_t max = g_counters.max_high_water.load(std::memory_order_relaxed);
-  while (used > max && !g_counters.max_high_water.compare_exchange_weak(max, used)) {
+  const uint64_t used = t.reserve.size - unused;
+  const unsigned slot = g_reserve_counters.last_count.fetch_add(1, std::memory_order_relaxed) % 8;
+  g_reserve_counters.last_size[slot].store(t.reserve.size, std::memory_order_relaxed);
+  g_reserve_counters.last_high_water[slot].store(used, std::memory_order_relaxed);
+  uint64_t max = g_reserve_counters.max_high_water.load(std::memory_order_relaxed);
+  while (used > max && !g_reserve_counters.max_high_water.compare_exchange_weak(max, used)) {
   }
-  g_counters.released.fetch_add(1, std::memory_order_relaxed);
-  t.reserve_size = 0;
+  g_reserve_counters.released.fetch_add(1, std::memory_order_relaxed);
+  t.reserve.size = 0;
   g_arena.trim(kept);
   return unused;
 }
 
 Stats stats() {
   Stats s{};
-  s.made = g_counters.made.load();
-  s.released = g_counters.released.load();
-  s.exhausted = g_counters.exhausted.load();
-  s.from_premapped = g_counters.from_premapped.load();
+  s.made = g_reserve_counters.made.load();
+  s.released = g_reserve_counters.released.load();
+  s.exhausted = g_reserve_counters.exhausted.load();
+  s.from_premapped = g_reserve_counters.from_premapped.load();
   s.unused_bytes = budget::reserves_total();
-  s.max_high_water = g_counters.max_high_water.load();
-  const unsigned count = g_counters.last_count.load();
+  s.max_high_water = g_reserve_counters.max_high_water.load();
+  const unsigned count = g_reserve_counters.last_count.load();
   s.last_count = count < 8 ? count : 8;
   for (unsigned i = 0; i < s.last_count; ++i) {
     const unsigned slot = (count - 1 - i) % 8;
-    s.last_size[i] = g_counters.last_size[slot].load();
-    s.last_high_water[i] = g_counters.last_high_water[slot].load();
+    s.last_size[i] = g_reserve_counters.last_size[slot].load();
+    s.last_high_water[i] = g_reserve_counters.last_high_water[slot].load();
   }
   const PremappedArena::Stats arena = g_arena.stats();
   s.mapped = arena.mapped;
@@ -183,7 +179,8 @@ Stats stats() {
 }
 
 void prefork() { g_arena.prefork(); }
-void postfork() { g_arena.postfork(); }
+void postfork_parent() { g_arena.postfork(); }
+void postfork_child() { g_arena.postfork(); }
 
 }  // namespace reserve
 }  // namespace allocscope

@@ -26,7 +26,7 @@
 #include <atomic>
 
 #include "backend.h"
-#include "config.h"
+#include "options.h"
 #include "thread_state.h"
 
 namespace allocscope {
@@ -54,13 +54,13 @@ void *take(ThreadState &t, size_t size, int jemalloc_flags, const char *name);
 // take what it counted (thread.allocated moves by the usable size). nullptr: use take().
 inline void *take_fast(ThreadState &t, size_t size) {
   constexpr size_t kFastMax = 4096;  // well inside jemalloc's small classes
-  if (size > kFastMax || static_cast<int64_t>(size + size / 4 + 16) > t.reserve_left ||
+  if (size > kFastMax || static_cast<int64_t>(size + size / 4 + 16) > t.reserve.left ||
       size > g_config.max_size.load(std::memory_order_relaxed))
     return nullptr;
-  const uint64_t before = *t.allocated;  // set: a thread with a reserve joined the budget
+  const uint64_t before = *t.budget.allocated;  // set: a thread with a reserve joined the budget
   void *p = je_malloc(size);
   if (AS_LIKELY(p != nullptr))
-    __atomic_store_n(&t.reserve_left, t.reserve_left - static_cast<int64_t>(*t.allocated - before),
+    __atomic_store_n(&t.reserve.left, t.reserve.left - static_cast<int64_t>(*t.budget.allocated - before),
                      __ATOMIC_RELAXED);
   return p;
 }
@@ -81,7 +81,8 @@ Stats stats();
 
 // Fork: the premapped arena's lock is held across fork().
 void prefork();
-void postfork();
+void postfork_parent();
+void postfork_child();
 
 }  // namespace reserve
 }  // namespace allocscope

@@ -16,16 +16,13 @@
 namespace allocscope {
 namespace rules {
 
-inline constexpr int kMaxRules = 16;
-
-// Replaces the rule set ("none" clears it). False, changing nothing, if `text` is bad.
+// Replaces the rule set ("none" clears it; the grammar is options.h's parse_rules).
+// False, changing nothing, if `text` is bad.
 bool configure(std::string_view text);
 
 // The flags the rules give an allocation called from `callsite` (0: no rule matches).
 Flags flags_for(const void *callsite);
 
-// All flags any rule gives (0: no rules), for the engaged bits.
-Flags any_flags();
 
 }  // namespace rules
 }  // namespace allocscope

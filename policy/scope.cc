@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "engine.h"
+#include "counters.h"
+#include "gate.h"
+#include "options.h"
 #include "report.h"
-#include "stats.h"
-#include "thread_state.h"
 
 namespace allocscope {
+namespace scope {
 namespace {
 
 constexpr allocscope_cookie_t kClearBit = 1ull << 63;
@@ -25,18 +25,19 @@ int delta(bool now, bool &before) {
 }
 
 // A scope that changes what happens on failure sends failures to the engine (for all
-// threads, see kEngagedOnFailure); successes stay on the fast path. A KV scope engages
-// reallocs (kEngagedKv); RESERVE and NOWAIT scopes may be served by reserves
-// (kEngagedReserves). Only a change of the thread's state touches the shared counts.
-void update_engaged(ThreadState &t) {
-  ScopeDeltas d;
-  d.failure = delta(t.scope & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL), t.failure_scope);
-  d.kv = delta(t.scope & ALLOCSCOPE_KV, t.kv_scope);
-  d.reserve = delta(t.scope & ALLOCSCOPE_RESERVE, t.reserve_scope);
-  d.nowait = delta(t.scope & ALLOCSCOPE_NOWAIT, t.nowait_scope);
+// threads, see gate::kOnFailure); successes stay on the fast path. A KV scope engages
+// reallocs (gate::kKv); RESERVE and NOWAIT scopes may be served by the thread's reserve
+// or the atomic reserve. Only a change of the thread's state touches the shared counts.
+void count_in_gate(ThreadState &t) {
+  ScopeThread &s = t.scope;
+  gate::ScopeDeltas d;
+  d.failure = delta(s.flags & (ALLOCSCOPE_NOFAIL | ALLOCSCOPE_RETRY_MAYFAIL), s.failure);
+  d.kv = delta(s.flags & ALLOCSCOPE_KV, s.kv);
+  d.reserve = delta(s.flags & ALLOCSCOPE_RESERVE, s.reserve);
+  d.nowait = delta(s.flags & ALLOCSCOPE_NOWAIT, s.nowait);
   if (d.failure == 0 && d.kv == 0 && d.reserve == 0 && d.nowait == 0) return;
   if (d.failure > 0 || d.kv > 0 || d.reserve > 0 || d.nowait > 0) watch_thread_exit(t);
-  count_scopes(d);
+  gate::count_scopes(d);
 }
 
 allocscope_cookie_t make_cookie(Flags bits, uint32_t depth, bool clear) {
@@ -52,32 +53,34 @@ void misuse(const char *what) {
 
 }  // namespace
 
-allocscope_cookie_t scope_save(Flags flags, const void *callsite) {
+allocscope_cookie_t save(Flags flags, const void *callsite) {
   ThreadState &t = t_state;
   flags &= ~ALLOCSCOPE_ZERO;  // call-site only
-  if ((flags & ALLOCSCOPE_NOFAIL) && (t.scope & ALLOCSCOPE_NOWAIT)) {
+  if ((flags & ALLOCSCOPE_NOFAIL) && (t.scope.flags & ALLOCSCOPE_NOWAIT)) {
     stats::bump(stats::g_counters.conflicts);
     report("allocscope_save(NOFAIL) inside a NOWAIT scope at %p: NOWAIT still wins for "
            "allocations without call-site flags",
            callsite);
   }
-  const Flags newly = flags & ~t.scope;
-  t.scope |= flags;
-  if (t.depth < kMaxDepth) ++t.depth;
-  update_engaged(t);
-  return make_cookie(newly, t.depth, false);
+  ScopeThread &s = t.scope;
+  const Flags newly = flags & ~s.flags;
+  s.flags |= flags;
+  if (s.depth < kMaxDepth) ++s.depth;
+  count_in_gate(t);
+  return make_cookie(newly, s.depth, false);
 }
 
-allocscope_cookie_t scope_clear(Flags flags) {
+allocscope_cookie_t clear(Flags flags) {
   ThreadState &t = t_state;
-  const Flags dropped = flags & t.scope;
-  t.scope &= ~flags;
-  if (t.depth < kMaxDepth) ++t.depth;
-  update_engaged(t);
-  return make_cookie(dropped, t.depth, true);
+  ScopeThread &s = t.scope;
+  const Flags dropped = flags & s.flags;
+  s.flags &= ~flags;
+  if (s.depth < kMaxDepth) ++s.depth;
+  count_in_gate(t);
+  return make_cookie(dropped, s.depth, true);
 }
 
-void scope_restore(allocscope_cookie_t cookie) {
+void restore(allocscope_cookie_t cookie) {
   ThreadState &t = t_state;
   const uint32_t depth = static_cast<uint32_t>(cookie >> 32) & kMaxDepth;
   const Flags bits = static_cast<Flags>(cookie);
@@ -85,20 +88,31 @@ void scope_restore(allocscope_cookie_t cookie) {
     misuse("allocscope_restore: not a cookie from allocscope_save or allocscope_clear");
     return;
   }
-  if (depth != t.depth) {
+  ScopeThread &s = t.scope;
+  if (depth != s.depth) {
     char what[160];
     snprintf(what, sizeof(what),
              "allocscope_restore out of order: the cookie is for depth %u, the thread is at "
              "depth %u (restores must be LIFO)",
-             depth, t.depth);
+             depth, s.depth);
     misuse(what);
   }
   if (cookie & kClearBit)
-    t.scope |= bits;
+    s.flags |= bits;
   else
-    t.scope &= ~bits;
-  t.depth = depth - 1;
-  update_engaged(t);
+    s.flags &= ~bits;
+  s.depth = depth - 1;
+  count_in_gate(t);
 }
 
+void thread_exit(ThreadState &t) {
+  // Scopes left open: their counts would keep the fast path engaged for good.
+  ScopeThread &s = t.scope;
+  const gate::ScopeDeltas open{-int{s.failure}, -int{s.kv}, -int{s.reserve}, -int{s.nowait}};
+  s.failure = s.kv = s.reserve = s.nowait = false;
+  if (open.failure != 0 || open.kv != 0 || open.reserve != 0 || open.nowait != 0)
+    gate::count_scopes(open);
+}
+
+}  // namespace scope
 }  // namespace allocscope

@@ -5,15 +5,25 @@
 // exactly those bits; the depth lets it notice a restore out of LIFO order, which is
 // reported (fatal with strict:true) and then applied anyway, resetting the depth to the
 // cookie's so the remaining restores line up again.
+//
+// A scope that changes what happens on failure, or that a reserve serves, counts in the
+// gate (gate::count_scopes) while it is in force; thread exit drops what an exiting
+// thread still counts for.
 #pragma once
 
 #include "allocscope.h"
 #include "flags.h"
+#include "thread_state.h"
 
 namespace allocscope {
+namespace scope {
 
-allocscope_cookie_t scope_save(Flags flags, const void *callsite);
-allocscope_cookie_t scope_clear(Flags flags);
-void scope_restore(allocscope_cookie_t cookie);
+allocscope_cookie_t save(Flags flags, const void *callsite);
+allocscope_cookie_t clear(Flags flags);
+void restore(allocscope_cookie_t cookie);
 
+// The thread is exiting: its scope no longer counts in the gate.
+void thread_exit(ThreadState &t);
+
+}  // namespace scope
 }  // namespace allocscope

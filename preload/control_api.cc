@@ -7,42 +7,53 @@
 #include "allocscope.h"
 #include "backend.h"
 #include "budget.h"
-#include "config.h"
+#include "control.h"
 #include "engine.h"
 #include "fault.h"
 #include "pool.h"
 #include "reclaim.h"
 #include "scope.h"
-#include "stats.h"
+#include "stats_json.h"
 #include "thread_state.h"
 #include "version.h"
 
 using allocscope::allocate;
 using allocscope::Request;
 
+namespace {
+
+// An allocation through the call-site API: always the engine, whose flags are the point.
+void *allocate_with(const char *name, size_t size, allocscope_flags_t flags, const void *caller) {
+  Request r(name, size, caller);
+  r.call = flags;
+  return allocate(r);
+}
+
+}  // namespace
+
 AS_EXPORT allocscope_cookie_t allocscope_save(allocscope_flags_t flags) {
-  return allocscope::scope_save(flags, __builtin_return_address(0));
+  return allocscope::scope::save(flags, __builtin_return_address(0));
 }
 
 AS_EXPORT allocscope_cookie_t allocscope_clear(allocscope_flags_t flags) {
-  return allocscope::scope_clear(flags);
+  return allocscope::scope::clear(flags);
 }
 
 AS_EXPORT void allocscope_restore(allocscope_cookie_t cookie) {
-  allocscope::scope_restore(cookie);
+  allocscope::scope::restore(cookie);
 }
 
-AS_EXPORT allocscope_flags_t allocscope_current(void) { return allocscope::t_state.scope; }
+AS_EXPORT allocscope_flags_t allocscope_current(void) {
+  return allocscope::t_state.scope.flags;
+}
 
-// The call-site API always goes through the engine: its flags are the point.
 AS_EXPORT void *allocscope_alloc(size_t size, allocscope_flags_t flags) {
-  return allocate(Request{"allocscope_alloc", size, 0, nullptr, flags, 0,
-                          __builtin_return_address(0)});
+  return allocate_with("allocscope_alloc", size, flags, __builtin_return_address(0));
 }
 
 AS_EXPORT void *allocscope_kvmalloc(size_t size, allocscope_flags_t flags) {
-  return allocate(Request{"allocscope_kvmalloc", size, 0, nullptr, flags | ALLOCSCOPE_KV, 0,
-                          __builtin_return_address(0)});
+  return allocate_with("allocscope_kvmalloc", size, flags | ALLOCSCOPE_KV,
+                       __builtin_return_address(0));
 }
 
 AS_EXPORT int allocscope_is_region(const void *p) {
@@ -52,8 +63,8 @@ AS_EXPORT int allocscope_is_region(const void *p) {
 AS_EXPORT void *allocscope_calloc(size_t n, size_t size, allocscope_flags_t flags) {
   size_t bytes;
   if (__builtin_mul_overflow(n, size, &bytes)) bytes = SIZE_MAX;  // fails the size cap
-  return allocate(Request{"allocscope_calloc", bytes, 0, nullptr, flags | ALLOCSCOPE_ZERO, 0,
-                          __builtin_return_address(0)});
+  return allocate_with("allocscope_calloc", bytes, flags | ALLOCSCOPE_ZERO,
+                       __builtin_return_address(0));
 }
 
 AS_EXPORT void *allocscope_realloc(void *p, size_t size, allocscope_flags_t flags) {
@@ -61,8 +72,10 @@ AS_EXPORT void *allocscope_realloc(void *p, size_t size, allocscope_flags_t flag
     allocscope::release(p);
     return nullptr;
   }
-  return allocate(Request{"allocscope_realloc", size, 0, p, flags, 0,
-                          __builtin_return_address(0)});
+  Request r("allocscope_realloc", size, __builtin_return_address(0));
+  r.old = p;
+  r.call = flags;
+  return allocate(r);
 }
 
 AS_EXPORT void *allocscope_aligned_alloc(size_t align, size_t size, allocscope_flags_t flags) {
@@ -70,8 +83,10 @@ AS_EXPORT void *allocscope_aligned_alloc(size_t align, size_t size, allocscope_f
     errno = EINVAL;
     return nullptr;
   }
-  return allocate(Request{"allocscope_aligned_alloc", size, align, nullptr, flags, 0,
-                          __builtin_return_address(0)});
+  Request r("allocscope_aligned_alloc", size, __builtin_return_address(0));
+  r.align = align;
+  r.call = flags;
+  return allocate(r);
 }
 
 AS_EXPORT int allocscope_reclaimer_add(const char *name, unsigned klass,
@@ -115,7 +130,6 @@ AS_EXPORT int allocscope_active(void) { return 1; }
 
 AS_EXPORT const char *allocscope_version(void) { return allocscope::kVersion; }
 
-// Pools (policy/pool.h): the engine's allocations under the caller's flags and scope.
 AS_EXPORT int allocscope_reserve(size_t bytes) { return allocscope::make_reserve(bytes); }
 
 AS_EXPORT size_t allocscope_reserve_release(void) {
@@ -124,10 +138,11 @@ AS_EXPORT size_t allocscope_reserve_release(void) {
 }
 
 AS_EXPORT size_t allocscope_reserve_left(void) {
-  const int64_t left = allocscope::t_state.reserve_left;
-  return allocscope::t_state.reserve_size != 0 && left > 0 ? static_cast<size_t>(left) : 0;
+  const allocscope::ReserveThread &reserve = allocscope::t_state.reserve;
+  return reserve.size != 0 && reserve.left > 0 ? static_cast<size_t>(reserve.left) : 0;
 }
 
+// Pools (policy/pool.h): the engine's allocations under the caller's flags and scope.
 AS_EXPORT allocscope_pool *allocscope_pool_create(size_t elem_size, unsigned min_nr) {
   return allocscope::pool::create(elem_size, min_nr, __builtin_return_address(0));
 }

@@ -10,12 +10,12 @@
 // jemalloc call, the engine handles limits and failures.
 #include "backend.h"
 #include "engine.h"
-#include "thread_state.h"
+#include "gate.h"
 
 using allocscope::allocate;
-using allocscope::free_is_direct;
 using allocscope::may_skip_engine;
 using allocscope::Request;
+using allocscope::gate::free_is_direct;
 
 namespace {
 
@@ -32,21 +32,25 @@ AS_EXPORT void *mallocx(size_t size, int flags) {
     void *p = je_mallocx(size, flags);
     if (AS_LIKELY(p != nullptr)) return p;
   }
-  return allocate(Request{"mallocx", size, 0, nullptr, 0, flags, __builtin_return_address(0)});
+  Request r("mallocx", size, __builtin_return_address(0));
+  r.jemalloc_flags = flags;
+  return allocate(r);
 }
 
 AS_EXPORT void *rallocx(void *ptr, size_t size, int flags) {
-  const size_t bound = allocscope::aligned_bound(size, alignment_of(flags));
-  if (AS_LIKELY(allocscope::realloc_is_direct(bound))) {
+  const size_t bound = allocscope::gate::aligned_bound(size, alignment_of(flags));
+  if (AS_LIKELY(allocscope::gate::realloc_is_direct(bound))) {
     void *p = je_rallocx(ptr, size, flags);
     if (AS_LIKELY(p != nullptr)) return p;
   }
-  return allocate(Request{"rallocx", size, 0, ptr, 0, flags, __builtin_return_address(0)});
+  Request r("rallocx", size, __builtin_return_address(0));
+  r.old = ptr;
+  r.jemalloc_flags = flags;
+  return allocate(r);
 }
 
 AS_EXPORT size_t xallocx(void *ptr, size_t size, size_t extra, int flags) {
-  if (AS_LIKELY(!(allocscope::engaged_bits() &
-                  (allocscope::kEngagedLimit | allocscope::kEngagedRegions))))
+  if (AS_LIKELY(allocscope::gate::resize_in_place_is_direct()))
     return je_xallocx(ptr, size, extra, flags);
   return allocscope::resize_in_place(ptr, size, extra, flags);
 }

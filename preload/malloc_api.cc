@@ -1,7 +1,7 @@
 // malloc_api.cc: the C malloc family with glibc's semantics.
 //
 // Each entry point first tries the fast path: while is_direct(size) holds (nothing engaged,
-// or only a limit that is not near and a small size: see thread_state.h) it is a tail call
+// or only a limit that is not near and a small size: see policy/gate.h) it is a tail call
 // into jemalloc, which already gives glibc's answers for
 // most edge cases (malloc(0) is a unique pointer, calloc overflow and sizes above
 // PTRDIFF_MAX fail with ENOMEM, realloc(p, 0) frees and returns NULL, as zero_realloc:free
@@ -12,26 +12,21 @@
 // (old Red Hat libraries, profilers) calls them directly; they must reach the same heap.
 #include <errno.h>
 #include <stdint.h>
-#include <unistd.h>
 
 #include "backend.h"
 #include "engine.h"
-#include "thread_state.h"
+#include "gate.h"
+#include "sys.h"
 
-using allocscope::aligned_bound;
 using allocscope::allocate;
-using allocscope::is_direct;
 using allocscope::Request;
+using allocscope::gate::aligned_bound;
+using allocscope::gate::is_direct;
 
 namespace {
 
 // glibc's MALLOC_ALIGNMENT on x86-64: alignments up to this are what malloc gives anyway.
 constexpr size_t kMallocAlignment = 16;
-
-size_t page_size() {
-  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return size;
-}
 
 bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
@@ -42,7 +37,7 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
 [[gnu::noinline]] void *malloc_engaged(size_t size, const void *caller) noexcept {
   if (void *p = allocscope::malloc_before_engine(size)) return p;
-  return allocate(Request{"malloc", size, 0, nullptr, 0, 0, caller});
+  return allocate(Request("malloc", size, caller));
 }
 
 // `bytes` is n * size, or SIZE_MAX when that overflows (which fails the size cap).
@@ -52,7 +47,9 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
     void *p = je_calloc(n, size);
     if (AS_LIKELY(p != nullptr)) return p;
   }
-  return allocate(Request{"calloc", bytes, 0, nullptr, ALLOCSCOPE_ZERO, 0, caller});
+  Request r("calloc", bytes, caller);
+  r.call = ALLOCSCOPE_ZERO;
+  return allocate(r);
 }
 
 // An allocation with a validated power-of-two alignment.
@@ -62,7 +59,9 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
     void *p = je_aligned_alloc(align, size);
     if (AS_LIKELY(p != nullptr)) return p;
   }
-  return allocate(Request{name, size, align, nullptr, 0, 0, caller});
+  Request r(name, size, caller);
+  r.align = align;
+  return allocate(r);
 }
 
 inline void *aligned(const char *name, size_t align, size_t size, const void *caller) {
@@ -82,18 +81,18 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
     return nullptr;
   }
   // Only failure handling (or waiters) engaged: jemalloc first, the engine on failure.
-  if (!(allocscope::engaged_bits() &
-        (allocscope::kEngagedLimit | allocscope::kEngagedKv | allocscope::kEngagedRegions |
-         allocscope::kEngagedFaults | allocscope::kEngagedReserves | allocscope::kEngagedRefill))) {
+  if (allocscope::gate::realloc_tries_jemalloc_first()) {
     void *p = je_realloc(ptr, size);
     if (AS_LIKELY(p != nullptr)) return p;
   }
-  return allocate(Request{name, size, 0, ptr, 0, 0, caller});
+  Request r(name, size, caller);
+  r.old = ptr;
+  return allocate(r);
 }
 
 // jemalloc's realloc leaves errno alone when it fails; glibc sets ENOMEM.
 inline void *realloc_impl(const char *name, void *ptr, size_t size, const void *caller) {
-  if (AS_LIKELY(allocscope::realloc_is_direct(size))) {
+  if (AS_LIKELY(allocscope::gate::realloc_is_direct(size))) {
     void *result = je_realloc(ptr, size);
     if (AS_UNLIKELY(result == nullptr) && size != 0) errno = ENOMEM;
     return result;
@@ -109,7 +108,7 @@ AS_EXPORT void *malloc(size_t size) noexcept {
 }
 
 AS_EXPORT void free(void *ptr) noexcept {
-  if (AS_LIKELY(allocscope::free_is_direct())) return je_free(ptr);
+  if (AS_LIKELY(allocscope::gate::free_is_direct())) return je_free(ptr);
   allocscope::release(ptr);
 }
 
@@ -167,13 +166,13 @@ AS_EXPORT void *memalign(size_t align, size_t size) noexcept {
 }
 
 AS_EXPORT void *valloc(size_t size) noexcept {
-  return aligned("valloc", page_size(), size, __builtin_return_address(0));
+  return aligned("valloc", allocscope::sys::page_size(), size, __builtin_return_address(0));
 }
 
 // pvalloc also rounds the size up to whole pages (glibc), failing with ENOMEM when the
 // rounding overflows.
 AS_EXPORT void *pvalloc(size_t size) noexcept {
-  const size_t page = page_size();
+  const size_t page = allocscope::sys::page_size();
   size_t rounded;
   if (AS_UNLIKELY(__builtin_add_overflow(size, page - 1, &rounded))) {
     errno = ENOMEM;

@@ -24,7 +24,7 @@
 
 #include "backend.h"
 #include "engine.h"
-#include "thread_state.h"
+#include "gate.h"
 
 using allocscope::allocate;
 using allocscope::Request;
@@ -40,7 +40,9 @@ int align_flags(std::align_val_t align) {
 [[gnu::noinline]] void *new_slow(const char *name, size_t size, size_t align,
                                  const void *caller) {
   for (;;) {
-    void *p = allocate(Request{name, size, align, nullptr, 0, 0, caller});
+    Request r(name, size, caller);
+    r.align = align;
+    void *p = allocate(r);
     if (p != nullptr) return p;
     std::new_handler handler = std::get_new_handler();
     if (handler == nullptr) {
@@ -84,13 +86,13 @@ inline void *new_nothrow_impl(size_t size, size_t align, const void *caller) noe
 }
 
 inline void delete_impl(void *p) noexcept {
-  if (AS_LIKELY(allocscope::free_is_direct())) je_free(p);
+  if (AS_LIKELY(allocscope::gate::free_is_direct())) je_free(p);
   else allocscope::release(p);
 }
 
 inline void sized_delete(void *p, size_t size, int flags) noexcept {
   if (AS_UNLIKELY(p == nullptr)) return;
-  if (AS_LIKELY(allocscope::free_is_direct())) je_sdallocx(p, size, flags);
+  if (AS_LIKELY(allocscope::gate::free_is_direct())) je_sdallocx(p, size, flags);
   else allocscope::release_sized(p, size, flags);
 }
 
@@ -101,11 +103,11 @@ inline void sized_delete(void *p, size_t size, int flags) noexcept {
 // Plain new makes malloc's one test: the engaged paths' finer tests (limit, reserves,
 // kv_direct) stay out of it.
 AS_NEW void *operator new(size_t size) {
-  if (AS_LIKELY(allocscope::new_is_direct(size))) return je_operator_new(size);
+  if (AS_LIKELY(allocscope::gate::new_is_direct(size))) return je_operator_new(size);
   return new_engaged(size, __builtin_return_address(0));
 }
 AS_NEW void *operator new[](size_t size) {
-  if (AS_LIKELY(allocscope::new_is_direct(size))) return je_operator_new_array(size);
+  if (AS_LIKELY(allocscope::gate::new_is_direct(size))) return je_operator_new_array(size);
   return new_engaged(size, __builtin_return_address(0));
 }
 AS_NEW void *operator new(size_t size, const std::nothrow_t &) noexcept {
@@ -132,11 +134,11 @@ AS_NEW void operator delete[](void *p) noexcept { delete_impl(p); }
 AS_NEW void operator delete(void *p, const std::nothrow_t &) noexcept { delete_impl(p); }
 AS_NEW void operator delete[](void *p, const std::nothrow_t &) noexcept { delete_impl(p); }
 AS_NEW void operator delete(void *p, size_t size) noexcept {
-  if (AS_LIKELY(allocscope::free_is_direct())) return je_operator_delete_sized(p, size);
+  if (AS_LIKELY(allocscope::gate::free_is_direct())) return je_operator_delete_sized(p, size);
   if (p != nullptr) allocscope::release_sized(p, size, 0);
 }
 AS_NEW void operator delete[](void *p, size_t size) noexcept {
-  if (AS_LIKELY(allocscope::free_is_direct())) return je_operator_delete_array_sized(p, size);
+  if (AS_LIKELY(allocscope::gate::free_is_direct())) return je_operator_delete_array_sized(p, size);
   if (p != nullptr) allocscope::release_sized(p, size, 0);
 }
 AS_NEW void operator delete(void *p, std::align_val_t) noexcept { delete_impl(p); }
@@ -154,8 +156,9 @@ AS_NEW void operator delete[](void *p, size_t size, std::align_val_t align) noex
   sized_delete(p, size, align_flags(align));
 }
 
-// libstdc++'s set_new_handler, with kEngagedNewHandler brought in step with the handler
-// installed. No lock (it would need handling across fork): like change_engaged(), each
+// libstdc++'s set_new_handler, with the gate brought in step with the handler installed
+// (gate::publish_new_handler). No lock (it would need handling across fork): like
+// gate::change(), each
 // caller writes the bit for the handler it reads, then reads again and repeats until the
 // two agree, so the last write matches the last handler whatever threads race to set one.
 // The bit is set before a handler goes in, so a new failing meanwhile runs our loop.
@@ -165,12 +168,11 @@ AS_NEW new_handler set_new_handler(new_handler handler) noexcept {
   using SetNewHandler = new_handler (*)(new_handler) noexcept;
   static const auto libstdcxx =
       reinterpret_cast<SetNewHandler>(dlsym(RTLD_NEXT, "_ZSt15set_new_handlerPFvvE"));
-  constexpr uint32_t kBit = allocscope::kEngagedNewHandler;
   bool installed = handler != nullptr;
-  if (installed) allocscope::change_engaged(kBit, 0);
+  if (installed) allocscope::gate::publish_new_handler(true);
   const new_handler previous = libstdcxx(handler);
   for (;;) {
-    allocscope::change_engaged(installed ? kBit : 0, installed ? 0 : kBit);
+    allocscope::gate::publish_new_handler(installed);
     const bool now = std::get_new_handler() != nullptr;
     if (now == installed) break;
     installed = now;

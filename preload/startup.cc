@@ -1,5 +1,6 @@
-// startup.cc: what runs once per process: reading ALLOCSCOPE_CONF, checking that the
-// preload really serves the process, writing the exit stats; and the dlopen wrapper.
+// startup.cc: the preload's constructor and destructor (policy/lifecycle.h does the
+// start-up itself; here: checking that the preload really serves the process, and the
+// exit stats), and the dlopen wrapper.
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
@@ -8,9 +9,9 @@
 #include <atomic>
 
 #include "backend.h"
-#include "engine.h"
+#include "lifecycle.h"
 #include "report.h"
-#include "stats.h"
+#include "stats_json.h"
 
 extern "C" void *allocscope_own_malloc(size_t) noexcept;
 
@@ -37,10 +38,7 @@ void check_interposition() {
 }
 
 __attribute__((constructor)) void allocscope_start() {
-  // Initialise jemalloc before anything below allocates or registers fork handlers:
-  // prepare handlers run in reverse order of registration, so ours run before jemalloc's.
-  je_free(je_malloc(1));
-  allocscope::start_engine();
+  allocscope::lifecycle::start();
   check_interposition();
 }
 

@@ -14,8 +14,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "backend.h"  // AS_EXPORT
 #include "budget.h"
+#include "compiler.h"
 #include "thread_state.h"
 
 namespace {

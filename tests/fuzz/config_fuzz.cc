@@ -44,7 +44,9 @@
 #include <string_view>
 
 #include "backend.h"
-#include "config.h"
+#include "control.h"
+#include "lifecycle.h"
+#include "options.h"
 #include "engine.h"
 #include "report.h"
 
@@ -170,7 +172,7 @@ void remove_dir() {
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
   je_free(je_malloc(1));  // as the preload's constructor: jemalloc before the engine
-  allocscope::start_engine();
+  allocscope::lifecycle::start();
   const char *tmp = getenv("TMPDIR");
   std::string tmpl = std::string(tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp") +
                      "/allocscope-config-fuzz-XXXXXX";

@@ -9,7 +9,7 @@
 //   2. reclaim::add() reusing a slot while reclaim::run_pass() on another thread looks at
 //      it: run_pass reads the slot's class (to honour NORECLAIM_CLASS) before it claims the
 //      slot, while add() writes the class of a new registration there.
-//   3. change_engaged() on two threads at once: each publishes the gate (direct_max and
+//   3. gate::change() on two threads at once: each publishes the gate (direct_max and
 //      new_direct_max) for the bits it saw, and a store computed from bits another thread
 //      has since changed must not be the last. Checked everywhere: after every round the
 //      gate must match the bits.
@@ -24,6 +24,8 @@
 
 #include "backend.h"
 #include "engine.h"
+#include "gate.h"
+#include "lifecycle.h"
 #include "reclaim.h"
 #include "report.h"
 
@@ -47,8 +49,8 @@ void *passes(void *) {
 }
 
 void *toggle_faults(void *) {
-  constexpr uint32_t kBit = as::kEngagedFaults;
-  for (bool on = true; !g_stop.load(); on = !on) as::change_engaged(on ? kBit : 0, on ? 0 : kBit);
+  constexpr uint32_t kBit = as::gate::kFaults;
+  for (bool on = true; !g_stop.load(); on = !on) as::gate::change(on ? kBit : 0, on ? 0 : kBit);
   return nullptr;
 }
 
@@ -65,7 +67,7 @@ void run(void *(*other)(void *), void (*mine)(int)) {
 
 int main() {
   je_free(je_malloc(1));
-  as::start_engine();
+  as::lifecycle::start();
   char tmpl[] = "/tmp/allocscope-races-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return 1;
   g_dir = tmpl;
@@ -88,18 +90,18 @@ int main() {
   for (int round = 0; round < 50; ++round) {
     run(toggle_faults, [](int i) {
       // A bit that closes both gate words, and one that closes only operator new's.
-      const uint32_t bit = i / 2 % 2 ? as::kEngagedReserves : as::kEngagedNewHandler;
-      as::change_engaged(i % 2 ? bit : 0, i % 2 ? 0 : bit);
+      const uint32_t bit = i / 2 % 2 ? as::gate::kReserveScope : as::gate::kNewHandler;
+      as::gate::change(i % 2 ? bit : 0, i % 2 ? 0 : bit);
     });
-    const uint32_t bits = as::engaged_bits();
-    if (as::g_gate.direct_max.load() != as::direct_max_for(bits) ||
-        as::g_gate.new_direct_max.load() != as::new_direct_max_for(bits)) {
+    const uint32_t bits = as::gate::bits();
+    if (as::gate::g_gate.direct_max.load() != as::gate::direct_max_for(bits) ||
+        as::gate::g_gate.new_direct_max.load() != as::gate::new_direct_max_for(bits)) {
       fprintf(stderr, "engine_races: gate %zu, new %zu for bits %#x\n",
-              as::g_gate.direct_max.load(), as::g_gate.new_direct_max.load(), bits);
+              as::gate::g_gate.direct_max.load(), as::gate::g_gate.new_direct_max.load(), bits);
       return 1;
     }
   }
-  as::change_engaged(0, as::kEngagedFaults | as::kEngagedReserves | as::kEngagedNewHandler);
+  as::gate::change(0, as::gate::kFaults | as::gate::kReserveScope | as::gate::kNewHandler);
   printf("engine_races: engaged bits changed on two threads: gate in step\n");
 
   nftw(g_dir.c_str(), [](const char *path, const struct stat *, int, struct FTW *) {

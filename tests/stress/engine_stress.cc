@@ -45,14 +45,16 @@
 #include "atomic_reserve.h"
 #include "backend.h"
 #include "budget.h"
-#include "config.h"
+#include "control.h"
+#include "counters.h"
 #include "engine.h"
 #include "heap_stats.h"
 #include "reclaim.h"
 #include "region.h"
 #include "report.h"
 #include "scope.h"
-#include "stats.h"
+#include "lifecycle.h"
+#include "stats_json.h"
 #include "thread_state.h"
 #include "stress_support.h"
 
@@ -84,8 +86,11 @@ constexpr size_t kKvThreshold = 64 * kKiB;
 constexpr size_t kKvDirect = 1 * kMiB;
 
 void *request(size_t size, as::Flags call, size_t align = 0, void *old = nullptr) {
-  return as::allocate(as::Request{"engine_stress", size, align, old, call, 0,
-                                  __builtin_return_address(0)});
+  as::Request r("engine_stress", size, __builtin_return_address(0));
+  r.align = align;
+  r.old = old;
+  r.call = call;
+  return as::allocate(r);
 }
 
 // Did the atomic reserve (nowait_reserve) serve this jemalloc block?
@@ -323,10 +328,10 @@ void Worker::nofail_op() {
   if (slots[i].p != nullptr) free_slot(i);
   const size_t size = rng.between(1, kNofailMax);
   void *p;
-  if (rng.percent(30) && !(as::t_state.scope & ALLOCSCOPE_NOWAIT)) {
-    const allocscope_cookie_t cookie = as::scope_save(ALLOCSCOPE_NOFAIL, nullptr);
+  if (rng.percent(30) && !(as::t_state.scope.flags & ALLOCSCOPE_NOWAIT)) {
+    const allocscope_cookie_t cookie = as::scope::save(ALLOCSCOPE_NOFAIL, nullptr);
     p = request(size, 0);
-    as::scope_restore(cookie);
+    as::scope::restore(cookie);
   } else {
     // Call-site NOFAIL in a NOWAIT scope is a conflict: nofail_in_nowait:wait, NOFAIL wins.
     p = request(size, ALLOCSCOPE_NOFAIL | (random_call() & ~ALLOCSCOPE_ZERO));
@@ -368,7 +373,7 @@ void Worker::reserve_op() {
     g_failures.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  const allocscope_cookie_t cookie = as::scope_save(ALLOCSCOPE_RESERVE, nullptr);
+  const allocscope_cookie_t cookie = as::scope::save(ALLOCSCOPE_RESERVE, nullptr);
   // Four blocks of at most bytes/8: with size-class rounding and a large block's extra
   // page they stay within the reserve.
   for (int k = 0; k < 4; ++k) {
@@ -382,7 +387,7 @@ void Worker::reserve_op() {
     store(i, p, size, seed);
     fill(p, 0, size, seed);
   }
-  as::scope_restore(cookie);
+  as::scope::restore(cookie);
   CHECK(as::reserve::release(as::t_state) < bytes, "the reserve was not used");
   g_reserves.fetch_add(1, std::memory_order_relaxed);
 }
@@ -403,18 +408,18 @@ void Worker::segment(int depth, long stop_at) {
   const long count = static_cast<long>(rng.between(1, 48));
   for (long k = 0; k < count && ops < stop_at; ++k) {
     if (depth < 8 && rng.percent(5)) {
-      const as::Flags before = as::t_state.scope;
+      const as::Flags before = as::t_state.scope.flags;
       g_scopes.fetch_add(1, std::memory_order_relaxed);
       as::Flags flags = random_scope();
       const bool clear = rng.percent(30);
       const allocscope_cookie_t cookie =
-          clear ? as::scope_clear(flags) : as::scope_save(flags, nullptr);
-      CHECK(as::t_state.scope == (clear ? before & ~flags : before | flags), "scope after %s",
+          clear ? as::scope::clear(flags) : as::scope::save(flags, nullptr);
+      CHECK(as::t_state.scope.flags == (clear ? before & ~flags : before | flags), "scope after %s",
             clear ? "clear" : "save");
       segment(depth + 1, stop_at);
-      as::scope_restore(cookie);
-      CHECK(as::t_state.scope == before, "thread %d: scope %#x after restore, expected %#x",
-            index, as::t_state.scope, before);
+      as::scope::restore(cookie);
+      CHECK(as::t_state.scope.flags == before, "thread %d: scope %#x after restore, expected %#x",
+            index, as::t_state.scope.flags, before);
       continue;
     }
     op();
@@ -427,7 +432,7 @@ void Worker::run() {
   CHECK(reclaimer_id > 0, "reclaim::add: %d", reclaimer_id);
   as::release(request(1, 0));  // joins the budget: frees before that would not be counted
   while (ops < g_ops) segment(0, g_ops);
-  CHECK(as::t_state.scope == 0, "thread %d ends with scope %#x", index, as::t_state.scope);
+  CHECK(as::t_state.scope.flags == 0, "thread %d ends with scope %#x", index, as::t_state.scope.flags);
   CHECK(as::reclaim::remove(reclaimer_id) == 0, "reclaim::remove");
   for (int i = 0; i < kSlots; ++i) free_slot(i);
   for (auto &c : cache)
@@ -500,7 +505,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   je_free(je_malloc(1));  // as the preload's constructor: jemalloc first
-  as::start_engine();
+  as::lifecycle::start();
   CHECK(as::apply_config("kv_threshold:64K,kv_direct:1M,emergency:1M,retry_max:3,"
                          "stall_warn_ms:5000,warn_burst:10,nofail_in_nowait:wait,"
                          "nofail_overdraw_ms:0,strict:false,log_file:/dev/null",

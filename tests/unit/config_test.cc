@@ -1,6 +1,7 @@
 // config_test.cc: the ALLOCSCOPE_CONF grammar: values that parse, values that do not,
 // and that every bad pair is reported in one line while the others still apply.
-#include "config.h"
+#include "control.h"
+#include "options.h"
 
 #include <fcntl.h>
 #include <stdlib.h>

@@ -226,12 +226,12 @@ std::string engaged() {
 
 TEST_F(Reserve, AThreadThatExitsInsideScopesLeavesTheFastPathAsItWas) {
   const std::string before = engaged();
-  ASSERT_EQ(before.find("reserves"), std::string::npos) << before;
+  ASSERT_EQ(before.find("reserve_scope"), std::string::npos) << before;
   ASSERT_EQ(before.find("on_failure"), std::string::npos) << before;
   std::thread([] {
     allocscope_save(ALLOCSCOPE_NOFAIL | ALLOCSCOPE_KV | ALLOCSCOPE_RESERVE);
     EXPECT_NE(engaged().find("on_failure"), std::string::npos);
-    EXPECT_NE(engaged().find("reserves"), std::string::npos);
+    EXPECT_NE(engaged().find("reserve_scope"), std::string::npos);
     ASSERT_EQ(allocscope_reserve(64 * kKiB), 0);
   }).join();  // no restore: the thread exits inside its scope, holding a reserve
   EXPECT_EQ(engaged(), before);

@@ -1,5 +1,5 @@
-// stats.cc: see stats.h.
-#include "stats.h"
+// stats_json.cc: see stats_json.h.
+#include "stats_json.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,21 +8,18 @@
 
 #include "atomic_reserve.h"
 #include "budget.h"
-#include "config.h"
+#include "counters.h"
 #include "fault.h"
+#include "gate.h"
+#include "options.h"
 #include "heap_stats.h"
 #include "pool.h"
 #include "region.h"
 #include "report.h"
 #include "reserve.h"
-#include "thread_state.h"
 #include "version.h"
 
 namespace allocscope {
-
-namespace stats {
-Counters g_counters;
-}  // namespace stats
 
 namespace {
 
@@ -45,36 +42,24 @@ struct Writer {
   }
 };
 
-// The engaged bits (thread_state.h) by name: what keeps entry points off the fast path.
+// The engaged bits by name (gate.h): what keeps entry points off the fast path.
 void add_engaged(Writer &w) {
-  static const struct {
-    uint32_t bit;
-    const char *name;
-  } kNames[] = {{kEngagedLimit, "limit"},       {kEngagedOnFailure, "on_failure"},
-                {kEngagedWaiters, "waiters"},   {kEngagedKv, "kv"},
-                {kEngagedKvDirect, "kv_direct"}, {kEngagedRegions, "regions"},
-                {kEngagedFaults, "faults"},     {kEngagedReserves, "reserves"},
-                {kEngagedRefill, "refill"},     {kEngagedLimitNear, "limit_near"},
-                {kEngagedNewHandler, "new_handler"}};
-  const uint32_t bits = engaged_bits();
+  const uint32_t bits = gate::bits();
   w.add("\"engaged\":\"");
   const char *sep = "";
-  for (const auto &n : kNames)
-    if (bits & n.bit) {
-      w.add("%s%s", sep, n.name);
+  for (uint32_t i = 0; i < gate::kBitCount; ++i)
+    if (bits & (1u << i)) {
+      w.add("%s%s", sep, gate::bit_name(1u << i));
       sep = "|";
     }
   w.add("\",");
-}
-
-unsigned long long get(const std::atomic<uint64_t> &c) {
-  return static_cast<unsigned long long>(c.load(std::memory_order_relaxed));
 }
 
 }  // namespace
 
 int stats_json(char *buf, size_t len) {
   using stats::g_counters;
+  using stats::get;
   HeapTotals h;
   read_heap_totals(&h);
   Writer w{buf, len};
@@ -98,11 +83,11 @@ int stats_json(char *buf, size_t len) {
         get(g_counters.conflicts), get(g_counters.nofail_demotions), get(g_counters.misuse),
         get(g_counters.reports), get(g_counters.reports_suppressed),
         get(g_counters.reclaimer_calls));
-  w.add("\"faults_injected\":%llu,", static_cast<unsigned long long>(fault::injected()));
-  const pool::Counters &pools = pool::g_counters;
+  w.add("\"faults_injected\":%llu,", get(g_counters.faults_injected));
+  const auto &pools = g_counters.pools;
   w.add("\"pools\":{\"live\":%llu,\"held\":%llu,\"from_reserve\":%llu,\"waits\":%llu,"
         "\"failures\":%llu},",
-        get(pools.live), get(pools.held), get(pools.from_reserve), get(pools.waits),
+        get(pools.live), get(pools.held), get(pools.from_held), get(pools.waits),
         get(pools.failures));
   const reserve::Stats reserves = reserve::stats();
   w.add("\"reserves\":{\"made\":%llu,\"released\":%llu,\"exhausted\":%llu,"
@@ -127,10 +112,10 @@ int stats_json(char *buf, size_t len) {
   const region::Stats regions = region::stats();
   w.add("\"kv\":{\"regions\":%zu,\"region_bytes\":%zu,\"fallbacks\":%llu,\"direct\":%llu,"
         "\"remap_moves\":%llu,\"grown_in_place\":%llu,\"arena_instead\":%llu},",
-        regions.regions, regions.bytes, get(g_counters.kv_fallbacks), get(g_counters.kv_direct),
-        static_cast<unsigned long long>(regions.moved),
+        regions.regions, regions.bytes, get(g_counters.kv.fallbacks),
+        get(g_counters.kv.to_region), static_cast<unsigned long long>(regions.moved),
         static_cast<unsigned long long>(regions.grown_in_place),
-        get(g_counters.kv_arena_instead));
+        get(g_counters.kv.arena_instead));
   w.add("\"heap\":{\"allocated\":%zu,\"active\":%zu,\"resident\":%zu,\"mapped\":%zu,"
         "\"retained\":%zu,\"metadata\":%zu,\"dirty\":%zu,\"nmalloc\":%llu,"
         "\"ndalloc\":%llu}}}",

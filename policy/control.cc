@@ -1,0 +1,109 @@
+// control.cc: see control.h. apply() has one case per configuration key (options.h's Key).
+#include "control.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic_reserve.h"
+#include "budget.h"
+#include "fault.h"
+#include "gate.h"
+#include "options.h"
+#include "region.h"
+#include "report.h"
+#include "rules.h"
+
+namespace allocscope {
+namespace {
+
+template <size_t N>
+void set_text(char (&dest)[N], std::string_view v) {
+  const size_t n = v.size() < N ? v.size() : N - 1;
+  memcpy(dest, v.data(), n);
+  dest[n] = '\0';
+}
+
+// Applies one setting; false if its module refuses it (reported as a bad value).
+bool apply(const Setting &s, void *) {
+  Config &c = g_config;
+  FaultSettings &f = g_fault_settings;
+  switch (s.key) {
+    case Key::kPolicy:
+      c.policy.store(s.flags);
+      gate::publish_default_policy(s.flags);
+      return true;
+    case Key::kLimit: budget::set_limit(s.number); return true;
+    case Key::kArenaLimit: budget::set_arena_limit(s.number); return true;
+    case Key::kNowaitReserve:
+      if (!atomic_reserve::configure(s.number))
+        report("nowait_reserve:%llu: the system refused to map it; the atomic reserve is off",
+               static_cast<unsigned long long>(s.number));
+      return true;
+    case Key::kKvThreshold: c.kv_threshold.store(s.number); return true;
+    case Key::kKvDirect:
+      c.kv_to_region_from.store(s.number);
+      gate::publish_kv_to_region(s.number != 0);
+      return true;
+    case Key::kKvGuard: region::set_guard(s.on); return true;
+    case Key::kKvWindow: return region::set_window_size(s.number);
+    case Key::kEmergency: budget::set_emergency(s.number); return true;
+    case Key::kMaxSize: c.max_size.store(s.number); return true;
+    case Key::kNofailMax: c.nofail_max.store(s.number); return true;
+    case Key::kNofailOverdrawMs: c.nofail_overdraw_ms.store(s.number); return true;
+    case Key::kRetryMax: c.retry_max.store(static_cast<unsigned>(s.number)); return true;
+    case Key::kNofailInNowait: c.nofail_in_nowait.store(s.action); return true;
+    case Key::kStallWarnMs: c.stall_warn_ms.store(s.number); return true;
+    case Key::kRules: return rules::configure(s.text);
+    case Key::kWarn: c.warn.store(s.on); return true;
+    case Key::kWarnBurst: c.warn_burst.store(static_cast<unsigned>(s.number)); return true;
+    case Key::kStrict: c.strict.store(s.on); return true;
+    case Key::kStatsPrint: c.stats_print.store(s.on); return true;
+    case Key::kStatsFile: set_text(c.stats_file, s.text); return true;
+    case Key::kLogFile:
+      set_text(c.log_file, s.text);
+      return set_report_file(c.log_file) == 0;
+    // fault.*: the settings, then fault.cc brings its state and the gate in step.
+    case Key::kFaultProbability: f.probability.store(s.number); f.enabled.store(true); break;
+    case Key::kFaultInterval: f.interval.store(s.number); break;
+    case Key::kFaultTimes: f.times.store(s.signed_number); break;
+    case Key::kFaultSpace: f.space.store(static_cast<int64_t>(s.number)); break;
+    case Key::kFaultNth: f.nth.store(s.number); break;
+    case Key::kFaultSizeMin: f.size_min.store(s.number); break;
+    case Key::kFaultSizeMax: f.size_max.store(s.number); break;
+    case Key::kFaultCaller: set_text(f.caller, s.text); f.enabled.store(true); break;
+    case Key::kFaultReject: set_text(f.reject, s.text); break;
+    case Key::kFaultDepth: f.depth.store(static_cast<int>(s.number)); break;
+    case Key::kFaultCallsite:
+      set_text(f.callsite_module, s.module);
+      f.callsite_offset.store(s.offset);
+      f.callsite_set.store(!s.module.empty());
+      if (!s.module.empty()) f.enabled.store(true);
+      break;
+    case Key::kFaultThreads: f.marked_only.store(s.on); break;
+    case Key::kFaultSeed: f.seed.store(s.number); break;
+    case Key::kFaultVerbose: f.verbose.store(static_cast<int>(s.number)); break;
+    case Key::kFaultLog: set_text(f.log, s.text); break;
+    case Key::kFaultRecord: set_text(f.record, s.text); break;
+    case Key::kFaultReset: f = FaultSettings{}; break;
+  }
+  fault::settings_changed(s.key);
+  return true;
+}
+
+}  // namespace
+
+int apply_config(std::string_view text, const char *source) {
+  int bad;
+  {
+    MutexLock lock(g_config_mutex);
+    bad = parse_config(
+        text, source, apply, [](const char *line, void *) { report("%s", line); }, nullptr);
+  }
+  if (bad != 0 && g_config.strict.load()) {
+    report("%s: strict:true, so bad configuration is fatal", source);
+    abort();
+  }
+  return bad;
+}
+
+}  // namespace allocscope

@@ -1,0 +1,73 @@
+// lifecycle.cc: see lifecycle.h.
+#include "lifecycle.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "atomic_reserve.h"
+#include "backend.h"
+#include "budget.h"
+#include "control.h"
+#include "options.h"
+#include "pool.h"
+#include "reclaim.h"
+#include "region.h"
+#include "reserve.h"
+#include "scope.h"
+#include "thread_state.h"
+
+namespace allocscope {
+namespace lifecycle {
+namespace {
+
+struct ForkHooks {
+  void (*prefork)();
+  void (*postfork_parent)();
+  void (*postfork_child)();
+};
+
+// Every module that holds a lock, in the order of its lock's LockRank (mutex.h). When a
+// module gets a lock, it gets a row here.
+constexpr ForkHooks kFork[] = {
+    {options::prefork, options::postfork_parent, options::postfork_child},  // kConfig
+    {reclaim::prefork, reclaim::postfork_parent, reclaim::postfork_child},  // kReclaimRegistry
+    {pool::prefork, pool::postfork_parent, pool::postfork_child},           // kPoolList, kPool
+    {reserve::prefork, reserve::postfork_parent, reserve::postfork_child},  // kReserveArena
+    {atomic_reserve::prefork, atomic_reserve::postfork_parent,
+     atomic_reserve::postfork_child},                                       // kAtomicReserveArena
+    {budget::prefork, budget::postfork_parent, budget::postfork_child},     // kBudget, kBudgetWait
+    {region::prefork, region::postfork_parent, region::postfork_child},     // kRegion
+};
+constexpr int kForkCount = sizeof(kFork) / sizeof(kFork[0]);
+
+void prefork() {
+  for (const ForkHooks &m : kFork) m.prefork();
+}
+void postfork_parent() {
+  for (int i = kForkCount - 1; i >= 0; --i) kFork[i].postfork_parent();
+}
+void postfork_child() {
+  for (int i = kForkCount - 1; i >= 0; --i) kFork[i].postfork_child();
+}
+
+void on_thread_exit(ThreadState &t) {
+  EngineGuard guard;
+  scope::thread_exit(t);
+  reserve::release(t);
+  budget::thread_exit(t);
+}
+
+}  // namespace
+
+void start() {
+  // jemalloc first: prepare handlers run in reverse order of registration, so ours (which
+  // may call into jemalloc while holding our locks) run before jemalloc's own.
+  je_free(je_malloc(1));
+  EngineGuard guard;
+  set_thread_exit_handler(on_thread_exit);
+  pthread_atfork(prefork, postfork_parent, postfork_child);
+  if (const char *conf = secure_getenv("ALLOCSCOPE_CONF")) apply_config(conf, "ALLOCSCOPE_CONF");
+}
+
+}  // namespace lifecycle
+}  // namespace allocscope
