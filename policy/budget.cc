@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "counters.h"
@@ -10,6 +11,7 @@
 #include "heap_stats.h"
 #include "mutex.h"
 #include "region.h"
+#include "sys.h"
 
 namespace allocscope {
 namespace budget {
@@ -110,6 +112,10 @@ int64_t sum_charged(bool with_allowances) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex)
 // room only ever errs low. (Frees are not added back: the next exact sum sees them.)
 std::atomic<int64_t> g_room{0};
 
+// A NOFAIL allocation overdrew the limit: later ones may too, until the charge is back
+// under the limit (judge_nearness clears it).
+std::atomic<bool> g_overdrawing{false};
+
 // Sets gate::kLimitNear when less than kUncheckedPerThread per known thread is left
 // under the limit (`total` is sum_charged(true)), clears it otherwise. Under g_mutex.
 void judge_nearness(int64_t total) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
@@ -118,6 +124,8 @@ void judge_nearness(int64_t total) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
                        : g_activity_checks ? limit - total - g_thread_count * kUncheckedPerThread
                                            : -1;
   g_room.store(room, std::memory_order_relaxed);
+  if (limit != 0 && total <= limit && g_overdrawing.load(std::memory_order_relaxed))
+    g_overdrawing.store(false, std::memory_order_relaxed);
   const bool near = room < 0;
   if (near != static_cast<bool>(gate::bits() & gate::kLimitNear)) {
     if (near) {
@@ -135,7 +143,7 @@ void judge_nearness(int64_t total) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
 void on_activity(void *, uint64_t, uint64_t) {
   ThreadState &t = t_state;
   const uint32_t bits = gate::bits();
-  if (t_holds_mutex || t.budget.exited || !(bits & gate::kLimit)) return;
+  if (t_holds_mutex || t.budget.exited || t.budget.exiting || !(bits & gate::kLimit)) return;
   const int64_t net = load(t.budget.allocated) - load(t.budget.deallocated);
   const int64_t grown = net - t.budget.net_at_check;
   t.budget.net_at_check = net;
@@ -175,20 +183,89 @@ void join_locked(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   t.budget.net_at_check = t.budget.net_at_join;
   t.budget.left = 0;
   t.budget.generation = g_generation.load();
-  judge_nearness(sum_charged(true));
+  // One more thread may allocate kUncheckedPerThread unchecked: take it from the room
+  // rather than sum every thread (a join must not cost O(threads)). The room only errs
+  // low; when it runs out, one exact sum.
+  if (g_limit.load(std::memory_order_relaxed) != 0 &&
+      g_room.fetch_sub(kUncheckedPerThread, std::memory_order_relaxed) < kUncheckedPerThread)
+    judge_nearness(sum_charged(true));
+}
+
+// ---- Threads that have exited ----
+//
+// The exit handler (lifecycle.cc) runs in the first pthread key destructor, before the
+// program's and libraries' own destructors and glibc's __libc_thread_freeres, which still
+// allocate and free on the thread. So an exiting thread leaves the registry (its live
+// bytes go to g_outside) but is not done: it is "exiting", and gate::kExiting sends every
+// allocation and free through the engine, which adds what the thread's own jemalloc
+// counters moved to g_outside after each one (exiting_sync). When the kernel says the
+// thread is gone (tgkill: ESRCH) it leaves the exiting table, and the last one to go
+// takes the bit off: nothing it did is lost, and no dead thread's counters are ever read
+// (its TLS may already serve another thread).
+constexpr int kMaxExiting = 256;
+std::atomic<pid_t> g_exiting[kMaxExiting];
+std::atomic<int> g_exiting_count{0};
+std::atomic<uint64_t> g_last_reap_ns{0};
+
+bool enter_exiting(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
+  const pid_t tid = static_cast<pid_t>(gettid());
+  for (std::atomic<pid_t> &slot : g_exiting) {
+    pid_t empty = 0;
+    if (!slot.compare_exchange_strong(empty, tid)) continue;
+    if (g_exiting_count.fetch_add(1) == 0) gate::change(gate::kExiting, 0);
+    t.budget.exiting = true;
+    t.budget.net_at_check = load(t.budget.allocated) - load(t.budget.deallocated);
+    return true;
+  }
+  return false;  // table full: this thread's later frees are not counted (budget.h)
 }
 
 }  // namespace
 
 void thread_exit(ThreadState &t) {
   Locked lock;
+  // One thread fewer may allocate unchecked, and its allowance comes back: the room
+  // grows by both (it only errs low, so no exact sum is needed to say the limit is far).
+  if (joined_now(t) && g_limit.load(std::memory_order_relaxed) != 0) {
+    const int64_t room = g_room.fetch_add(kUncheckedPerThread + t.budget.left) +
+                         kUncheckedPerThread + t.budget.left;
+    if (room >= 0 && (gate::bits() & gate::kLimitNear)) gate::change(0, gate::kLimitNear);
+  }
   leave(t);
-  t.budget.exited = true;
-  judge_nearness(sum_charged(true));
+  // With no limit nothing is charged: nothing to follow.
+  if (!(gate::bits() & gate::kLimit) || !enter_exiting(t)) t.budget.exited = true;
+}
+
+void exiting_sync(ThreadState &t) {
+  const int64_t net = load(t.budget.allocated) - load(t.budget.deallocated);
+  const int64_t moved = net - t.budget.net_at_check;
+  if (moved == 0) return;
+  t.budget.net_at_check = net;
+  {
+    Locked lock;
+    g_outside += moved;
+  }
+  if (moved < 0) wake_waiters();
+}
+
+void reap_exited() {
+  if (g_exiting_count.load(std::memory_order_relaxed) == 0) return;
+  // At most every millisecond: every free comes here while a thread is exiting.
+  const uint64_t now = sys::now_ns();
+  uint64_t last = g_last_reap_ns.load(std::memory_order_relaxed);
+  if (now - last < sys::kNsPerMs || !g_last_reap_ns.compare_exchange_strong(last, now)) return;
+  const pid_t pid = getpid();
+  for (std::atomic<pid_t> &slot : g_exiting) {
+    const pid_t tid = slot.load(std::memory_order_relaxed);
+    if (tid == 0 || !sys::thread_is_gone(pid, tid)) continue;
+    pid_t expected = tid;
+    if (slot.compare_exchange_strong(expected, 0) && g_exiting_count.fetch_sub(1) == 1)
+      gate::change(0, gate::kExiting);
+  }
 }
 
 void join(ThreadState &t) {
-  if (t.budget.exited) return;
+  if (t.budget.exited || t.budget.exiting) return;
   Locked lock;
   if (!registered(t) || !joined_now(t)) join_locked(t);
 }
@@ -278,6 +355,12 @@ size_t charged() {
 
 bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
   if (t.budget.exited) return true;
+  if (AS_UNLIKELY(t.budget.exiting)) {
+    // Checked, not taken: exiting_sync() adds what the allocation really moved.
+    if (overdraw || size > static_cast<size_t>(INT64_MAX / 2)) return overdraw;
+    Locked lock;
+    return sum_charged(true) + static_cast<int64_t>(size) <= cap_for(memalloc);
+  }
   if (take_from_allowance(t, size)) return true;
   if (!(gate::bits() & gate::kLimit)) return true;  // lifted
   if (size > static_cast<size_t>(INT64_MAX / 2)) return false;
@@ -371,7 +454,22 @@ bool arena_fits(size_t size) {
   return sum_charged(true) - g_outside_jemalloc + static_cast<int64_t>(size) <= arena_cap;
 }
 
+void start_overdrawing() { g_overdrawing.store(true, std::memory_order_relaxed); }
+bool overdrawing() { return g_overdrawing.load(std::memory_order_relaxed); }
+
+// Threads pthread_create has started that have not joined yet: they may free too.
+std::atomic<int64_t> g_starting{0};
+
+void thread_expected() { g_starting.fetch_add(1); }
+void thread_arrived() { g_starting.fetch_sub(1); }
+
+bool others_can_free() {
+  Locked lock;
+  return g_thread_count + g_starting.load() > g_waiters.load() + 1;
+}
+
 void wait_for_free(uint64_t timeout_ns) {
+  const sys::CancelDeferral no_cancel;  // pthread_cond_clockwait is a cancellation point
   if (g_waiters.fetch_add(1) == 0) gate::change(gate::kWaiters, 0);
   timespec deadline;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -416,7 +514,13 @@ void postfork_child() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   }
   judge_nearness(sum_charged(true));
   g_waiters.store(0);
+  g_starting.store(0);
   gate::change(0, gate::kWaiters);
+  // Threads that were exiting in the parent are not in the child (this one may be).
+  for (std::atomic<pid_t> &slot : g_exiting) slot.store(0);
+  g_exiting_count.store(self.budget.exiting ? 1 : 0);
+  if (self.budget.exiting) g_exiting[0].store(static_cast<pid_t>(gettid()));
+  else gate::change(0, gate::kExiting);
   g_freed = PTHREAD_COND_INITIALIZER;  // a parent thread may have been waiting on it
   postfork_parent();
 }

@@ -123,13 +123,36 @@ inline void ensure_joined(ThreadState &t) {
 }
 
 // NOFAIL waits: blocks until a free wakes it or `timeout_ns` passes. While anyone waits,
-// gate::kWaiters sends frees through wake_waiters().
+// gate::kWaiters sends frees through wake_waiters(). Cancellation is deferred meanwhile
+// (malloc is not a cancellation point).
 void wait_for_free(uint64_t timeout_ns);
 void wake_waiters();
 
-// The thread is exiting (engine.cc's exit handler, after its reserve went): its live
-// bytes stay charged outside any thread, its allowance goes back, it charges no more.
+// The thread is exiting (lifecycle.cc's exit handler, after its reserve went): its live
+// bytes stay charged outside any thread and its allowance goes back. While a limit is set
+// it stays "exiting" until the kernel says it is gone: later key destructors and glibc's
+// thread cleanup still allocate and free on it, and gate::kExiting sends those through
+// the engine, which calls exiting_sync() after each to charge what moved. (At most
+// 256 threads exit at once that way; a 257th is "exited": what it frees later is not
+// credited.)
 void thread_exit(ThreadState &t);
+void exiting_sync(ThreadState &t);
+// Forgets exiting threads that are gone (at most once a millisecond), and takes
+// gate::kExiting off when none is left. Called from frees while the bit is set.
+void reap_exited();
+
+// Could another thread free memory for a NOFAIL allocation that waits? Not when every
+// other thread the budget knows is waiting too (e.g. the only thread of a fork child).
+bool others_can_free();
+// The preload's pthread_create: a thread is being started (it joins when it runs), or it
+// has joined / could not be started.
+void thread_expected();
+void thread_arrived();
+
+// NOFAIL allocations overdraw the limit (after nofail_overdraw_ms, or when no free can
+// come) until the charge is back under it: then they wait again.
+void start_overdrawing();
+bool overdrawing();
 
 // Fork: the parent holds the budget's lock across fork(); the child drops the other
 // threads (their live bytes stay counted) and their waits.

@@ -47,7 +47,10 @@ bool apply(const Setting &s, void *) {
     case Key::kKvGuard: region::set_guard(s.on); return true;
     case Key::kKvWindow: return region::set_window_size(s.number);
     case Key::kEmergency: budget::set_emergency(s.number); return true;
-    case Key::kMaxSize: c.max_size.store(s.number); return true;
+    case Key::kMaxSize:
+      c.max_size.store(s.number);
+      gate::publish_max_size(s.number);
+      return true;
     case Key::kNofailMax: c.nofail_max.store(s.number); return true;
     case Key::kNofailOverdrawMs: c.nofail_overdraw_ms.store(s.number); return true;
     case Key::kRetryMax: c.retry_max.store(static_cast<unsigned>(s.number)); return true;

@@ -98,7 +98,7 @@ size_t growth(const Request &r) {
   return r.size > old ? r.size - old : 0;
 }
 
-enum class Reason { kLimit, kBackend, kRegion, kRegionThenArena, kSizeCap, kInjected };
+enum class Reason { kLimit, kBackend, kRegion, kRegionThenArena, kSizeCap, kAboveLimit, kInjected };
 
 void report_failure(const Request &r, const Policy &p, Reason why, unsigned passes) {
   char flags[256], stack[2048], cause[160];
@@ -120,6 +120,10 @@ void report_failure(const Request &r, const Policy &p, Reason why, unsigned pass
       break;
     case Reason::kSizeCap:
       snprintf(cause, sizeof(cause), "size above max_size %zu", g_config.max_size.load());
+      break;
+    case Reason::kAboveLimit:
+      snprintf(cause, sizeof(cause), "larger than the whole limit %zu, so it can never fit",
+               budget::limit());
       break;
     case Reason::kInjected:
       snprintf(cause, sizeof(cause), "fault injected");
@@ -171,6 +175,11 @@ class NofailWait {
 
   // Returns true once the allocation may overdraw the limit.
   bool wait(Reason why, bool limited) {
+    const bool on_limit = limited && why == Reason::kLimit;
+    // No free can come: every other thread the budget knows waits as well (or there is
+    // none, as in a fork child). Waiting would be forever: NOFAIL wins over the limit.
+    if (on_limit && !overdraw_ && !budget::others_can_free())
+      return start_overdraw("no other thread can free memory");
     const uint64_t now = now_ns();
     if (started_ == 0) started_ = now;
     const uint64_t waited_ms = (now - started_) / kMs;
@@ -182,7 +191,7 @@ class NofailWait {
     stats::bump(counters_.waits);
     stats::bump(counters_.wait_ns, now_ns() - now);
     report_stall(why, waited_ms);
-    return why == Reason::kLimit && may_overdraw(waited_ms);
+    return on_limit && may_overdraw(waited_ms);
   }
 
  private:
@@ -202,13 +211,22 @@ class NofailWait {
   bool may_overdraw(uint64_t waited_ms) {
     const uint64_t after_ms = g_config.nofail_overdraw_ms.load(std::memory_order_relaxed);
     if (overdraw_ || after_ms == 0 || waited_ms < after_ms) return overdraw_;
+    char why[96];
+    snprintf(why, sizeof(why), "stalled %llu ms (nofail_overdraw_ms:%llu)",
+             static_cast<unsigned long long>(waited_ms), static_cast<unsigned long long>(after_ms));
+    return start_overdraw(why);
+  }
+
+  // From now on this allocation, and every NOFAIL one after it until the charge is back
+  // under the limit, may exceed the limit (budget.h: overdrawing): the wait is paid once.
+  bool start_overdraw(const char *why) {
     overdraw_ = true;
     stats::bump(counters_.overdraws);
+    budget::start_overdrawing();
     if (report_allowed())
-      report("%s(%zu): NOFAIL stalled %llu ms on the limit; overdrawing it "
-             "(nofail_overdraw_ms:%llu)",
-             r_.name, r_.size, static_cast<unsigned long long>(waited_ms),
-             static_cast<unsigned long long>(after_ms));
+      report("%s(%zu): NOFAIL on the limit: %s; overdrawing it until the charge is back "
+             "under the limit",
+             r_.name, r_.size, why);
     return true;
   }
 
@@ -307,7 +325,9 @@ struct ReserveTry : Try {
 void *with_policy(const Request &r, const Policy &pol, stats::PolicyCounters &counters,
                   Try &attempt_once, bool warn) {
   const bool memalloc = (pol.flags & ALLOCSCOPE_MEMALLOC) && !(pol.flags & ALLOCSCOPE_NOMEMALLOC);
-  bool overdraw = false;
+  // Once a NOFAIL allocation overdrew the limit, the next ones do too without waiting,
+  // until the charge is back under it.
+  bool overdraw = pol.contract == Contract::kNofail && budget::overdrawing();
   unsigned passes = 0, without_progress = 0;
   NofailWait nofail(r, counters);
   Reason why;
@@ -404,12 +424,16 @@ class Allocation {
   void *run() {
     if (void *p = from_thread_reserve()) return p;
     route_nowait_to_atomic_reserve();
-    if (above_max_size()) return fail_at_once(Reason::kSizeCap);
+    // A size no memory can back (max_size), or that can never fit under the limit, fails
+    // at once, whatever the policy: waiting or retrying could not help. With nothing
+    // engaged it is jemalloc's own failure as far as the program can tell: no report.
+    if (above_max_size()) return fail_at_once(Reason::kSizeCap, gate::bits() != 0);
+    if (above_whole_limit()) return fail_at_once(Reason::kAboveLimit, true);
     kv_ = (pol_.flags & ALLOCSCOPE_KV) && r_.size >= threshold() && !from_atomic_reserve_;
     injected_ = fault_injected();
     // An injected failure fails the allocation at once; in kv it fails the arena attempt,
     // which is what sends kv to a region.
-    if (injected_ && !kv_) return fail_at_once(Reason::kInjected);
+    if (injected_ && !kv_) return fail_at_once(Reason::kInjected, false);
     if (void *p = before_policy()) return p;
     stats::bump(counters_.attempts);
     if (r_.old != nullptr && region::contains(r_.old)) return resize_region();
@@ -448,16 +472,24 @@ class Allocation {
     return r_.size > g_config.max_size.load(std::memory_order_relaxed);
   }
 
+  bool above_whole_limit() const {
+    const size_t limit = budget::limit();
+    if (limit == 0) return false;
+    const bool memalloc =
+        (pol_.flags & ALLOCSCOPE_MEMALLOC) && !(pol_.flags & ALLOCSCOPE_NOMEMALLOC);
+    return r_.size > limit + (memalloc ? budget::emergency() : 0);
+  }
+
   bool fault_injected() const {
     return (gate::bits() & gate::kFaults) &&
            fault::inject(r_.size, pol_.flags, pol_.contract == Contract::kNofail, r_.name,
                          r_.callsite);
   }
 
-  void *fail_at_once(Reason why) {
+  void *fail_at_once(Reason why, bool reported) {
     stats::bump(counters_.attempts);
     stats::bump(counters_.failures);
-    if (why != Reason::kInjected && warn_ && report_allowed()) report_failure(r_, pol_, why, 0);
+    if (reported && warn_ && report_allowed()) report_failure(r_, pol_, why, 0);
     errno = ENOMEM;
     return nullptr;
   }
@@ -524,7 +556,9 @@ void *allocate(const Request &request) {
     return p;
   }
   EngineGuard guard;
-  return Allocation(request, t).run();
+  void *p = Allocation(request, t).run();
+  if (AS_UNLIKELY(t.budget.exiting)) budget::exiting_sync(t);
+  return p;
 }
 
 int make_reserve(size_t bytes) {
@@ -547,28 +581,47 @@ int make_reserve(size_t bytes) {
   return with_policy(r, pol, counters, attempt_reserve, warn) != nullptr ? 0 : ENOMEM;
 }
 
+namespace {
+
+// What a free owes the budget beyond jemalloc's count: waking NOFAIL waiters, and while
+// threads are exiting, charging this one's free (if it is one) and forgetting those gone.
+void after_free(ThreadState &t) {
+  if (AS_UNLIKELY(gate::bits() & gate::kExiting)) {
+    if (t.budget.exiting) budget::exiting_sync(t);
+    budget::reap_exited();
+  }
+  budget::wake_waiters();
+}
+
+}  // namespace
+
 void release(void *p, int jemalloc_flags) noexcept {
   if (region::contains(p)) {
     const size_t bytes = region::usable_size(p);
     if (region::release(p))
       budget::uncharge_outside(bytes);
     else
-      report("free(%p): inside the region window but not the start of a region; ignored", p);
+      report(region::in_free_space(p)
+                 ? "free(%p): no region starts there any more (freed twice?); ignored"
+                 : "free(%p): inside a region but not its start; ignored",
+             p);
     return;
   }
-  if (gate::limit_is_set()) budget::ensure_joined(t_state);
+  ThreadState &t = t_state;
+  if (gate::limit_is_set()) budget::ensure_joined(t);
   if (jemalloc_flags == 0)
     je_free(p);
   else if (p != nullptr)
     je_dallocx(p, jemalloc_flags);
-  budget::wake_waiters();
+  after_free(t);
 }
 
 void release_sized(void *p, size_t size, int jemalloc_flags) noexcept {
   if (region::contains(p)) return release(p, 0);
-  if (gate::limit_is_set()) budget::ensure_joined(t_state);
+  ThreadState &t = t_state;
+  if (gate::limit_is_set()) budget::ensure_joined(t);
   je_sdallocx(p, size, jemalloc_flags);
-  budget::wake_waiters();
+  after_free(t);
 }
 
 size_t resize_in_place(void *p, size_t size, size_t extra, int jemalloc_flags) {

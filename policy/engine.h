@@ -47,14 +47,22 @@ void *allocate(const Request &r);
 // engine adds its conflict report and nofail_max's demotion.)
 Policy thread_policy(const ThreadState &t, Flags call, const void *callsite);
 
+// Larger requests fail in the engine (max_size, by default what the kernel would back).
+inline bool within_max_size(size_t size) {
+  return size <= g_config.max_size.load(std::memory_order_relaxed);
+}
+
 // In the engaged paths: may an allocation of `size` be a plain jemalloc call, going to
-// allocate() only if that fails? Not while faults may be injected, not if a reserve may
-// serve it or the atomic reserve must be refilled, not if kv sends it straight to a
-// region, nor if a limit is set and it exceeds the thread's allowance.
+// allocate() only if that fails? Not while faults may be injected, not above max_size,
+// not on an exiting thread, not if a reserve may serve it or the atomic reserve must be
+// refilled, not if kv sends it straight to a region, nor if a limit is set and it exceeds
+// the thread's allowance.
 inline bool may_skip_engine(size_t size) {
   const uint32_t bits = gate::bits();
-  if (bits & (gate::kFaults | gate::kRefill)) return false;
+  if (bits & (gate::kFaults | gate::kRefill | gate::kForeign)) return false;
+  if (!within_max_size(size)) return false;
   const ThreadState &t = t_state;
+  if ((bits & gate::kExiting) && t.budget.exiting) return false;
   if ((bits & gate::kReserveScope) && (t.scope.flags & ALLOCSCOPE_RESERVE)) return false;
   if ((bits & gate::kAtomicReserve) &&
       ((t.scope.flags & ALLOCSCOPE_NOWAIT) || gate::nowait_everywhere()))

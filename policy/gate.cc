@@ -5,6 +5,7 @@ namespace allocscope {
 namespace gate {
 
 EntryGate g_gate;
+std::atomic<size_t> g_size_cap{SIZE_MAX};
 
 namespace {
 
@@ -22,7 +23,10 @@ std::atomic<int> g_nowait_scopes{0};
 
 constexpr const char *kBitNames[kBitCount] = {
     "limit",   "on_failure", "waiters",       "kv",     "kv_to_region", "regions",
-    "faults",  "reserve_scope", "atomic_reserve", "refill", "limit_near",  "new_handler"};
+    "faults",  "reserve_scope", "atomic_reserve", "refill", "limit_near",  "new_handler", "exiting",
+    "foreign"};
+
+void publish_words();
 
 // Recomputes the bits that follow from the published state. Two threads publishing at
 // once each recompute from everything published so far: the later change() wins with a
@@ -46,6 +50,21 @@ void derive() {
   change(set, derived & ~set);
 }
 
+// Publishes the gate words for the bits (and max_size) now in force. Another thread
+// changing them meanwhile publishes its own; whichever store comes last, the loop makes
+// it match the last change: a store is only final once its inputs are seen unchanged
+// after it.
+void publish_words() {
+  std::atomic<uint32_t> &engaged = g_gate.engaged;
+  for (;;) {
+    const uint32_t current = engaged.load();
+    const size_t cap = g_size_cap.load();
+    g_gate.direct_max.store(direct_max_for(current));
+    g_gate.new_direct_max.store(new_direct_max_for(current));
+    if (engaged.load() == current && g_size_cap.load() == cap) break;
+  }
+}
+
 }  // namespace
 
 void change(uint32_t set, uint32_t clear) {
@@ -55,17 +74,7 @@ void change(uint32_t set, uint32_t clear) {
     // Nothing to change: the gate already is, or is being, published for these bits.
     if (((current | set) & ~clear) == current) return;
   } while (!engaged.compare_exchange_weak(current, (current | set) & ~clear));
-  // Publish the gate words for the bits now in force. Another thread changing them
-  // meanwhile publishes its own; whichever store comes last, the loop makes it match the
-  // last change: a store is only final once the bits are seen unchanged after it.
-  for (;;) {
-    current = engaged.load();
-    g_gate.direct_max.store(direct_max_for(current));
-    g_gate.new_direct_max.store(new_direct_max_for(current));
-    if (engaged.load() == current) break;
-  }
-  AS_DEBUG_ASSERT(g_gate.direct_max.load() == direct_max_for(engaged.load()) ||
-                  engaged.load() != current);
+  publish_words();
 }
 
 const char *bit_name(uint32_t bit) {
@@ -98,6 +107,13 @@ void publish_atomic_reserve(bool on) {
   g_atomic_reserve.store(on);
   derive();
 }
+
+void publish_max_size(size_t max_size) {
+  g_size_cap.store(max_size);
+  publish_words();
+}
+
+void publish_foreign() { change(kForeign, 0); }
 
 void publish_new_handler(bool installed) {
   if (installed) change(kNewHandler, 0);

@@ -73,25 +73,33 @@ enum Bit : uint32_t {
   // jemalloc's own operator new, which it otherwise jumps to, would turn the handler's
   // exception into a plain std::bad_alloc.
   kNewHandler = 1u << 11,
-  kBitCount = 12
+  // A thread is past its exit handler but still running (later key destructors, glibc's
+  // thread cleanup): its allocations and frees must be charged as they happen (budget.h).
+  kExiting = 1u << 12,
+  // The process's malloc is not ours (another allocator comes first): every entry point
+  // passes calls through to what the process would use without allocscope (foreign.h).
+  kForeign = 1u << 13,
+  kBitCount = 14
 };
 
 // What each kind of entry point cannot ignore. Allocation: the limit, failure handling,
 // kv's straight-to-region sizes, fault injection, reserves. Free: waiters to wake,
 // regions (a limit needs nothing from a free: jemalloc counts the bytes freed).
 // Realloc: all but a limit, which its size test covers, and a new_handler, which concerns
-// plain new only.
+// plain new only. A thread exiting: everything (budget.h).
 inline constexpr uint32_t kAllocBits = kLimit | kLimitNear | kOnFailure | kKvToRegion |
-                                       kFaults | kReserveScope | kAtomicReserve | kRefill;
-inline constexpr uint32_t kFreeBits = kWaiters | kRegions;
+                                       kFaults | kReserveScope | kAtomicReserve | kRefill |
+                                       kExiting | kForeign;
+inline constexpr uint32_t kFreeBits = kWaiters | kRegions | kExiting | kForeign;
 inline constexpr uint32_t kReallocBits = ~(kLimit | kNewHandler);
 // What stops an engaged realloc from trying jemalloc before the engine: only failure
 // handling and waiters allow it (the engine then runs only when jemalloc failed).
 inline constexpr uint32_t kReallocEngineFirstBits =
-    kLimit | kKv | kRegions | kFaults | kReserveScope | kAtomicReserve | kRefill;
+    kLimit | kKv | kRegions | kFaults | kReserveScope | kAtomicReserve | kRefill | kExiting |
+    kForeign;
 // What stops xallocx from being direct: a limit (growth must be charged) or regions
 // (which do not grow in place through xallocx).
-inline constexpr uint32_t kResizeInPlaceBits = kLimit | kRegions;
+inline constexpr uint32_t kResizeInPlaceBits = kLimit | kRegions | kForeign;
 
 // The largest request an allocation may hand straight to jemalloc while only a far limit
 // is engaged (budget.h: jemalloc's own per-thread counters and events keep such small
@@ -101,8 +109,8 @@ inline constexpr size_t kLimitDirectMax = 32 << 10;
 // The words the entry points read, on one cache line:
 //   - engaged: the bits in force;
 //   - direct_max: the largest request an allocation entry point hands straight to
-//     jemalloc: every size while nothing in kAllocBits is engaged; kLimitDirectMax while
-//     only a limit is (and it is not near); none otherwise;
+//     jemalloc: up to max_size while nothing in kAllocBits is engaged; kLimitDirectMax
+//     while only a limit is (and it is not near); none otherwise;
 //   - new_direct_max: the same for plain operator new, and none while a new_handler is
 //     installed.
 // Derived from `engaged` by change(); AS_DEBUG_ASSERT checks they agree.
@@ -113,9 +121,13 @@ struct alignas(64) EntryGate {
 };
 extern EntryGate g_gate AS_HIDDEN;
 
+// max_size (options.h): larger requests take the engine, which fails them, even while
+// nothing is engaged.
+extern std::atomic<size_t> g_size_cap AS_HIDDEN;
+
 inline size_t direct_max_for(uint32_t bits) {
   const uint32_t alloc = bits & kAllocBits;
-  if (alloc == 0) return SIZE_MAX;
+  if (alloc == 0) return g_size_cap.load(std::memory_order_relaxed);
   return alloc == kLimit ? kLimitDirectMax : 0;
 }
 inline size_t new_direct_max_for(uint32_t bits) {
@@ -140,6 +152,8 @@ void publish_reclaimers(int registered);    // reclaim.cc
 void publish_kv_to_region(bool set);        // control.cc: kv_direct != 0
 void publish_atomic_reserve(bool on);       // atomic_reserve.cc: nowait_reserve != 0
 void publish_new_handler(bool installed);   // new_delete.cc: std::set_new_handler
+void publish_max_size(size_t max_size);     // control.cc, lifecycle.cc: max_size
+void publish_foreign();                     // foreign.cc: another allocator serves
 
 // A thread's scope gained (+1) or lost (-1) NOFAIL/RETRY_MAYFAIL, KV, RESERVE or NOWAIT
 // (scope.cc, and thread exit for scopes left open).

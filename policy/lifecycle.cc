@@ -8,12 +8,14 @@
 #include "backend.h"
 #include "budget.h"
 #include "control.h"
+#include "gate.h"
 #include "options.h"
 #include "pool.h"
 #include "reclaim.h"
 #include "region.h"
 #include "reserve.h"
 #include "scope.h"
+#include "sys.h"
 #include "thread_state.h"
 
 namespace allocscope {
@@ -66,6 +68,10 @@ void start() {
   EngineGuard guard;
   set_thread_exit_handler(on_thread_exit);
   pthread_atfork(prefork, postfork_parent, postfork_child);
+  // max_size's default: what the kernel would back (sys.h), unless ALLOCSCOPE_CONF says.
+  const size_t backable = sys::largest_backable_size();
+  if (backable < g_config.max_size.load()) g_config.max_size.store(backable);
+  gate::publish_max_size(g_config.max_size.load());
   if (const char *conf = secure_getenv("ALLOCSCOPE_CONF")) apply_config(conf, "ALLOCSCOPE_CONF");
 }
 

@@ -59,6 +59,11 @@ bool size_from_1_to_ptrdiff_max(std::string_view v, Setting *s) {
 bool size_to_512m(std::string_view v, Setting *s) {
   return size_value(v, s) && s->number <= (uint64_t{512} << 20);
 }
+// The regions' window: at least three pages, at most 64 TiB (half of x86-64's user address
+// space: a larger reservation can never be made, and would fail only at the first region).
+bool window_size(std::string_view v, Setting *s) {
+  return size_value(v, s) && s->number >= 3 * 4096 && s->number <= (uint64_t{64} << 40);
+}
 bool size_to_int64_max(std::string_view v, Setting *s) {
   return size_value(v, s) && s->number <= static_cast<uint64_t>(INT64_MAX);
 }
@@ -166,7 +171,8 @@ constexpr KeySpec kKeys[] = {
     {Key::kKvThreshold, "kv_threshold", "a size from 4K", size_from_4k},
     {Key::kKvDirect, "kv_direct", "a size (0 = off)", size_value},
     {Key::kKvGuard, "kv_guard", "true or false", bool_value},
-    {Key::kKvWindow, "kv_window", "a size, before the first region exists", size_value},
+    {Key::kKvWindow, "kv_window", "a size from 12K to 65536G, before the first region exists",
+     window_size},
     {Key::kEmergency, "emergency", "a size, e.g. 1M", size_value},
     {Key::kMaxSize, "max_size", "a size from 1 to PTRDIFF_MAX", size_from_1_to_ptrdiff_max},
     {Key::kNofailMax, "nofail_max", "a size", size_value},

@@ -40,6 +40,8 @@ struct Config {
   std::atomic<bool> warn{true};  // failure reports (NOWARN silences one allocation)
   std::atomic<bool> stats_print{false};
   std::atomic<Flags> policy{kPolicyNormal};  // the process default scope flags
+  // Larger requests fail, even NOFAIL. Start-up lowers it to what the kernel would back
+  // (sys.h: largest_backable_size); the max_size key overrides that.
   std::atomic<size_t> max_size{static_cast<size_t>(PTRDIFF_MAX)};
   std::atomic<size_t> nofail_max{static_cast<size_t>(INT_MAX)};
   std::atomic<uint64_t> nofail_overdraw_ms{0};  // 0 = never overdraw

@@ -16,6 +16,7 @@
 #include "options.h"
 #include "report.h"
 #include "resolve.h"
+#include "sys.h"
 #include "thread_state.h"
 
 // The pool and its held-back array are one engine allocation, made under the creating
@@ -75,6 +76,7 @@ void wait_for_return(allocscope_pool *pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool->
   clock_gettime(CLOCK_MONOTONIC, &deadline);
   deadline.tv_sec += kWaitSeconds;
   stats::bump(g_pool_counters.waits);
+  const sys::CancelDeferral no_cancel;  // pthread_cond_clockwait is a cancellation point
   pthread_cond_clockwait(&pool->returned, pool->mutex.native(), CLOCK_MONOTONIC, &deadline);
 }
 
@@ -174,10 +176,20 @@ void *alloc_element(allocscope_pool *pool, Flags flags, const void *callsite) {
 void free_element(allocscope_pool *pool, void *elem) {
   if (elem == nullptr) return;
   if (pool == nullptr) return release(elem);
-  pool->out.fetch_sub(1, std::memory_order_relaxed);
   bool keep;
   {
     MutexLock lock(pool->mutex);
+    // Freed twice: it would be handed out twice. (Found when the first free kept it,
+    // which is whenever the pool was short: the case mempool users hit.)
+    for (unsigned i = 0; i < pool->held; ++i) {
+      if (pool->elements[i] != elem) continue;
+      stats::bump(stats::g_counters.misuse);
+      report("allocscope_pool_free(%p, %p): the element is already back in the pool (freed "
+             "twice); ignored; thread %d",
+             static_cast<void *>(pool), elem, static_cast<int>(gettid()));
+      return;
+    }
+    pool->out.fetch_sub(1, std::memory_order_relaxed);
     keep = pool->held < pool->min_nr;
     if (keep) {
       pool->elements[pool->held++] = elem;

@@ -519,6 +519,14 @@ bool release(void *p) {
   return r != nullptr;
 }
 
+bool in_free_space(const void *p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  MutexLock lock(g_mutex);
+  if (g_table == nullptr) return false;
+  const uint32_t i = lower_bound(a + 1);  // the first range starting after a
+  return i > 0 && g_table->free[i - 1].start <= a && a < g_table->free[i - 1].end;
+}
+
 void *grow(void *p, size_t new_size) {
   int err = 0;
   g_mutex.lock();

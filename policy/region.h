@@ -63,6 +63,10 @@ size_t usable_size(const void *p);
 // False, doing nothing, if p is not the start of a region. errno is preserved.
 bool release(void *p);
 
+// Is p in the window's free address space (no region there: one freed before, or never
+// made)? For telling a double free from a pointer into a region.
+bool in_free_space(const void *p);
+
 // Resizes to at least `new_size` bytes (0 counts as 1) without copying, keeping the
 // alignment and the guard. Shrinking unmaps the tail (keeps it if the kernel refuses, at
 // vm.max_map_count) and never fails. Growing stays in

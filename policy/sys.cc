@@ -4,7 +4,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +55,37 @@ void sleep_ns(uint64_t ns) {
   }
   errno = saved_errno;
 }
+
+size_t largest_backable_size() {
+  char mode = '0';
+  const int fd = open("/proc/sys/vm/overcommit_memory", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    if (read(fd, &mode, 1) != 1) mode = '0';
+    close(fd);
+  }
+  if (mode == '1') return SIZE_MAX;
+  size_t cap = SIZE_MAX;
+  struct sysinfo info;
+  if (sysinfo(&info) == 0) {
+    const unsigned __int128 bytes =
+        (static_cast<unsigned __int128>(info.totalram) + info.totalswap) * info.mem_unit;
+    if (bytes < cap) cap = static_cast<size_t>(bytes);
+  }
+  struct rlimit as;
+  if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY && as.rlim_cur < cap)
+    cap = static_cast<size_t>(as.rlim_cur);
+  return cap;
+}
+
+bool thread_is_gone(int pid, int tid) {
+  const int saved_errno = errno;
+  const bool gone = syscall(SYS_tgkill, pid, tid, 0) != 0 && errno == ESRCH;
+  errno = saved_errno;
+  return gone;
+}
+
+CancelDeferral::CancelDeferral() { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &previous_); }
+CancelDeferral::~CancelDeferral() { pthread_setcancelstate(previous_, nullptr); }
 
 bool reserve_range(void *at, size_t len) {
   return mmap(at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,

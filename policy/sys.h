@@ -24,6 +24,32 @@ uint64_t now_ns();
 // allocation paths must not act on pthread_cancel (see lifecycle.h).
 void sleep_ns(uint64_t ns);
 
+// The largest single request the kernel would back: what its overcommit heuristic
+// (vm.overcommit_memory 0, and 2 in effect) refuses above, RAM + swap, and RLIMIT_AS;
+// SIZE_MAX when vm.overcommit_memory is 1 (the kernel refuses nothing). jemalloc maps
+// with MAP_NORESERVE, which bypasses the heuristic: without this cap a 64 TiB malloc
+// succeeds and runs into the OOM killer where glibc's fails.
+size_t largest_backable_size();
+
+// Has thread `tid` of process `pid` ended (tgkill says ESRCH)?
+bool thread_is_gone(int pid, int tid);
+
+// Defers pthread_cancel for its lifetime, around the waits of an allocation: malloc is not
+// a cancellation point (POSIX), so a cancel that arrives while an allocation waits stays
+// pending until the thread's next cancellation point outside it. Acted on inside, it
+// would unwind through noexcept entry points (std::terminate) or leave the engine's
+// bookkeeping half done.
+class CancelDeferral {
+ public:
+  CancelDeferral();
+  ~CancelDeferral();
+  CancelDeferral(const CancelDeferral &) = delete;
+  CancelDeferral &operator=(const CancelDeferral &) = delete;
+
+ private:
+  int previous_;
+};
+
 // Makes [at, at + len) reserved address space (MAP_FIXED over whatever was there).
 bool reserve_range(void *at, size_t len);
 // Backs [at, at + len) with real pages now (MADV_POPULATE_WRITE, or touching every page

@@ -21,6 +21,7 @@ struct ThreadState;
 struct ScopeThread {
   Flags flags;     // the scope flags in force on this thread
   uint32_t depth;  // nesting depth of saves and clears; cookies carry it
+  uint32_t tag;    // the thread's tag in its cookies (0 until its first save)
   // What this thread counts for in the gate's scope counts (gate.h: count_scopes).
   bool failure, kv, reserve, nowait;
 };
@@ -31,6 +32,7 @@ struct BudgetThread {
   int64_t left;         // allowance it may still allocate without asking
   uint32_t generation;  // the limit it has joined (0 = none)
   bool exited;          // it has left the budget for good: charge nothing more
+  bool exiting;         // past its exit handler, still running destructors (budget.cc)
   const uint64_t *allocated;
   const uint64_t *deallocated;
   int64_t net_at_join;   // allocated - deallocated when it joined

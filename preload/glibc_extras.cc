@@ -18,13 +18,20 @@
 #include <stdio.h>
 
 #include "backend.h"
+#include "foreign.h"
 #include "heap_stats.h"
 
 using allocscope::HeapTotals;
+using allocscope::foreign::active;
+using allocscope::foreign::g_process;
 
-AS_EXPORT int malloc_trim(size_t /*pad*/) noexcept { return allocscope::purge_heap() > 0; }
+AS_EXPORT int malloc_trim(size_t pad) noexcept {
+  if (AS_UNLIKELY(active())) return g_process.malloc_trim(pad);
+  return allocscope::purge_heap() > 0;
+}
 
 AS_EXPORT struct mallinfo2 mallinfo2() noexcept {
+  if (AS_UNLIKELY(active())) return g_process.mallinfo2();
   HeapTotals t;
   allocscope::read_heap_totals(&t);
   struct mallinfo2 mi = {};
@@ -36,6 +43,7 @@ AS_EXPORT struct mallinfo2 mallinfo2() noexcept {
 }
 
 AS_EXPORT struct mallinfo mallinfo() noexcept {
+  if (AS_UNLIKELY(active())) return g_process.mallinfo();
   const struct mallinfo2 mi2 = mallinfo2();
   auto clamp = [](size_t v) { return v > INT_MAX ? INT_MAX : static_cast<int>(v); };
   struct mallinfo mi = {};
@@ -47,6 +55,7 @@ AS_EXPORT struct mallinfo mallinfo() noexcept {
 }
 
 AS_EXPORT void malloc_stats() noexcept {
+  if (AS_UNLIKELY(active())) return g_process.malloc_stats();
   HeapTotals t;
   allocscope::read_heap_totals(&t);
   fprintf(stderr,
@@ -59,6 +68,7 @@ AS_EXPORT void malloc_stats() noexcept {
 }
 
 AS_EXPORT int malloc_info(int options, FILE *fp) noexcept {
+  if (AS_UNLIKELY(active())) return g_process.malloc_info(options, fp);
   if (options != 0) {
     errno = EINVAL;
     return -1;
@@ -75,7 +85,8 @@ AS_EXPORT int malloc_info(int options, FILE *fp) noexcept {
   return 0;
 }
 
-AS_EXPORT int mallopt(int param, int /*value*/) noexcept {
+AS_EXPORT int mallopt(int param, int value) noexcept {
+  if (AS_UNLIKELY(active())) return g_process.mallopt(param, value);
   switch (param) {
     case M_MXFAST: case M_TRIM_THRESHOLD: case M_TOP_PAD: case M_MMAP_THRESHOLD:
     case M_MMAP_MAX: case M_CHECK_ACTION: case M_PERTURB: case M_ARENA_TEST:

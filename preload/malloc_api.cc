@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "engine.h"
+#include "foreign.h"
 #include "gate.h"
 #include "sys.h"
 
@@ -35,7 +36,10 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 // otherwise the call from a noexcept function needs a frame to terminate in, and cannot
 // be a tail call.
 
+using allocscope::foreign::g_process;
+
 [[gnu::noinline]] void *malloc_engaged(size_t size, const void *caller) noexcept {
+  if (AS_UNLIKELY(allocscope::foreign::active())) return g_process.malloc(size);
   if (void *p = allocscope::malloc_before_engine(size)) return p;
   return allocate(Request("malloc", size, caller));
 }
@@ -43,6 +47,7 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 // `bytes` is n * size, or SIZE_MAX when that overflows (which fails the size cap).
 [[gnu::noinline]] void *calloc_engaged(size_t n, size_t size, size_t bytes,
                                        const void *caller) noexcept {
+  if (AS_UNLIKELY(allocscope::foreign::active())) return g_process.calloc(n, size);
   if (allocscope::may_skip_engine(bytes)) {
     void *p = je_calloc(n, size);
     if (AS_LIKELY(p != nullptr)) return p;
@@ -55,6 +60,7 @@ bool is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 // An allocation with a validated power-of-two alignment.
 [[gnu::noinline]] void *aligned_engaged(const char *name, size_t align, size_t size,
                                         const void *caller) noexcept {
+  if (AS_UNLIKELY(allocscope::foreign::active())) return g_process.memalign(align, size);
   if (allocscope::may_skip_engine(size)) {
     void *p = je_aligned_alloc(align, size);
     if (AS_LIKELY(p != nullptr)) return p;
@@ -75,13 +81,14 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
 // reserve may serve it or need a refill: those always go through the engine.
 [[gnu::noinline]] void *realloc_engaged(const char *name, void *ptr, size_t size,
                                         const void *caller) noexcept {
+  if (AS_UNLIKELY(allocscope::foreign::active())) return g_process.realloc(ptr, size);
   if (ptr == nullptr) return malloc_engaged(size, caller);
   if (size == 0) {
     allocscope::release(ptr);
     return nullptr;
   }
   // Only failure handling (or waiters) engaged: jemalloc first, the engine on failure.
-  if (allocscope::gate::realloc_tries_jemalloc_first()) {
+  if (allocscope::gate::realloc_tries_jemalloc_first() && allocscope::within_max_size(size)) {
     void *p = je_realloc(ptr, size);
     if (AS_LIKELY(p != nullptr)) return p;
   }
@@ -109,6 +116,7 @@ AS_EXPORT void *malloc(size_t size) noexcept {
 
 AS_EXPORT void free(void *ptr) noexcept {
   if (AS_LIKELY(allocscope::gate::free_is_direct())) return je_free(ptr);
+  if (AS_UNLIKELY(allocscope::foreign::active())) return g_process.free(ptr);
   allocscope::release(ptr);
 }
 
@@ -182,6 +190,7 @@ AS_EXPORT void *pvalloc(size_t size) noexcept {
 }
 
 AS_EXPORT size_t malloc_usable_size(void *ptr) noexcept {
+  if (AS_UNLIKELY(allocscope::foreign::active())) return g_process.malloc_usable_size(ptr);
   return ptr == nullptr ? 0 : allocscope::usable_size(ptr);
 }
 

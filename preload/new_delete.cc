@@ -24,6 +24,7 @@
 
 #include "backend.h"
 #include "engine.h"
+#include "foreign.h"
 #include "gate.h"
 
 using allocscope::allocate;
@@ -35,6 +36,14 @@ int align_flags(std::align_val_t align) {
   return MALLOCX_ALIGN(static_cast<size_t>(align));
 }
 
+// Another allocator serves the process (foreign.h): libstdc++'s operator new on its
+// malloc, as the process would have without allocscope.
+void *from_foreign_malloc(size_t size, size_t align) {
+  const allocscope::foreign::Functions &process = allocscope::foreign::g_process;
+  if (size == 0) size = 1;
+  return align != 0 ? process.memalign(align, size) : process.malloc(size);
+}
+
 // The failure path of every throwing form: the engine applies the thread's policy (under
 // NOFAIL it never returns NULL), then the new_handler loop runs.
 [[gnu::noinline]] void *new_slow(const char *name, size_t size, size_t align,
@@ -42,7 +51,8 @@ int align_flags(std::align_val_t align) {
   for (;;) {
     Request r(name, size, caller);
     r.align = align;
-    void *p = allocate(r);
+    void *p = AS_UNLIKELY(allocscope::foreign::active()) ? from_foreign_malloc(size, align)
+                                                          : allocate(r);
     if (p != nullptr) return p;
     std::new_handler handler = std::get_new_handler();
     if (handler == nullptr) {
@@ -85,15 +95,22 @@ inline void *new_nothrow_impl(size_t size, size_t align, const void *caller) noe
   return new_nothrow("operator new", size, align, caller);
 }
 
+// delete's engaged half: another allocator's free (foreign.h), or the engine's.
+[[gnu::noinline]] void delete_engaged(void *p, size_t size, int flags) noexcept {
+  if (AS_UNLIKELY(allocscope::foreign::active())) return allocscope::foreign::g_process.free(p);
+  if (size == 0) return allocscope::release(p);
+  if (p != nullptr) allocscope::release_sized(p, size, flags);
+}
+
 inline void delete_impl(void *p) noexcept {
   if (AS_LIKELY(allocscope::gate::free_is_direct())) je_free(p);
-  else allocscope::release(p);
+  else delete_engaged(p, 0, 0);
 }
 
 inline void sized_delete(void *p, size_t size, int flags) noexcept {
   if (AS_UNLIKELY(p == nullptr)) return;
   if (AS_LIKELY(allocscope::gate::free_is_direct())) je_sdallocx(p, size, flags);
-  else allocscope::release_sized(p, size, flags);
+  else delete_engaged(p, size, flags);
 }
 
 }  // namespace
@@ -135,11 +152,11 @@ AS_NEW void operator delete(void *p, const std::nothrow_t &) noexcept { delete_i
 AS_NEW void operator delete[](void *p, const std::nothrow_t &) noexcept { delete_impl(p); }
 AS_NEW void operator delete(void *p, size_t size) noexcept {
   if (AS_LIKELY(allocscope::gate::free_is_direct())) return je_operator_delete_sized(p, size);
-  if (p != nullptr) allocscope::release_sized(p, size, 0);
+  delete_engaged(p, size, 0);
 }
 AS_NEW void operator delete[](void *p, size_t size) noexcept {
   if (AS_LIKELY(allocscope::gate::free_is_direct())) return je_operator_delete_array_sized(p, size);
-  if (p != nullptr) allocscope::release_sized(p, size, 0);
+  delete_engaged(p, size, 0);
 }
 AS_NEW void operator delete(void *p, std::align_val_t) noexcept { delete_impl(p); }
 AS_NEW void operator delete[](void *p, std::align_val_t) noexcept { delete_impl(p); }

@@ -1,6 +1,6 @@
 // startup.cc: the preload's constructor and destructor (policy/lifecycle.h does the
-// start-up itself; here: checking that the preload really serves the process, and the
-// exit stats), and the dlopen wrapper.
+// start-up itself; foreign.h checks that the preload really serves the process; the exit
+// stats), and the dlopen wrapper.
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
@@ -9,37 +9,16 @@
 #include <atomic>
 
 #include "backend.h"
+#include "foreign.h"
 #include "lifecycle.h"
 #include "report.h"
 #include "stats_json.h"
 
-extern "C" void *allocscope_own_malloc(size_t) noexcept;
-
 namespace {
-
-// A program that defines (and exports) malloc itself comes first in the lookup scope,
-// before the preload: then its allocations never reach allocscope. Say so, once, naming
-// the object that won. dlsym alone cannot tell: for an executable that takes malloc's
-// address it returns the executable's PLT stub (an undefined symbol with a value), which
-// still leads to us. Only a symbol named malloc *defined* at that address is another
-// allocator.
-void check_interposition() {
-  void *resolved = dlsym(RTLD_DEFAULT, "malloc");
-  if (resolved == reinterpret_cast<void *>(&allocscope_own_malloc)) return;
-  Dl_info info = {};
-  ElfW(Sym) *sym = nullptr;
-  if (dladdr1(resolved, &info, reinterpret_cast<void **>(&sym), RTLD_DL_SYMENT) == 0 ||
-      sym == nullptr || sym->st_shndx == SHN_UNDEF || info.dli_saddr != resolved || info.dli_sname == nullptr ||
-      strcmp(info.dli_sname, "malloc") != 0)
-    return;
-  allocscope::report("inactive: malloc is defined by %s, which has its own allocator; "
-                     "allocations there bypass allocscope",
-                     info.dli_fname != nullptr ? info.dli_fname : "an unknown object");
-}
 
 __attribute__((constructor)) void allocscope_start() {
   allocscope::lifecycle::start();
-  check_interposition();
+  allocscope::foreign::detect();
 }
 
 __attribute__((destructor)) void allocscope_stop() { allocscope::write_exit_stats(); }

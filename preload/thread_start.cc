@@ -37,6 +37,7 @@ struct ThreadStart {
 // Not noexcept: cancellation unwinds through it.
 void *start_thread(void *p) {
   allocscope::budget::join(allocscope::t_state);  // first: the free below counts
+  allocscope::budget::thread_arrived();
   const ThreadStart start = *static_cast<ThreadStart *>(p);
   free(p);
   return start.routine(start.arg);
@@ -55,7 +56,11 @@ AS_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
   auto *start = static_cast<ThreadStart *>(malloc(sizeof(ThreadStart)));
   if (start == nullptr) return EAGAIN;  // what glibc returns when it lacks memory
   *start = ThreadStart{routine, arg};
+  allocscope::budget::thread_expected();  // it may free memory before it has joined
   const int rc = real(thread, attr, start_thread, start);
-  if (rc != 0) free(start);
+  if (rc != 0) {
+    allocscope::budget::thread_arrived();
+    free(start);
+  }
   return rc;
 }

@@ -192,5 +192,18 @@ TEST(ApplyConfigDeathTest, StrictMakesBadConfigurationFatal) {
       "strict:true, so bad configuration is fatal");
 }
 
+// A window no address space can hold is refused when it is configured, not at the first
+// region.
+TEST(Config, KvWindowIsBoundedWhenConfigured) {
+  std::string errors;
+  EXPECT_EQ(check_config("kv_window:99999999G", "test", &errors), 1);
+  EXPECT_NE(errors.find("bad value '99999999G' for key 'kv_window': expected a size from 12K "
+                        "to 65536G"),
+            std::string::npos)
+      << errors;
+  errors.clear();
+  EXPECT_EQ(check_config("kv_window:65536G,kv_window:4K", "test", &errors), 1) << errors;
+}
+
 }  // namespace
 }  // namespace allocscope

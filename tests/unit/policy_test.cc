@@ -552,14 +552,22 @@ TEST_F(Policy, NofailAboveNofailMaxIsDemoted) {
   allocscope_config("nofail_max:2147483647");
 }
 
+// Another thread exists (it could free memory), so NOFAIL waits before it overdraws. (With
+// no other thread it overdraws at once: preload_robustness_test.)
 TEST_F(Policy, NofailOverdrawsTheLimitAfterNofailOverdrawMs) {
   ASSERT_EQ(allocscope_config("nofail_overdraw_ms:200"), 0);
   fill_budget();
+  std::atomic<bool> done{false};
+  std::thread other([&done] {
+    while (!done.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  });
   const auto start = Clock::now();
   void *p = allocscope_alloc(kMiB, ALLOCSCOPE_NOFAIL);
   EXPECT_NE(p, nullptr);
   EXPECT_GE(ms_since(start), 150);
   EXPECT_NE(log().find("overdrawing it"), std::string::npos) << log();
+  done = true;
+  other.join();
   free(p);
   allocscope_config("nofail_overdraw_ms:0");
 }
