@@ -340,6 +340,7 @@ void set_emergency(size_t bytes) {
 size_t emergency() { return static_cast<size_t>(g_emergency.load()); }
 
 size_t charged() {
+  reap_exited();
   if (!(gate::bits() & gate::kLimit)) {
     HeapTotals heap;
     read_heap_totals(&heap);

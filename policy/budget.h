@@ -138,7 +138,8 @@ void wake_waiters();
 void thread_exit(ThreadState &t);
 void exiting_sync(ThreadState &t);
 // Forgets exiting threads that are gone (at most once a millisecond), and takes
-// gate::kExiting off when none is left. Called from frees while the bit is set.
+// gate::kExiting off when none is left. Called from the engine's allocations and frees
+// while the bit is set, and by charged().
 void reap_exited();
 
 // Could another thread free memory for a NOFAIL allocation that waits? Not when every

@@ -557,7 +557,10 @@ void *allocate(const Request &request) {
   }
   EngineGuard guard;
   void *p = Allocation(request, t).run();
-  if (AS_UNLIKELY(t.budget.exiting)) budget::exiting_sync(t);
+  if (AS_UNLIKELY(gate::bits() & gate::kExiting)) {
+    if (t.budget.exiting) budget::exiting_sync(t);
+    budget::reap_exited();
+  }
   return p;
 }
 

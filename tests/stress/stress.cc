@@ -71,6 +71,12 @@
 // exit, so what is left is glibc's per-thread bookkeeping (the DTV of each thread, freed
 // only when glibc drops the thread's stack from its stack cache), which this program
 // cannot control. The figure is printed.
+// Then a churn phase, with the workers gone, under a fresh limit: rounds of short-lived
+// threads that allocate and free in pthread key destructors (which run after the preload's
+// own thread-exit handler), and of threads cancelled while they wait inside a NOFAIL
+// malloc at the limit. After a warm-up round (glibc caches thread stacks, and the first
+// round's DTVs stay live with them), the charge must come back to its baseline exactly, to
+// the byte, once the exiting threads are gone.
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
@@ -1121,6 +1127,96 @@ void check_charge(const char *where, size_t charged0, size_t charged, size_t liv
   if (charged != exact) ++g_resynced_barriers;
 }
 
+// ---- Churn: key destructors and cancellation (see the top). ----
+
+constexpr int kChurnThreads = 16;
+constexpr size_t kChurnBlock = 256 * kKiB;
+pthread_key_t g_frees_key, g_allocates_key;
+void *g_made_in_destructors[kChurnThreads];
+std::atomic<int> g_made_count{0};
+std::atomic<bool> g_waiter_returned{false};
+
+void *churn_thread(void *) {
+  void *p = malloc(kChurnBlock);
+  CHECK(p != nullptr, "churn: malloc");
+  memset(p, 7, kChurnBlock);
+  pthread_setspecific(g_frees_key, p);                  // freed by a key destructor
+  pthread_setspecific(g_allocates_key, &g_allocates_key);  // allocates in one
+  return nullptr;
+}
+
+void *nofail_waiter(void *) {
+  void *p = allocscope_alloc(4 * kMiB, ALLOCSCOPE_NOFAIL);
+  g_waiter_returned = p != nullptr;
+  free(p);
+  pthread_testcancel();
+  return nullptr;
+}
+
+bool someone_exiting() {
+  char json[16384];
+  allocscope_stats_json(json, sizeof(json));
+  const char *engaged = strstr(json, "\"engaged\":\"");
+  return engaged != nullptr && strstr(engaged, "exiting") != nullptr &&
+         strstr(engaged, "exiting") < strchr(engaged + 11, '"');
+}
+
+void churn_round(bool cancel) {
+  g_made_count = 0;
+  pthread_t threads[kChurnThreads];
+  for (pthread_t &t : threads)
+    CHECK(pthread_create(&t, nullptr, churn_thread, nullptr) == 0, "churn: pthread_create");
+  for (pthread_t &t : threads) CHECK(pthread_join(t, nullptr) == 0, "churn: pthread_join");
+  CHECK(g_made_count.load() == kChurnThreads, "churn: %d allocations in destructors",
+        g_made_count.load());
+  for (int i = 0; i < kChurnThreads; ++i) free(g_made_in_destructors[i]);
+  if (!cancel) return;
+  // The limit is full but for 1 MiB: the waiter's 4 MiB NOFAIL allocation waits.
+  const size_t room = allocscope_limit_get() - allocscope_charged();
+  void *ballast = malloc(room - kMiB);
+  CHECK(ballast != nullptr, "churn: ballast");
+  g_waiter_returned = false;
+  pthread_t waiter;
+  CHECK(pthread_create(&waiter, nullptr, nofail_waiter, nullptr) == 0, "churn: waiter");
+  sleep_ms(50);
+  CHECK(pthread_cancel(waiter) == 0, "churn: pthread_cancel");
+  sleep_ms(20);
+  CHECK(!g_waiter_returned.load(), "churn: the cancelled waiter returned before a free");
+  free(ballast);
+  void *result;
+  CHECK(pthread_join(waiter, &result) == 0, "churn: join the waiter");
+  CHECK(result == PTHREAD_CANCELED && g_waiter_returned.load(),
+        "churn: the waiter was not cancelled after its allocation returned");
+}
+
+void churn_phase() {
+  CHECK(pthread_key_create(&g_frees_key, free) == 0, "pthread_key_create");
+  CHECK(pthread_key_create(&g_allocates_key,
+                           [](void *) {
+                             // A quarter of what the other destructor frees: were
+                             // either lost to the budget, the two would not cancel out.
+                             void *p = malloc(kChurnBlock / 4);
+                             CHECK(p != nullptr, "churn: malloc in a key destructor");
+                             g_made_in_destructors[g_made_count++] = p;
+                           }) == 0,
+        "pthread_key_create");
+  CHECK(allocscope_limit_set(allocscope_charged() + 16 * kMiB) == 0, "churn: limit");
+  churn_round(true);  // warm-up: glibc's stack cache now holds what the rounds reuse
+  for (int i = 0; i < 1000 && someone_exiting(); ++i) sleep_ms(2);
+  flush_thread_cache();
+  const size_t baseline = allocscope_charged();
+  for (int round = 0; round < 8; ++round) churn_round(round % 2 == 0);
+  for (int i = 0; i < 1000 && someone_exiting(); ++i) sleep_ms(2);
+  CHECK(!someone_exiting(), "churn: threads still exiting after 2 s");
+  flush_thread_cache();
+  const size_t after = allocscope_charged();
+  printf("stress: churn: %d threads freeing and allocating in key destructors and 4 "
+         "cancelled NOFAIL waiters: charged %+lld bytes from the baseline\n",
+         8 * kChurnThreads, static_cast<long long>(after) - static_cast<long long>(baseline));
+  CHECK(after == baseline, "churn: charged %zu, baseline %zu", after, baseline);
+  CHECK(allocscope_limit_set(0) == 0, "churn: removing the limit");
+}
+
 void usage() {
   fprintf(stderr, "usage: stress THREADS(2-64) OPS [SEED] [--forks N] [--stall-seconds S] "
                   "[--budget-mib M]\n");
@@ -1388,6 +1484,7 @@ int main(int argc, char **argv) {
          "(tolerance %lld)\n", drift, tolerance);
   fflush(stdout);
   CHECK(drift <= tolerance && drift >= -tolerance, "charged drifted by %lld bytes", drift);
+  churn_phase();
   delete[] g_workers;
   delete[] g_exchange;
   printf("stress: ok\n");
