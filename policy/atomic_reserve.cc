@@ -31,14 +31,6 @@ size_t bound() {
   return handed_out > n ? handed_out : n;
 }
 
-// What a NOWAIT allocation of `size` may take from the window: its size class (at most a
-// quarter above it) and jemalloc's page for a large block, or a new slab (under 64 KiB);
-// 0 for a size no refill would cover.
-size_t footprint(size_t size) {
-  if (size > bound()) return 0;
-  return size + size / 4 + (64 << 10);
-}
-
 // Makes at least max(N, what jemalloc was refused, `also`) available, unless another
 // refill is running. `wait`: false for a NOWAIT allocation, which gives up rather than
 // wait for a configuration holding the arena.
@@ -49,7 +41,7 @@ bool refill_to(size_t also, bool wait) {
   bool ok = true;
   size_t target = g_size.load();
   if (target != 0) {
-    const size_t wanted = g_arena.wanted();
+    const size_t wanted = g_arena.wanted(target);
     if (wanted > target) target = wanted;
     if (also > target) target = also;
     // If the system refuses, the next NOWAIT allocation the arena cannot serve sets
@@ -79,6 +71,7 @@ bool nowait_refill(size_t also) {
 bool configure(size_t bytes) {
   g_size.store(bytes);
   g_arena.set_low_water(bytes / 2);
+  g_arena.set_min_water(bytes / 4);
   g_nowait_retry_at.store(0);
   bool ok = true;
   if (bytes == 0) {
@@ -103,19 +96,15 @@ int mallocx_flags() {
 
 void refill() { refill_to(0, true); }
 
-void before_nowait(size_t size) {
-  const size_t n = g_size.load(std::memory_order_relaxed);
-  if (n == 0) return;
-  size_t need = n / 4;  // the min watermark
-  const size_t wanted = g_arena.wanted(), fits = footprint(size);
-  if (wanted > need) need = wanted;
-  if (fits > need) need = fits;
-  if (g_arena.available() < need) nowait_refill(fits);
+void before_nowait() {
+  if (!g_arena.short_of_memory() || g_size.load(std::memory_order_relaxed) == 0) return;
+  nowait_refill(0);
 }
 
 bool refill_for_refused() {
-  if (g_size.load(std::memory_order_relaxed) == 0) return false;
-  const size_t wanted = g_arena.wanted();
+  const size_t n = g_size.load(std::memory_order_relaxed);
+  if (n == 0) return false;
+  const size_t wanted = g_arena.wanted(n);
   return wanted > g_arena.available() && nowait_refill(wanted) &&
          g_arena.available() >= wanted;
 }
@@ -127,7 +116,7 @@ int describe_failure(char *buf, size_t len, size_t size) {
                   "the atomic reserve (nowait_reserve:%zu) could not serve it (%zu bytes "
                   "available, %zu handed out)%s%s%s",
                   g_size.load(), g_arena.available(), g_arena.stats().handed_out,
-                  footprint(size) == 0 ? "; larger than the reserve and all it holds" : "",
+                  size > bound() ? "; larger than the reserve and all it holds" : "",
                   refill[0] != '\0' ? "; its last refill failed: " : "", refill);
 }
 

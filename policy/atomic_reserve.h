@@ -12,22 +12,21 @@
 // Refills, by watermark (the kernel's low and min watermarks):
 //   - below N/2 available ("low"), gate::kRefill is set and the next ordinary (not
 //     NOWAIT) allocation, on any thread, maps N more (kswapd's refill);
-//   - below N/4 ("min"), or when what the NOWAIT allocation at hand needs is not there,
-//     the NOWAIT allocation refills it itself before it is served: nothing else did in
-//     time (NOWAIT is the default, or every thread allocating is in a NOWAIT scope), and a
-//     reserve nothing refills would cap the process at N bytes. That refill is the one
-//     system call NOWAIT makes (an mmap and a populate of N bytes, bounded), never waits
-//     (skipped while another refill or a configuration holds the arena) and after a
-//     failure is not tried again by NOWAIT allocations for 10 ms;
-//   - when jemalloc fails a NOWAIT allocation because the hooks refused it a block it
-//     cannot do without (a new metadata block, 2 MiB-aligned and growing with the arena:
-//     no watermark predicts it), the allocation refills for it and tries once more.
-//     So a NOWAIT allocation makes at most two refills, and usually none.
-// A refill maps N, or more when jemalloc was refused a block it cannot do without (a new
-// metadata block, which grows with the arena) or the NOWAIT request at hand needs more,
-// as long as that is no more than the arena has handed out so far (or N): every size the
-// reserve served before is served again after a refill, and one huge request does not
-// inflate it. A NOWAIT allocation the reserve cannot serve fails with ENOMEM, and the
+//   - below N/4 ("min"), the next NOWAIT allocation refills it itself before it is
+//     served: nothing else did in time (NOWAIT is the default, or every thread allocating
+//     is in a NOWAIT scope), and a reserve nothing refills would cap the process at N
+//     bytes. That refill is the one system call NOWAIT makes (an mmap and a populate of
+//     about N bytes, bounded), never waits (skipped while another refill or a
+//     configuration holds the arena) and after a failure is not tried again by NOWAIT
+//     allocations for 10 ms;
+//   - when jemalloc fails a NOWAIT allocation because the hooks refused it a block (a
+//     request larger than what is left, or a new metadata block, 2 MiB-aligned and
+//     growing with the arena, which no watermark predicts), the allocation refills for it
+//     and tries once more. So a NOWAIT allocation makes at most two refills, and usually
+//     none.
+// A refill maps N, or what jemalloc was refused if that is more, as long as it is no more
+// than N or the arena has handed out so far: every size the reserve served before is
+// served again after a refill, and one huge request does not inflate it. A NOWAIT allocation the reserve cannot serve fails with ENOMEM, and the
 // report names the atomic reserve and what its last refill ran into.
 #pragma once
 
@@ -52,13 +51,13 @@ unsigned arena();
 // another refill: if one is running, this allocation goes on.
 void refill();
 
-// A NOWAIT allocation of `size` about to be served by the reserve: refills it first if it
-// is below its min watermark, or short of what jemalloc was refused or of what `size`
-// may take (see the top of this file).
-void before_nowait(size_t size);
+// A NOWAIT allocation about to be served by the reserve: refills it first if it is below
+// its min watermark (or a request was refused since the last refill). One load when not.
+void before_nowait();
 // After jemalloc failed a NOWAIT allocation in the reserve's arena: true if the hooks had
-// refused it a block it cannot do without (a new metadata block, which no watermark
-// predicts) and a refill now provided it, so one more attempt will find it.
+// refused it a block no larger than N or than all the arena has handed out (a large
+// block, or a new metadata block, which no watermark predicts) and a refill now
+// provided it, so one more attempt will find it.
 bool refill_for_refused();
 
 // Why a NOWAIT allocation of `size` the reserve could not serve failed, for its report

@@ -481,7 +481,7 @@ class Allocation {
         const int flags = atomic_reserve::mallocx_flags();
         r_.jemalloc_flags |= flags;
         from_atomic_reserve_ = flags != 0;
-        if (from_atomic_reserve_) atomic_reserve::before_nowait(r_.size);
+        if (from_atomic_reserve_) atomic_reserve::before_nowait();
       }
     } else if (gate::bits() & gate::kRefill) {
       atomic_reserve::refill();

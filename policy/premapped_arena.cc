@@ -106,14 +106,17 @@ void *PremappedArena::take(void *new_addr, size_t size, size_t alignment) {
       size_t wanted = wanted_.load(std::memory_order_relaxed);
       while (footprint > wanted && !wanted_.compare_exchange_weak(wanted, footprint)) {
       }
+      short_.store(true, std::memory_order_relaxed);
       if (low_water_bit_ != 0) gate::change(low_water_bit_, 0);
       return nullptr;
     }
     if (state_.compare_exchange_weak(state, pack(start + pages, end), std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
       if (start != next) wasted_.fetch_add((start - next) * kPage, std::memory_order_relaxed);
-      if (low_water_bit_ != 0 && (end - start - pages) * kPage < low_water())
-        gate::change(low_water_bit_, 0);
+      const size_t left = (end - start - pages) * kPage;
+      if (low_water_bit_ != 0 && left < low_water()) gate::change(low_water_bit_, 0);
+      if (left < min_water_.load(std::memory_order_relaxed) && !short_of_memory())
+        short_.store(true, std::memory_order_relaxed);
       return reinterpret_cast<void *>(base + start * kPage);
     }
   }
@@ -130,7 +133,9 @@ void PremappedArena::fail(Failure why, int error, size_t bytes) {
 // The span must be 1 GiB-aligned (one radix-tree leaf) with free room after its start;
 // only `bytes` of it are mapped. Where the kernel would put a new mapping now is the low
 // end of the mappings made so far (it places them top-down); the span goes kPlaceBelow
-// under that, or, if something is there, one of a few places further down.
+// under that, or, if something is there, one of a few places further down. Where mappings
+// are placed bottom-up instead (valgrind's address-space manager, the kernel's legacy
+// layout) the probe is low and the span goes as far above it.
 bool PremappedArena::place_locked(size_t bytes) {
   void *probe = mmap(nullptr, kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                      -1, 0);
@@ -140,16 +145,23 @@ bool PremappedArena::place_locked(size_t bytes) {
   }
   munmap(probe, kPage);
   const uint64_t top = reinterpret_cast<uintptr_t>(probe) & ~(kWindow - 1);
+  constexpr uint64_t kUserEnd = uint64_t{1} << 47;  // x86-64's user space, 4-level paging
   const size_t len = pages_for(bytes) * kPage;
   int error = EEXIST;
-  for (unsigned i = 0; i < 16; ++i) {
-    // 256 GiB below, then the next seven GiB down, then 512 GiB, 1 TiB, ... 32 TiB below.
-    const uint64_t below = i < 8 ? kPlaceBelow + i * kWindow : kPlaceBelow << (i - 7);
-    if (top < below + kWindow) break;
-    const uintptr_t at = top - below;
+  for (unsigned i = 0; i < 24 && error == EEXIST; ++i) {
+    // Below: 256 GiB, then the next seven GiB down, then 512 GiB, 1 TiB, ... 32 TiB. Then
+    // above: 256 GiB and the next seven GiB up.
+    uintptr_t at;
+    if (i < 16) {
+      const uint64_t below = i < 8 ? kPlaceBelow + i * kWindow : kPlaceBelow << (i - 7);
+      if (top < below + kWindow) continue;
+      at = top - below;
+    } else {
+      at = top + kPlaceBelow + (i - 16) * kWindow;
+      if (at + kWindow > kUserEnd) break;
+    }
     error = map_at(at, len);
-    if (error == EEXIST) continue;
-    if (error != 0) break;  // the system refuses any mapping of this size
+    if (error != 0) continue;  // EEXIST: try the next place; else the system refuses
     if (!sys::populate(reinterpret_cast<void *>(at), len)) {
       fail(Failure::kPopulate, errno, len);
       munmap(reinterpret_cast<void *>(at), len);
@@ -217,14 +229,17 @@ bool PremappedArena::create_locked() {
 
 bool PremappedArena::provide_locked(size_t bytes) {
   if (arena() == 0 && (base_.load() != 0 || !create_locked())) return false;
-  const uint64_t available = this->available();
-  if (available < bytes) {
-    const uint64_t missing = bytes - available;
+  const uint64_t before = available();
+  if (before < bytes) {
+    const uint64_t missing = bytes - before;
     if (!map_locked(missing < kMapStep ? kMapStep : missing)) return false;
   }
   // What the hooks refused now fits (unless a larger refusal came meanwhile).
   size_t wanted = wanted_.load(std::memory_order_relaxed);
   if (wanted <= bytes) wanted_.compare_exchange_strong(wanted, 0);
+  // Cleared here; a hook that takes the arena below the mark again sets it again.
+  if (available() >= min_water_.load(std::memory_order_relaxed) && wanted_.load() == 0)
+    short_.store(false, std::memory_order_relaxed);
   failure_.store(Failure::kNone, std::memory_order_relaxed);
   return true;
 }
@@ -268,14 +283,10 @@ size_t PremappedArena::room() const {
   return (kWindowPages - next_of(state_.load(std::memory_order_acquire))) * kPage;
 }
 
-size_t PremappedArena::wanted() const {
+size_t PremappedArena::wanted(size_t allowed) const {
   const size_t wanted = wanted_.load(std::memory_order_relaxed);
-  return wanted <= next_of(state_.load(std::memory_order_acquire)) * kPage ? wanted : 0;
-}
-
-size_t PremappedArena::available() const {
-  const uint64_t state = state_.load(std::memory_order_acquire);
-  return (end_of(state) - next_of(state)) * kPage;
+  const size_t handed_out = next_of(state_.load(std::memory_order_acquire)) * kPage;
+  return wanted <= handed_out || wanted <= allowed ? wanted : 0;
 }
 
 PremappedArena::Stats PremappedArena::stats() const {

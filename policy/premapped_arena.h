@@ -84,10 +84,11 @@ class PremappedArena {
   size_t room() const;
 
   // The largest request (with its alignment) the hooks refused since the last provide(),
-  // if it is no larger than what the arena has handed out so far; else 0. A provide() for at least
-  // this much lets jemalloc make the allocation it failed (e.g. a new metadata block,
-  // which grows with the arena), while a single huge request does not inflate the arena.
-  size_t wanted() const;
+  // if it is no larger than what the arena has handed out so far, or than `allowed`; else
+  // 0. A provide() for at least this much lets jemalloc make the allocation it failed (e.g.
+  // a new metadata block, which grows with the arena), while a single huge request does
+  // not inflate the arena.
+  size_t wanted(size_t allowed = 0) const;
 
   // The jemalloc arena index, 0 until the arena exists. mallocx flags for it: no thread
   // cache, which would hand its blocks to ordinary allocations and fill from elsewhere;
@@ -100,9 +101,18 @@ class PremappedArena {
 
   void set_low_water(size_t bytes) { low_water_.store(bytes, std::memory_order_relaxed); }
   size_t low_water() const { return low_water_.load(std::memory_order_relaxed); }
+  // A second, lower mark: short() is true from when a hook leaves less than this
+  // available, or refuses a request, until a provide() makes it up. Inline and one load:
+  // every NOWAIT allocation asks (atomic_reserve.h).
+  void set_min_water(size_t bytes) { min_water_.store(bytes, std::memory_order_relaxed); }
+  bool short_of_memory() const { return short_.load(std::memory_order_relaxed); }
 
   Stats stats() const;
-  size_t available() const;
+  // Mapped and not handed out yet. Inline: every NOWAIT allocation reads it.
+  size_t available() const {
+    const uint64_t state = state_.load(std::memory_order_acquire);
+    return (end_of(state) - next_of(state)) * 4096;
+  }
 
   // What the last failed provide() ran into, in words ("" if none failed): snprintf
   // semantics.
@@ -149,6 +159,8 @@ class PremappedArena {
   std::atomic<uint64_t> state_{0};
   std::atomic<unsigned> arena_{0};
   std::atomic<size_t> low_water_{0};
+  std::atomic<size_t> min_water_{0};
+  std::atomic<bool> short_{false};  // see set_min_water()
   std::atomic<size_t> wasted_{0};
   std::atomic<size_t> wanted_{0};  // see wanted(); raised by hooks, cleared by provide()
   // The last failure of provide(): what, the errno, and how many bytes it was mapping.
