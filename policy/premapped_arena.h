@@ -13,9 +13,10 @@
 // Only [base, end) is mapped: the window costs address space (RLIMIT_AS) for what was
 // provided, not for its span. It grows in place, by mapping at `end` without replacing
 // anything (MAP_FIXED_NOREPLACE), and shrinks by unmapping past `end`. Its span is placed
-// far below the other mappings (kernel mappings are placed top-down, so they reach it
-// last), which keeps the room after `end` free in practice; when another mapping is there
-// anyway, provide() fails and says so.
+// far below the other mappings (the kernel places mappings top-down, so they reach it
+// last; far above them where they are placed bottom-up, as under valgrind), which keeps
+// the room after `end` free in practice; when another mapping is there anyway, provide()
+// fails and says so.
 //
 // Why one leaf's span: jemalloc's radix tree (which maps every page it manages to its
 // extent) has a leaf per 1 GiB-aligned GiB on x86-64, allocated from jemalloc's own base
@@ -34,8 +35,9 @@
 // to keep (opt.retain's exponential growth of retained extents), which the hooks refuse
 // (jemalloc then asks for the exact size), or a new metadata block (base blocks, 2 MiB-
 // aligned and growing with what the arena manages), which has no fallback: without one no
-// allocation that needs new metadata can succeed. A refused request of that kind is
-// remembered (wanted()), so that the next provide() can make room for it.
+// allocation that needs new metadata can succeed. A refused request (that, or a block
+// larger than what is left) is remembered (wanted()), so that the next provide() can make
+// room for it.
 #pragma once
 
 #include <pthread.h>
