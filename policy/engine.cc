@@ -98,10 +98,16 @@ size_t growth(const Request &r) {
   return r.size > old ? r.size - old : 0;
 }
 
-enum class Reason { kLimit, kBackend, kRegion, kRegionThenArena, kSizeCap, kAboveLimit, kInjected };
+// kAtomicReserve: a NOWAIT allocation the atomic reserve's arena could not serve;
+// kReserveMemory: allocscope_reserve() could not get its premapped memory. Their reports
+// say what ran out or was refused, which "jemalloc could not map memory" would hide.
+enum class Reason {
+  kLimit, kBackend, kRegion, kRegionThenArena, kSizeCap, kAboveLimit, kInjected,
+  kAtomicReserve, kReserveMemory
+};
 
 void report_failure(const Request &r, const Policy &p, Reason why, unsigned passes) {
-  char flags[256], stack[2048], cause[160];
+  char flags[256], stack[2048], cause[400];
   switch (why) {
     case Reason::kLimit:
       snprintf(cause, sizeof(cause), "limit %zu reached (charged %zu, emergency %zu)",
@@ -127,6 +133,12 @@ void report_failure(const Request &r, const Policy &p, Reason why, unsigned pass
       break;
     case Reason::kInjected:
       snprintf(cause, sizeof(cause), "fault injected");
+      break;
+    case Reason::kAtomicReserve:
+      atomic_reserve::describe_failure(cause, sizeof(cause), r.size);
+      break;
+    case Reason::kReserveMemory:
+      reserve::describe_failure(cause, sizeof(cause));
       break;
   }
   report("%s(%zu) failed: %s; policy %s, flags %s, %u reclaim pass%s; thread %d; at %s",
@@ -247,16 +259,23 @@ struct Try {
 };
 
 struct ArenaTry : Try {
-  explicit ArenaTry(const Request &request) : r(request) {}
+  explicit ArenaTry(const Request &request, Reason backend = Reason::kBackend)
+      : r(request), backend(backend) {}
   void *once(bool memalloc, bool overdraw, Reason *why) override {
     if (gate::limit_is_set() && !budget::try_charge(t_state, growth(r), memalloc, overdraw)) {
       *why = Reason::kLimit;
       return nullptr;
     }
-    *why = Reason::kBackend;
-    return attempt(r);
+    *why = backend;
+    void *p = attempt(r);
+    // The atomic reserve's arena was refused a block it cannot do without: one refill for
+    // it and one more try, rather than failing with the memory in reach (atomic_reserve.h).
+    if (p == nullptr && backend == Reason::kAtomicReserve && atomic_reserve::refill_for_refused())
+      p = attempt(r);
+    return p;
   }
   const Request &r;
+  const Reason backend;  // what a jemalloc failure means (kAtomicReserve: that arena's)
 };
 
 struct RegionTry : Try {
@@ -306,7 +325,7 @@ struct RegionTry : Try {
 struct ReserveTry : Try {
   explicit ReserveTry(size_t bytes) : bytes(bytes) {}
   void *once(bool memalloc, bool overdraw, Reason *why) override {
-    *why = Reason::kBackend;
+    *why = Reason::kReserveMemory;
     if (!reserve::provide(bytes)) return nullptr;
     if (!budget::charge_reserve(t_state, bytes, memalloc, overdraw)) {
       reserve::unprovide(bytes);
@@ -438,7 +457,7 @@ class Allocation {
     stats::bump(counters_.attempts);
     if (r_.old != nullptr && region::contains(r_.old)) return resize_region();
     if (!kv_) {
-      ArenaTry arena(r_);
+      ArenaTry arena(r_, from_atomic_reserve_ ? Reason::kAtomicReserve : Reason::kBackend);
       return with_policy(r_, pol_, counters_, arena, warn_);
     }
     return kv();
@@ -453,15 +472,16 @@ class Allocation {
   }
 
   // NOWAIT goes to the atomic reserve's arena (unless the caller named an arena); an
-  // ordinary allocation refills that arena when it runs low. A NOWAIT allocation the
-  // atomic reserve serves promises no system call: it never goes to a region (an mmap),
-  // kv or not.
+  // ordinary allocation refills that arena when it runs low, and a NOWAIT one when it is
+  // nearly empty and nothing else did (atomic_reserve.h). A NOWAIT allocation the atomic
+  // reserve serves never goes to a region (an mmap), kv or not.
   void route_nowait_to_atomic_reserve() {
     if (pol_.contract == Contract::kNowait) {
       if (!(r_.jemalloc_flags & kArenaFlags)) {
         const int flags = atomic_reserve::mallocx_flags();
         r_.jemalloc_flags |= flags;
         from_atomic_reserve_ = flags != 0;
+        if (from_atomic_reserve_) atomic_reserve::before_nowait();
       }
     } else if (gate::bits() & gate::kRefill) {
       atomic_reserve::refill();

@@ -52,6 +52,12 @@ class ABSL_LOCKABLE Mutex {
     witness_lock(rank_);
     pthread_mutex_lock(&mutex_);
   }
+  // For a caller that must not wait (a NOWAIT allocation refilling the atomic reserve).
+  bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
+    if (pthread_mutex_trylock(&mutex_) != 0) return false;
+    witness_lock(rank_);
+    return true;
+  }
   void unlock() ABSL_UNLOCK_FUNCTION() {
     pthread_mutex_unlock(&mutex_);
     witness_unlock(rank_);

@@ -63,9 +63,11 @@ size_t slack() { return geometry().slack; }
 // is being reserved, and the slack. (The used part was served by jemalloc, or already
 // taken from the arena.)
 size_t needed() { return budget::reserves_total() + g_pending.load() + slack(); }
-// What a release leaves available: up to twice that, so that a thread that releases and
-// reserves again in a loop does not unmap and map each time.
-size_t kept() { return 2 * needed(); }
+// What a release leaves available: that and a few MiB more, so that a thread that
+// releases and reserves again in a loop does not unmap and map each time, while the pages
+// of a large reserve go back to the system (not a multiple of what other reserves hold).
+constexpr size_t kKeptExtra = size_t{4} << 20;
+size_t kept() { return needed() + kKeptExtra; }
 
 void report_exhausted(const ThreadState &t, size_t size, size_t cost, const char *name) {
   g_reserve_counters.exhausted.fetch_add(1, std::memory_order_relaxed);
@@ -88,6 +90,12 @@ bool provide(size_t bytes) {
 void unprovide(size_t bytes) {
   g_pending.fetch_sub(bytes);
   g_arena.trim(kept);
+}
+
+int describe_failure(char *buf, size_t len) {
+  char why[192];
+  if (g_arena.describe(why, sizeof(why)) <= 0) snprintf(why, sizeof(why), "reason unknown");
+  return snprintf(buf, len, "the reserves' premapped arena could not provide it: %s", why);
 }
 
 size_t room() {

@@ -41,6 +41,8 @@ namespace reserve {
 bool provide(size_t bytes);
 void unprovide(size_t bytes);
 size_t room();
+// Why the last provide() failed, for the report (snprintf semantics).
+int describe_failure(char *buf, size_t len);
 // Records `bytes` more reserved by thread t, charged and provided.
 void grant(ThreadState &t, size_t bytes);
 
