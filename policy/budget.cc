@@ -53,6 +53,19 @@ int64_t g_outside_jemalloc ABSL_GUARDED_BY(g_mutex) = 0;
 // Every thread that has joined, until it exits (intrusive list), and how many.
 ThreadState *g_threads ABSL_GUARDED_BY(g_mutex) = nullptr;
 int64_t g_thread_count ABSL_GUARDED_BY(g_mutex) = 0;
+// Where jemalloc keeps a thread's allocated/deallocated counters, relative to the thread's
+// ThreadState: both live in this object's static TLS block (initial-exec), so the distance
+// is the same for every thread. Learnt from the first thread that asks mallctl; it lets a
+// thread be registered without asking mallctl itself, which would initialise jemalloc's
+// whole per-thread state and thread cache (~22,000 instructions a thread, start and exit
+// together, where a thread that never needs them pays nothing under bare jemalloc).
+ptrdiff_t g_allocated_offset ABSL_GUARDED_BY(g_mutex) = 0;  // 0: not learnt yet
+ptrdiff_t g_deallocated_offset ABSL_GUARDED_BY(g_mutex) = 0;
+// Registered threads whose activity callback is not installed (they were registered while
+// no limit was set): while there are any, the limit counts as near, so that each one's
+// first allocation is checked, which installs it (budget.h).
+int64_t g_without_callback ABSL_GUARDED_BY(g_mutex) = 0;
+
 // jemalloc took our activity callback (it does unless built without stats): without it
 // nothing checks the unchecked allocations, so the limit is always near.
 bool g_activity_checks ABSL_GUARDED_BY(g_mutex) = true;
@@ -85,7 +98,11 @@ void unlink(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
 // A thread that leaves (exits, or does not exist in a fork child): its live bytes stay
 // charged outside any thread; its allowance goes back. Under g_mutex.
 void leave(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
-  if (joined_now(t)) g_outside += net_since_join(t);
+  if (joined_now(t) && t.budget.allocated != nullptr) g_outside += net_since_join(t);
+  if (t.budget.uncounted) {
+    t.budget.uncounted = false;
+    --g_without_callback;
+  }
   t.budget.left = 0;
   t.reserve.left = 0;
   t.budget.generation = 0;
@@ -98,7 +115,7 @@ void leave(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
 int64_t sum_charged(bool with_allowances) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   int64_t total = g_outside;
   for (ThreadState *t = g_threads; t != nullptr; t = t->budget.next)
-    if (joined_now(*t))
+    if (joined_now(*t) && t->budget.allocated != nullptr)
       total += net_since_join(*t) + load(&t->reserve.left) +
                (with_allowances ? load(&t->budget.left) : 0);
   return total;
@@ -126,7 +143,7 @@ void judge_nearness(int64_t total) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   g_room.store(room, std::memory_order_relaxed);
   if (limit != 0 && total <= limit && g_overdrawing.load(std::memory_order_relaxed))
     g_overdrawing.store(false, std::memory_order_relaxed);
-  const bool near = room < 0;
+  const bool near = room < 0 || (limit != 0 && g_without_callback != 0);
   if (near != static_cast<bool>(gate::bits() & gate::kLimitNear)) {
     if (near) {
       stats::bump(stats::g_counters.limit_near);
@@ -161,24 +178,56 @@ struct ActivityThunk {
   void *uctx;
 };
 
+// The counters of a thread registered without mallctl. Under g_mutex.
+void point_at_counters(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
+  if (t.budget.allocated != nullptr || g_allocated_offset == 0) return;
+  char *const base = reinterpret_cast<char *>(&t);
+  t.budget.allocated = reinterpret_cast<const uint64_t *>(base + g_allocated_offset);
+  t.budget.deallocated = reinterpret_cast<const uint64_t *>(base + g_deallocated_offset);
+}
+
+void link(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
+  if (registered(t)) return;
+  watch_thread_exit(t);
+  t.budget.next = g_threads;
+  if (g_threads != nullptr) g_threads->budget.prev = &t;
+  g_threads = &t;
+  ++g_thread_count;
+}
+
+// The calling thread (t) joins the limit in full: its counters from mallctl, its activity
+// callback, its baseline. Under g_mutex.
 void join_locked(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
-  if (t.budget.allocated == nullptr) {
-    size_t len = sizeof(t.budget.allocated);
-    je_mallctl("thread.allocatedp", &t.budget.allocated, &len, nullptr, 0);
-    len = sizeof(t.budget.deallocated);
-    je_mallctl("thread.deallocatedp", &t.budget.deallocated, &len, nullptr, 0);
+  if (!t.budget.callback) {
+    const uint64_t *allocated = nullptr, *deallocated = nullptr;
+    size_t len = sizeof(allocated);
+    je_mallctl("thread.allocatedp", &allocated, &len, nullptr, 0);
+    len = sizeof(deallocated);
+    je_mallctl("thread.deallocatedp", &deallocated, &len, nullptr, 0);
+    char *const base = reinterpret_cast<char *>(&t);
+    if (g_allocated_offset == 0) {
+      g_allocated_offset = reinterpret_cast<const char *>(allocated) - base;
+      g_deallocated_offset = reinterpret_cast<const char *>(deallocated) - base;
+      // Once: the threads registered before the layout was known.
+      for (ThreadState *other = g_threads; other != nullptr; other = other->budget.next)
+        point_at_counters(*other);
+    }
+    // The same layout in every thread, or the registration of threads without mallctl
+    // would read the wrong words: a debug check (the TLS block is one, static).
+    AS_DEBUG_ASSERT(reinterpret_cast<const char *>(allocated) - base == g_allocated_offset);
+    t.budget.allocated = allocated;
+    t.budget.deallocated = deallocated;
     ActivityThunk thunk{on_activity, nullptr};
     if (je_mallctl("experimental.thread.activity_callback", nullptr, nullptr, &thunk,
                    sizeof(thunk)) != 0)
       g_activity_checks = false;
-    watch_thread_exit(t);
+    t.budget.callback = true;
+    if (t.budget.uncounted) {
+      t.budget.uncounted = false;
+      --g_without_callback;
+    }
   }
-  if (!registered(t)) {
-    t.budget.next = g_threads;
-    if (g_threads != nullptr) g_threads->budget.prev = &t;
-    g_threads = &t;
-    ++g_thread_count;
-  }
+  link(t);
   t.budget.net_at_join = load(t.budget.allocated) - load(t.budget.deallocated);
   t.budget.net_at_check = t.budget.net_at_join;
   t.budget.left = 0;
@@ -267,7 +316,18 @@ void reap_exited() {
 void join(ThreadState &t) {
   if (t.budget.exited || t.budget.exiting) return;
   Locked lock;
-  if (!registered(t) || !joined_now(t)) join_locked(t);
+  if (!registered(t) || !joined_now(t) || !t.budget.callback) join_locked(t);
+}
+
+void know(ThreadState &t) {
+  if (t.budget.exited || t.budget.exiting) return;
+  Locked lock;
+  if (g_limit.load() != 0 || g_arena_limit.load() != 0) {
+    if (!registered(t) || !joined_now(t) || !t.budget.callback) join_locked(t);
+    return;
+  }
+  link(t);
+  point_at_counters(t);
 }
 
 namespace {
@@ -290,6 +350,11 @@ void reconfigure(int64_t limit, int64_t arena_limit) ABSL_EXCLUSIVE_LOCKS_REQUIR
     // most one allowance (kBatch) it should not have.
     const uint32_t generation = g_generation.fetch_add(1) + 1;
     for (ThreadState *t = g_threads; t != nullptr; t = t->budget.next) {
+      point_at_counters(*t);  // the caller joined in full: the layout is known
+      if (!t->budget.callback && !t->budget.uncounted) {
+        t->budget.uncounted = true;
+        ++g_without_callback;
+      }
       __atomic_store_n(&t->budget.left, 0, __ATOMIC_RELAXED);
       t->budget.net_at_join = load(t->budget.allocated) - load(t->budget.deallocated);
       t->budget.generation = generation;
@@ -367,7 +432,7 @@ bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
   if (size > static_cast<size_t>(INT64_MAX / 2)) return false;
   const int64_t cap = cap_for(memalloc);
   Locked lock;
-  if (!joined_now(t)) join_locked(t);
+  if (!joined_now(t) || !t.budget.callback) join_locked(t);
   // This thread's own allowance is part of the sum; it is replaced by the new one.
   int64_t others = sum_charged(true) - t.budget.left;
   const int64_t need = static_cast<int64_t>(size);

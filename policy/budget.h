@@ -113,11 +113,18 @@ size_t reserves_total();
 // Would `size` more bytes in the jemalloc arena stay within arena_limit?
 bool arena_fits(size_t size);
 
-// Makes the calling thread (t) known to the budget, if it is not yet: its jemalloc
-// counters, its activity callback, its exit handler. The preload does it when a thread
-// starts or starts another, set_limit for its caller; a thread started otherwise does it
-// at its first checked allocation.
+// Makes the calling thread (t) join the limit in full, if it has not yet: its jemalloc
+// counters, its activity callback, its exit handler. set_limit does it for its caller; a
+// thread does it at its first checked allocation.
 void join(ThreadState &t);
+// Makes the calling thread known to the budget: with a limit set, join(); without one, it
+// is only registered (linked, with its counters found from the TLS layout, no mallctl),
+// so a process with no limit pays nothing per thread but a link under a lock. If a limit
+// comes later, threads registered that way have no activity callback yet: the limit
+// counts as near until each has made a checked allocation (which installs it), so every
+// allocation is checked meanwhile (an idle thread keeps it so: documented in the README).
+// The preload's pthread_create calls it for the thread it starts and for the starter.
+void know(ThreadState &t);
 inline void ensure_joined(ThreadState &t) {
   if (t.budget.generation != g_generation.load(std::memory_order_relaxed)) join(t);
 }

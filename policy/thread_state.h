@@ -33,6 +33,8 @@ struct BudgetThread {
   uint32_t generation;  // the limit it has joined (0 = none)
   bool exited;          // it has left the budget for good: charge nothing more
   bool exiting;         // past its exit handler, still running destructors (budget.cc)
+  bool callback;        // its jemalloc activity callback is installed
+  bool uncounted;       // counted in budget.cc's g_without_callback
   const uint64_t *allocated;
   const uint64_t *deallocated;
   int64_t net_at_join;   // allocated - deallocated when it joined

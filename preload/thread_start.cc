@@ -36,7 +36,7 @@ struct ThreadStart {
 
 // Not noexcept: cancellation unwinds through it.
 void *start_thread(void *p) {
-  allocscope::budget::join(allocscope::t_state);  // first: the free below counts
+  allocscope::budget::know(allocscope::t_state);  // first: the free below counts
   allocscope::budget::thread_arrived();
   const ThreadStart start = *static_cast<ThreadStart *>(p);
   free(p);
@@ -51,7 +51,7 @@ AS_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
   if (AS_UNLIKELY(real == nullptr)) return EAGAIN;
   // The creator too: the first thread a process starts is started by the main thread,
   // which is then known from before it has company (budget.h).
-  allocscope::budget::join(allocscope::t_state);
+  allocscope::budget::know(allocscope::t_state);
   // Allocated under the caller's policy, like glibc's own allocations for the thread.
   auto *start = static_cast<ThreadStart *>(malloc(sizeof(ThreadStart)));
   if (start == nullptr) return EAGAIN;  // what glibc returns when it lacks memory
