@@ -2,7 +2,6 @@
 #include "fault.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,6 +24,9 @@ namespace fault {
 namespace {
 
 FaultSettings &g_settings = g_fault_settings;
+// fault.log as published for injections on any thread, also in fork children (its text
+// in g_settings is written under the configuration lock).
+PublishedPath g_log;
 
 // State (settings are in options.h): the random sequence, and counts of candidates,
 // eligible allocations and the threads with an armed allocscope_fail_nth.
@@ -97,7 +99,7 @@ bool countdown(std::atomic<uint64_t> &n) {
 // One JSON line per injected failure, appended at once (fault.log).
 void log_injection(size_t size, const char *function, CallSite *site, uint64_t nth) {
   char path[PATH_MAX];
-  if (g_settings.log[0] == '\0' || !expand_path(g_settings.log, path, sizeof(path))) return;
+  if (!g_log.get(path, sizeof(path))) return;
   char line[4096];
   int n = snprintf(line, sizeof(line),
                    "{\"pid\":%d,\"tid\":%d,\"size\":%zu,\"function\":\"%s\",\"nth\":%llu,",
@@ -117,10 +119,15 @@ void log_injection(size_t size, const char *function, CallSite *site, uint64_t n
     n += snprintf(line + n, sizeof(line) - n, "%s\"%s\"", i ? "," : "", frame);
   }
   n += snprintf(line + n, sizeof(line) - n, "]}\n");
-  const int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) return;
-  write_all(fd, line, static_cast<size_t>(n));
-  close(fd);
+  const iovec part = {line, n < static_cast<int>(sizeof(line)) ? static_cast<size_t>(n)
+                                                               : sizeof(line) - 1};
+  const char *why = nullptr;
+  static std::atomic<bool> refusal_said{false};  // one line, not one per injection
+  if (!append_line(path, &part, 1, &why) && why != nullptr && !refusal_said.exchange(true)) {
+    char expanded[PATH_MAX];
+    if (!expand_path(path, expanded, sizeof(expanded))) snprintf(expanded, sizeof(expanded), "%s", path);
+    report("fault.log: cannot write '%s': %s", expanded, why);
+  }
 }
 
 void announce(size_t size, Flags flags, const char *function, CallSite *site, uint64_t nth) {
@@ -153,6 +160,7 @@ void update() {
 void settings_changed(Key key) {
   if (key == Key::kFaultSeed || key == Key::kFaultReset) g_random.store(g_settings.seed.load());
   if (key == Key::kFaultReset) g_candidates.store(0);
+  if (key == Key::kFaultLog || key == Key::kFaultReset) g_log.set(g_settings.log);
   update();
 }
 
@@ -166,7 +174,7 @@ bool inject(size_t size, Flags flags, bool nofail, const char *function, const v
   if (!callsite_allows(site) || !stack_allows()) return false;
   // The number of this eligible allocation: fault.nth counts them; otherwise it is only
   // worth a shared counter when it is logged or reported.
-  const bool numbered = g_settings.log[0] != '\0' || g_settings.verbose.load() != 0;
+  const bool numbered = !g_log.empty() || g_settings.verbose.load() != 0;
   const uint64_t nth = numbered ? g_eligible.fetch_add(1, std::memory_order_relaxed) + 1 : 0;
   if (site != nullptr && g_settings.record[0] != '\0')
     site->count.fetch_add(1, std::memory_order_relaxed);
@@ -209,11 +217,8 @@ int mark_thread(bool on) {
 
 void write_record() {
   if (g_settings.record[0] == '\0') return;
-  const int fd = open_output_file(g_settings.record);
-  if (fd < 0) {
-    report("fault.record: cannot open '%s': %s", g_settings.record, strerror(-fd));
-    return;
-  }
+  const int fd = open_output_reported("fault.record", g_settings.record, Output::kWhole);
+  if (fd < 0) return;
   for_each_call_site([fd](CallSite &s) {
     const uint64_t count = s.count.load();
     if (count == 0) return;
