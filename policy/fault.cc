@@ -105,17 +105,18 @@ void log_injection(size_t size, const char *function, CallSite *site, uint64_t n
                    "{\"pid\":%d,\"tid\":%d,\"size\":%zu,\"function\":\"%s\",\"nth\":%llu,",
                    static_cast<int>(getpid()), static_cast<int>(gettid()), size, function,
                    static_cast<unsigned long long>(nth));
-  if (site != nullptr)
+  char name[PATH_MAX];
+  if (site != nullptr && site->known())
     n += snprintf(line + n, sizeof(line) - n,
-                  "\"callsite\":\"%s+0x%zx\",\"module\":\"%s\",\"offset\":\"0x%zx\",",
-                  site->module(), static_cast<size_t>(site->offset()), site->path,
+                  "\"callsite\":\"%s\",\"module\":\"%s\",\"offset\":\"0x%zx\",",
+                  site->name(name, sizeof(name)), site->path(),
                   static_cast<size_t>(site->offset()));
   n += snprintf(line + n, sizeof(line) - n, "\"backtrace\":[");
   void *frames[kMaxFrames];
   const int count = capture_backtrace(frames, kMaxFrames);
   for (int i = 0; i < count && n < static_cast<int>(sizeof(line)) - 300; ++i) {
     char frame[256];
-    format_frame(frames[i], frame, sizeof(frame));
+    format_call_site(frames[i], frame, sizeof(frame));
     n += snprintf(line + n, sizeof(line) - n, "%s\"%s\"", i ? "," : "", frame);
   }
   n += snprintf(line + n, sizeof(line) - n, "]}\n");
@@ -140,9 +141,9 @@ void announce(size_t size, Flags flags, const char *function, CallSite *site, ui
     void *frames[kMaxFrames];
     format_backtrace(frames, capture_backtrace(frames, kMaxFrames), where, sizeof(where));
   }
-  report("fault injected: %s(%zu) at %s+0x%zx (eligible allocation %llu)%s%s", function, size,
-         site != nullptr ? site->module() : "?",
-         site != nullptr ? static_cast<size_t>(site->offset()) : size_t{0},
+  char name[PATH_MAX];
+  report("fault injected: %s(%zu) at %s (eligible allocation %llu)%s%s", function, size,
+         site != nullptr ? site->name(name, sizeof(name)) : "?",
          static_cast<unsigned long long>(nth), verbose >= 2 ? "; " : "", where);
 }
 
@@ -219,14 +220,12 @@ void write_record() {
   if (g_settings.record[0] == '\0') return;
   const int fd = open_output_reported("fault.record", g_settings.record, Output::kWhole);
   if (fd < 0) return;
-  for_each_call_site([fd](CallSite &s) {
-    const uint64_t count = s.count.load();
-    if (count == 0) return;
-    char line[1024];
+  for_each_counted_site([fd](const CallSite &s, uint64_t count) {
+    char line[2 * PATH_MAX + 128], name[PATH_MAX];
     const int n = snprintf(line, sizeof(line),
-                           "{\"callsite\":\"%s+0x%zx\",\"module\":\"%s\",\"offset\":\"0x%zx\","
+                           "{\"callsite\":\"%s\",\"module\":\"%s\",\"offset\":\"0x%zx\","
                            "\"count\":%llu}\n",
-                           s.module(), static_cast<size_t>(s.offset()), s.path,
+                           s.name(name, sizeof(name)), s.path(),
                            static_cast<size_t>(s.offset()), static_cast<unsigned long long>(count));
     if (n > 0 && static_cast<size_t>(n) < sizeof(line)) write_all(fd, line, static_cast<size_t>(n));
   });

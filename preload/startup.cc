@@ -1,6 +1,6 @@
 // startup.cc: the preload's constructor and destructor (policy/lifecycle.h does the
 // start-up itself; foreign.h checks that the preload really serves the process; the exit
-// stats), and the dlopen wrapper.
+// stats), and the dlopen and dlclose wrappers.
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 #include <atomic>
 
 #include "backend.h"
+#include "callsite.h"
 #include "foreign.h"
 #include "lifecycle.h"
 #include "report.h"
@@ -54,5 +55,24 @@ AS_EXPORT void *dlopen(const char *file, int mode) noexcept {
                          file != nullptr ? file : "(main program)");
     mode &= ~RTLD_DEEPBIND;
   }
+  // glibc may have unloaded objects itself (iconv modules): the object about to be loaded
+  // may take their addresses, so the call-site cache must know first.
+  allocscope::loader_changed();
   return real_dlopen()(file, mode);
+}
+
+// After an object is unloaded, another may be loaded at its addresses: cached call sites
+// there are checked again before their next use (callsite.h).
+AS_EXPORT int dlclose(void *handle) noexcept {
+  using dlclose_fn = int (*)(void *) noexcept;
+  static std::atomic<dlclose_fn> real{nullptr};
+  dlclose_fn fn = real.load(std::memory_order_acquire);
+  if (fn == nullptr) {
+    fn = reinterpret_cast<dlclose_fn>(dlvsym(RTLD_NEXT, "dlclose", "GLIBC_2.34"));
+    if (fn == nullptr) fn = reinterpret_cast<dlclose_fn>(dlsym(RTLD_NEXT, "dlclose"));
+    real.store(fn, std::memory_order_release);
+  }
+  const int result = fn(handle);
+  allocscope::loader_changed();
+  return result;
 }
