@@ -15,15 +15,23 @@
                                        around one failure
      report_target chdir-fail DIR      changes directory, then fails once
      report_target wait-then-fail      reads a byte from stdin, then fails once (exit
-                                       handlers then write stats and records) */
+                                       handlers then write stats and records)
+
+   With REPORT_TARGET_NO_OPENAT2=1 in the environment, openat2 fails with ENOSYS from main
+   on (a seccomp filter), as on kernels before 5.6: output files opened after that take
+   the per-component openat walk. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +56,22 @@ static int fail_once(void) {
   return 0;
 }
 
+/* openat2 returns ENOSYS from now on; every other system call is allowed. */
+static void hide_openat2(void) {
+  struct sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0), /* seccomp_data.nr */
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {sizeof(filter) / sizeof(filter[0]), filter};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+      prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+    perror("report_target: seccomp");
+    exit(5);
+  }
+}
+
 static void read_go(void) {
   char c;
   while (read(0, &c, 1) < 0 && errno == EINTR) {
@@ -63,6 +87,7 @@ static void *thread_fails(void *arg) {
 
 int main(int argc, char **argv) {
   require_preload();
+  if (getenv("REPORT_TARGET_NO_OPENAT2") != NULL) hide_openat2();
   const char *mode = argc > 1 ? argv[1] : "";
   if (strcmp(mode, "fail") == 0 && argc == 3) {
     const int flags = fcntl(2, F_GETFL);

@@ -42,10 +42,12 @@ def stats_of(path):
         return json.load(f)["allocscope"]
 
 
-def run(cmd, conf, timeout=20, **kw):
+def run(cmd, conf, timeout=20, extra_env=None, **kw):
     """The command under the preload with conf; None if it did not finish in time."""
+    env = env_with(conf)
+    env.update(extra_env or {})
     try:
-        return subprocess.run(cmd, env=env_with(conf), capture_output=True, text=True,
+        return subprocess.run(cmd, env=env, capture_output=True, text=True,
                               timeout=timeout, **kw)
     except subprocess.TimeoutExpired:
         return None
@@ -259,23 +261,38 @@ def refused_once(result, path, why, key):
     check(result.returncode == 0, f"{key}: exit status {result.returncode}: {result.stderr}")
     named = lines_with(result.stderr, path)
     check(len(named) == 1, f"{key}: {len(named)} lines name {path}: {result.stderr!r}")
-    if key != "log_file":  # log_file is refused by the configuration's bad-value line
+    if not key.endswith("log_file"):  # log_file is refused by the configuration's bad-value line
         check(any(why in line for line in named), f"{key}: the line does not say {why!r}: {named}")
 
 
 def case_symlink_dir(prog, tmp):
-    """A symbolic link in a directory part of the path is not followed."""
+    """A symbolic link in a directory part of the path is not followed: by openat2, and by
+    the per-component walk where openat2 is missing (a seccomp filter hides it from main on,
+    so log_file, checked before main, is left out there). Paths through real directories
+    with "." and ".." still work."""
     victim = os.path.join(tmp, "victim")
     os.mkdir(victim)
+    os.mkdir(os.path.join(tmp, "real"))
     os.symlink(victim, os.path.join(tmp, "evil"))
-    for key, conf in OUTPUT_KEYS.items():
-        target = os.path.join(victim, key)
-        with open(target, "w") as f:
-            f.write("victim\n")
-        path = os.path.join(tmp, "evil", key)
-        result = run([prog, "fail", "1"], f"{conf},{key}:{path}")
-        check(read(target) == "victim\n", f"{key}: written through the link: {read(target)!r}")
-        refused_once(result, path, "symbolic link", key)
+    for walk in (False, True):
+        extra = {"REPORT_TARGET_NO_OPENAT2": "1"} if walk else {}
+        how = "walk" if walk else "openat2"
+        for key, conf in OUTPUT_KEYS.items():
+            if walk and key == "log_file":
+                continue
+            target = os.path.join(victim, key)
+            with open(target, "w") as f:
+                f.write("victim\n")
+            path = os.path.join(tmp, "real", "..", "evil", ".", key)
+            result = run([prog, "fail", "1"], f"{conf},{key}:{path}", extra_env=extra)
+            check(read(target) == "victim\n", f"{how}: {key}: written through the link: {read(target)!r}")
+            refused_once(result, path, "symbolic link", f"{how}: {key}")
+            # The same name through real directories is written.
+            good = os.path.join(tmp, "real", ".", "..", "real", f"{how}-{key}")
+            result = run([prog, "fail", "1"], f"{conf},{key}:{good}", extra_env=extra)
+            check(result is not None and result.returncode == 0 and os.path.getsize(good) > 0
+                  and "cannot write" not in result.stderr,
+                  f"{how}: {key}: not written through real directories: {result and result.stderr}")
 
 
 def case_fifo(prog, tmp):
