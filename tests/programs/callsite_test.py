@@ -18,16 +18,8 @@ import json
 import os
 import resource
 import subprocess
-import sys
-import tempfile
 
-problems = []
-
-
-def check(ok, what):
-    if not ok:
-        problems.append(what)
-    return ok
+from cases import check, run_case
 
 
 def run(cmd, conf, **kw):
@@ -124,21 +116,5 @@ def case_executable_name(target, tmp):
                 exe, "python3")
 
 
-def main():
-    if len(sys.argv) < 3:
-        sys.exit(__doc__)
-    if "LD_PRELOAD" not in os.environ:
-        sys.exit("callsite_test.py: LD_PRELOAD is not set; this test must run under the preload")
-    case = sys.argv[1]
-    args = [os.path.abspath(a) for a in sys.argv[2:]]
-    with tempfile.TemporaryDirectory() as tmp:
-        globals()["case_" + case](*args, tmp)
-    for p in problems:
-        print(f"FAIL: {case}: {p}", file=sys.stderr)
-    if not problems:
-        print(f"callsite_test: {case}: ok")
-    sys.exit(1 if problems else 0)
-
-
 if __name__ == "__main__":
-    main()
+    run_case("callsite_test", __doc__, globals())

@@ -17,18 +17,12 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import termios
+
+from cases import check, run_case
 
 LIMIT = "limit:16M,policy:nowait,warn_burst:0"
 FAILED = "malloc(67108864) failed"
-problems = []
-
-
-def check(ok, what):
-    if not ok:
-        problems.append(what)
-    return ok
 
 
 def env_with(conf):
@@ -354,21 +348,5 @@ def case_hard_link(prog, tmp):
         refused_once(result, path, "hard links", key)
 
 
-def main():
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    case, prog = sys.argv[1], os.path.abspath(sys.argv[2])
-    if "LD_PRELOAD" not in os.environ:
-        sys.exit("report_test.py: LD_PRELOAD is not set; this test must run under the preload")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chmod(tmp, 0o755)
-        globals()["case_" + case](prog, tmp)
-    for p in problems:
-        print(f"FAIL: {case}: {p}", file=sys.stderr)
-    if not problems:
-        print(f"report_test: {case}: ok")
-    sys.exit(1 if problems else 0)
-
-
 if __name__ == "__main__":
-    main()
+    run_case("report_test", __doc__, globals())
