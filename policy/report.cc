@@ -31,10 +31,10 @@ constexpr char kPrefix[] = "allocscope: ";
 // SIGTTOU lets the write through without a signal). Held off for the write; a SIGPIPE or
 // SIGXFSZ that was not pending before is ours and is consumed, one that was is the program's
 // and stays. Cancellation is off too: the callers run inside malloc, which is not a
-// cancellation point, while write(2) and open(2) are.
+// cancellation point, while write(2) and open(2) are. errno is as it was before.
 class QuietSection {
  public:
-  QuietSection() {
+  QuietSection() : errno_(errno) {
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state_);
     sigset_t quiet;
     sigemptyset(&quiet);
@@ -58,11 +58,13 @@ class QuietSection {
     }
     pthread_sigmask(SIG_SETMASK, &saved_mask_, nullptr);
     pthread_setcancelstate(cancel_state_, nullptr);
+    errno = errno_;
   }
   QuietSection(const QuietSection &) = delete;
   QuietSection &operator=(const QuietSection &) = delete;
 
  private:
+  int errno_;
   int cancel_state_;
   sigset_t saved_mask_;
   sigset_t pending_before_;
@@ -496,10 +498,6 @@ bool append_line(const char *path, const iovec *parts, int count, const char **w
   const bool ok = write_parts(fd, parts, count, Via::kWrite, false);
   close(fd);
   return ok;
-}
-
-uint64_t reports_dropped() {
-  return stats::g_counters.reports_dropped.load(std::memory_order_relaxed);
 }
 
 void report(const char *fmt, ...) {

@@ -8,9 +8,9 @@
 // Where a report goes: to the file named by log_file if one is set, otherwise to the
 // stderr the process started with, and only while fd 2 still is that file: a daemon that
 // closed fd 2 and opened its data file there gets no report lines in it (its reports go to
-// log_file, or are dropped; log_file:/dev/stderr follows fd 2 wherever it points). allocscope holds no descriptor of its own between reports: a
-// kept copy of a pipe or terminal would keep a pipeline or an ssh session from ending
-// after a daemon detached. A report never blocks and never raises a signal: pipes and
+// log_file, or are dropped; log_file:/dev/stderr follows fd 2 wherever it points).
+// allocscope holds no descriptor of its own between reports: a kept copy of a pipe or
+// terminal would keep a pipeline or an ssh session from ending after a daemon detached. A report never blocks and never raises a signal: pipes and
 // terminals are written through a non-blocking descriptor of our own (a reopened
 // /proc/self/fd/2, so the program's file status flags are untouched), sockets with
 // MSG_DONTWAIT, and SIGPIPE, SIGXFSZ and SIGTTOU are held off around the write (one our
@@ -44,9 +44,6 @@ void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // up to a second for a slow reader (it is written at exit, not inside an allocation).
 void report_text(const char *prefix, const char *text);
 
-// Reports dropped: the destination was full, closed, gone or refused.
-uint64_t reports_dropped();
-
 // Sends later reports to `path` (resolved now if relative; "%p" = pid), or back to the
 // stderr the process started with for "" and "stderr", or to whatever fd 2 is at each report
 // for "/dev/stderr" (for a program that redirects its own stderr to capture it). Each report
@@ -54,7 +51,7 @@ uint64_t reports_dropped();
 // missing). Returns 0 or -errno; on failure the destination is unchanged.
 int set_report_file(const char *path);
 
-// The values of the path keys, applied (called by the configuration's key table).
+// The values of the path keys, applied (control.cc calls these).
 // An output file's path: absolute as given, relative resolved now against the current
 // directory (not at each write: a process that changes directory, and its children, keep
 // writing where it was configured). "%p" stays, for each process to expand. False if empty
@@ -88,8 +85,8 @@ class PublishedPath {
 };
 
 // Opens an output file for a whole write (truncated; "%p" in the name: created, must not
-// exist) or for appending lines (created if missing). Returns the fd, or -1 with *why set
-// to the reason (a static string).
+// exist) or for appending lines (created if missing). Returns the fd, or -errno with *why
+// set to the reason (a static string).
 enum class Output { kWhole, kAppend };
 int open_output(const char *path, Output how, const char **why);
 
