@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unwind.h>
 
+#include "callsite.h"
+
 namespace allocscope {
 namespace {
 
@@ -44,27 +46,12 @@ int capture_backtrace(void **frames, int max) {
   return walk.count;
 }
 
-void format_frame(const void *addr, char *buf, size_t len) {
-  // A return address points after the call; -1 keeps it inside the calling line.
-  const char *lookup = static_cast<const char *>(addr) - 1;
-  Dl_info info;
-  if (dladdr(lookup, &info) == 0 || info.dli_fname == nullptr) {
-    snprintf(buf, len, "%p", addr);
-    return;
-  }
-  const char *slash = strrchr(info.dli_fname, '/');
-  const char *module = slash != nullptr ? slash + 1 : info.dli_fname;
-  if (*module == '\0') module = "main";
-  snprintf(buf, len, "%s+0x%zx", module,
-           static_cast<size_t>(lookup - static_cast<const char *>(info.dli_fbase)));
-}
-
 const char *format_backtrace(void *const *frames, int n, char *buf, size_t len) {
   size_t used = 0;
   buf[0] = '\0';
   for (int i = 0; i < n && used + 1 < len; ++i) {
     char frame[256];
-    format_frame(frames[i], frame, sizeof(frame));
+    format_call_site(frames[i], frame, sizeof(frame));
     int w = snprintf(buf + used, len - used, "%s%s", i == 0 ? "" : " <- ", frame);
     if (w < 0) break;
     used += static_cast<size_t>(w);

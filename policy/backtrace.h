@@ -2,7 +2,7 @@
 //
 // Frames are return addresses from the unwinder (_Unwind_Backtrace, called directly: glibc's
 // backtrace() would dlopen libgcc_s and allocate on first use). They are printed as
-// "module+0xoffset", which stays the same across runs despite ASLR and which
+// "module+0xoffset" (callsite.h), which stays the same across runs despite ASLR and which
 // addr2line -e MODULE resolves to a source line.
 #pragma once
 
@@ -17,10 +17,8 @@ inline constexpr int kMaxFrames = 32;
 // Returns the number captured.
 int capture_backtrace(void **frames, int max);
 
-// Writes "module+0x1a2b" for one address ("0xADDR" if no module contains it).
-void format_frame(const void *addr, char *buf, size_t len);
-
-// Writes the frames as "mod+0x10 <- mod+0x20 <- ...". Returns buf.
+// Writes the frames as "mod+0x10 <- mod+0x20 <- ...", each named by format_call_site
+// (callsite.h), as fault.log, fault.record and fault.callsite name them. Returns buf.
 const char *format_backtrace(void *const *frames, int n, char *buf, size_t len);
 
 }  // namespace allocscope

@@ -61,10 +61,9 @@ bool apply(const Setting &s, void *) {
     case Key::kWarnBurst: c.warn_burst.store(static_cast<unsigned>(s.number)); return true;
     case Key::kStrict: c.strict.store(s.on); return true;
     case Key::kStatsPrint: c.stats_print.store(s.on); return true;
-    case Key::kStatsFile: set_text(c.stats_file, s.text); return true;
-    case Key::kLogFile:
-      set_text(c.log_file, s.text);
-      return set_report_file(c.log_file) == 0;
+    // Output paths: relative ones resolved now (report.h), not at each write.
+    case Key::kStatsFile: return output_path_value(s.text, c.stats_file);
+    case Key::kLogFile: return log_file_value(s.text, c.log_file);
     // fault.*: the settings, then fault.cc brings its state and the gate in step.
     case Key::kFaultProbability: f.probability.store(s.number); f.enabled.store(true); break;
     case Key::kFaultInterval: f.interval.store(s.number); break;
@@ -85,8 +84,12 @@ bool apply(const Setting &s, void *) {
     case Key::kFaultThreads: f.marked_only.store(s.on); break;
     case Key::kFaultSeed: f.seed.store(s.number); break;
     case Key::kFaultVerbose: f.verbose.store(static_cast<int>(s.number)); break;
-    case Key::kFaultLog: set_text(f.log, s.text); break;
-    case Key::kFaultRecord: set_text(f.record, s.text); break;
+    case Key::kFaultLog:
+      if (!output_path_value(s.text, f.log)) return false;
+      break;
+    case Key::kFaultRecord:
+      if (!output_path_value(s.text, f.record)) return false;
+      break;
     case Key::kFaultReset: f = FaultSettings{}; break;
   }
   fault::settings_changed(s.key);

@@ -39,6 +39,7 @@ struct Counters {
   Counter misuse;  // out-of-order restores and other API misuse
   Counter reports;
   Counter reports_suppressed;
+  Counter reports_dropped;  // not written: destination full, closed, replaced or refused
   Counter reclaimer_calls;
   Counter faults_injected;
   Counter limit_near;  // gate::kLimitNear was set (budget.h)

@@ -2,7 +2,6 @@
 #include "fault.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,6 +24,9 @@ namespace fault {
 namespace {
 
 FaultSettings &g_settings = g_fault_settings;
+// fault.log as published for injections on any thread, also in fork children (its text
+// in g_settings is written under the configuration lock).
+PublishedPath g_log;
 
 // State (settings are in options.h): the random sequence, and counts of candidates,
 // eligible allocations and the threads with an armed allocscope_fail_nth.
@@ -97,30 +99,36 @@ bool countdown(std::atomic<uint64_t> &n) {
 // One JSON line per injected failure, appended at once (fault.log).
 void log_injection(size_t size, const char *function, CallSite *site, uint64_t nth) {
   char path[PATH_MAX];
-  if (g_settings.log[0] == '\0' || !expand_path(g_settings.log, path, sizeof(path))) return;
+  if (!g_log.get(path, sizeof(path))) return;
   char line[4096];
   int n = snprintf(line, sizeof(line),
                    "{\"pid\":%d,\"tid\":%d,\"size\":%zu,\"function\":\"%s\",\"nth\":%llu,",
                    static_cast<int>(getpid()), static_cast<int>(gettid()), size, function,
                    static_cast<unsigned long long>(nth));
-  if (site != nullptr)
+  char name[PATH_MAX];
+  if (site != nullptr && site->known())
     n += snprintf(line + n, sizeof(line) - n,
-                  "\"callsite\":\"%s+0x%zx\",\"module\":\"%s\",\"offset\":\"0x%zx\",",
-                  site->module(), static_cast<size_t>(site->offset()), site->path,
+                  "\"callsite\":\"%s\",\"module\":\"%s\",\"offset\":\"0x%zx\",",
+                  site->name(name, sizeof(name)), site->path(),
                   static_cast<size_t>(site->offset()));
   n += snprintf(line + n, sizeof(line) - n, "\"backtrace\":[");
   void *frames[kMaxFrames];
   const int count = capture_backtrace(frames, kMaxFrames);
   for (int i = 0; i < count && n < static_cast<int>(sizeof(line)) - 300; ++i) {
     char frame[256];
-    format_frame(frames[i], frame, sizeof(frame));
+    format_call_site(frames[i], frame, sizeof(frame));
     n += snprintf(line + n, sizeof(line) - n, "%s\"%s\"", i ? "," : "", frame);
   }
   n += snprintf(line + n, sizeof(line) - n, "]}\n");
-  const int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) return;
-  write_all(fd, line, static_cast<size_t>(n));
-  close(fd);
+  const iovec part = {line, n < static_cast<int>(sizeof(line)) ? static_cast<size_t>(n)
+                                                               : sizeof(line) - 1};
+  const char *why = nullptr;
+  static std::atomic<bool> refusal_said{false};  // one line, not one per injection
+  if (!append_line(path, &part, 1, &why) && why != nullptr && !refusal_said.exchange(true)) {
+    char expanded[PATH_MAX];
+    if (!expand_path(path, expanded, sizeof(expanded))) snprintf(expanded, sizeof(expanded), "%s", path);
+    report("fault.log: cannot write '%s': %s", expanded, why);
+  }
 }
 
 void announce(size_t size, Flags flags, const char *function, CallSite *site, uint64_t nth) {
@@ -133,9 +141,9 @@ void announce(size_t size, Flags flags, const char *function, CallSite *site, ui
     void *frames[kMaxFrames];
     format_backtrace(frames, capture_backtrace(frames, kMaxFrames), where, sizeof(where));
   }
-  report("fault injected: %s(%zu) at %s+0x%zx (eligible allocation %llu)%s%s", function, size,
-         site != nullptr ? site->module() : "?",
-         site != nullptr ? static_cast<size_t>(site->offset()) : size_t{0},
+  char name[PATH_MAX];
+  report("fault injected: %s(%zu) at %s (eligible allocation %llu)%s%s", function, size,
+         site != nullptr ? site->name(name, sizeof(name)) : "?",
          static_cast<unsigned long long>(nth), verbose >= 2 ? "; " : "", where);
 }
 
@@ -153,6 +161,7 @@ void update() {
 void settings_changed(Key key) {
   if (key == Key::kFaultSeed || key == Key::kFaultReset) g_random.store(g_settings.seed.load());
   if (key == Key::kFaultReset) g_candidates.store(0);
+  if (key == Key::kFaultLog || key == Key::kFaultReset) g_log.set(g_settings.log);
   update();
 }
 
@@ -166,7 +175,7 @@ bool inject(size_t size, Flags flags, bool nofail, const char *function, const v
   if (!callsite_allows(site) || !stack_allows()) return false;
   // The number of this eligible allocation: fault.nth counts them; otherwise it is only
   // worth a shared counter when it is logged or reported.
-  const bool numbered = g_settings.log[0] != '\0' || g_settings.verbose.load() != 0;
+  const bool numbered = !g_log.empty() || g_settings.verbose.load() != 0;
   const uint64_t nth = numbered ? g_eligible.fetch_add(1, std::memory_order_relaxed) + 1 : 0;
   if (site != nullptr && g_settings.record[0] != '\0')
     site->count.fetch_add(1, std::memory_order_relaxed);
@@ -209,19 +218,14 @@ int mark_thread(bool on) {
 
 void write_record() {
   if (g_settings.record[0] == '\0') return;
-  const int fd = open_output_file(g_settings.record);
-  if (fd < 0) {
-    report("fault.record: cannot open '%s': %s", g_settings.record, strerror(-fd));
-    return;
-  }
-  for_each_call_site([fd](CallSite &s) {
-    const uint64_t count = s.count.load();
-    if (count == 0) return;
-    char line[1024];
+  const int fd = open_output_reported("fault.record", g_settings.record, Output::kWhole);
+  if (fd < 0) return;
+  for_each_counted_site([fd](const CallSite &s, uint64_t count) {
+    char line[2 * PATH_MAX + 128], name[PATH_MAX];
     const int n = snprintf(line, sizeof(line),
-                           "{\"callsite\":\"%s+0x%zx\",\"module\":\"%s\",\"offset\":\"0x%zx\","
+                           "{\"callsite\":\"%s\",\"module\":\"%s\",\"offset\":\"0x%zx\","
                            "\"count\":%llu}\n",
-                           s.module(), static_cast<size_t>(s.offset()), s.path,
+                           s.name(name, sizeof(name)), s.path(),
                            static_cast<size_t>(s.offset()), static_cast<unsigned long long>(count));
     if (n > 0 && static_cast<size_t>(n) < sizeof(line)) write_all(fd, line, static_cast<size_t>(n));
   });

@@ -9,7 +9,7 @@
 
 #include <new>
 
-#include "backtrace.h"
+#include "callsite.h"
 #include "counters.h"
 #include "engine.h"
 #include "mutex.h"
@@ -86,7 +86,7 @@ allocscope_pool *create(size_t elem_size, unsigned min_nr, const void *callsite)
   char where[256];
   if (elem_size == 0) {
     stats::bump(stats::g_counters.misuse);
-    format_frame(callsite, where, sizeof(where));
+    format_call_site(callsite, where, sizeof(where));
     report("allocscope_pool_create(0, %u): elem_size must be at least 1; at %s", min_nr, where);
     errno = EINVAL;
     return nullptr;
@@ -95,7 +95,7 @@ allocscope_pool *create(size_t elem_size, unsigned min_nr, const void *callsite)
   size_t total;
   const size_t max_size = g_config.max_size.load(std::memory_order_relaxed);
   if (__builtin_mul_overflow(elem_size, nr, &total) || total > max_size) {
-    format_frame(callsite, where, sizeof(where));
+    format_call_site(callsite, where, sizeof(where));
     report("allocscope_pool_create(%zu, %u): %u elements of %zu bytes are above max_size %zu; "
            "at %s",
            elem_size, min_nr, nr, elem_size, max_size, where);
@@ -212,7 +212,7 @@ void destroy(allocscope_pool *pool, const void *callsite) {
   const int64_t out = pool->out.load(std::memory_order_relaxed);
   if (out > 0) {
     char where[256];
-    format_frame(callsite, where, sizeof(where));
+    format_call_site(callsite, where, sizeof(where));
     report("allocscope_pool_destroy(%p): %lld element%s of %zu bytes still out (not returned "
            "with allocscope_pool_free); they stay valid, release them with free(); thread %d; "
            "at %s",

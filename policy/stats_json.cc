@@ -79,10 +79,10 @@ int stats_json(char *buf, size_t len) {
           get(p.waits), get(p.wait_ns) / 1000000, get(p.stalls), get(p.overdraws));
   }
   w.add("},\"conflicts\":%llu,\"nofail_demotions\":%llu,\"misuse\":%llu,\"reports\":%llu,"
-        "\"reports_suppressed\":%llu,\"reclaimer_calls\":%llu,",
+        "\"reports_suppressed\":%llu,\"reports_dropped\":%llu,\"reclaimer_calls\":%llu,",
         get(g_counters.conflicts), get(g_counters.nofail_demotions), get(g_counters.misuse),
         get(g_counters.reports), get(g_counters.reports_suppressed),
-        get(g_counters.reclaimer_calls));
+        get(g_counters.reports_dropped), get(g_counters.reclaimer_calls));
   w.add("\"faults_injected\":%llu,", get(g_counters.faults_injected));
   const auto &pools = g_counters.pools;
   w.add("\"pools\":{\"live\":%llu,\"held\":%llu,\"from_reserve\":%llu,\"waits\":%llu,"
@@ -136,13 +136,8 @@ void write_exit_stats() {
   }
   if (g_config.stats_print.load()) report_text("stats ", json);
   if (g_config.stats_file[0] != '\0') {
-    int fd = open_output_file(g_config.stats_file);
-    if (fd < 0) {
-      char path[PATH_MAX];
-      if (!expand_path(g_config.stats_file, path, sizeof(path))) strcpy(path, g_config.stats_file);
-      report("stats_file: cannot open '%s': %s", path, strerror(-fd));
-      return;
-    }
+    const int fd = open_output_reported("stats_file", g_config.stats_file, Output::kWhole);
+    if (fd < 0) return;
     json[n++] = '\n';
     if (!write_all(fd, json, static_cast<size_t>(n)))
       report("stats_file: cannot write '%s'", g_config.stats_file);

@@ -11,6 +11,7 @@
 //                                  "reclaimed_bytes","waits","wait_ms","stalls",
 //                                  "overdraws"}
 //     "conflicts":N,"nofail_demotions":N,"misuse":N,"reports":N,"reports_suppressed":N,
+//     "reports_dropped":N,   reports that could not be written (report.h)
 //     "reclaimer_calls":N,
 //     "faults_injected":N,
 //     "pools":{"live":N,"held":N,"from_reserve":N,"waits":N,"failures":N},

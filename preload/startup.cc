@@ -1,6 +1,6 @@
 // startup.cc: the preload's constructor and destructor (policy/lifecycle.h does the
 // start-up itself; foreign.h checks that the preload really serves the process; the exit
-// stats), and the dlopen wrapper.
+// stats), and the dlopen and dlclose wrappers.
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 #include <atomic>
 
 #include "backend.h"
+#include "callsite.h"
 #include "foreign.h"
 #include "lifecycle.h"
 #include "report.h"
@@ -23,20 +24,27 @@ __attribute__((constructor)) void allocscope_start() {
 
 __attribute__((destructor)) void allocscope_stop() { allocscope::write_exit_stats(); }
 
-// noexcept like glibc's dlopen: calling a function that might throw from our noexcept
-// wrapper would need an exception region around the call, and no tail call is possible.
+// noexcept like glibc's dlopen and dlclose: calling a function that might throw from our
+// noexcept wrapper would need an exception region around the call, and no tail call is
+// possible.
 using dlopen_fn = void *(*)(const char *, int) noexcept;
+using dlclose_fn = int (*)(void *) noexcept;
 
-dlopen_fn real_dlopen() {
-  static std::atomic<dlopen_fn> real{nullptr};
-  dlopen_fn fn = real.load(std::memory_order_acquire);
+// glibc's definition of `name` (the GLIBC_2.34 version, since libdl moved into libc),
+// looked up once.
+template <typename Fn>
+Fn real_function(std::atomic<Fn> &cache, const char *name) {
+  Fn fn = cache.load(std::memory_order_acquire);
   if (fn == nullptr) {
-    fn = reinterpret_cast<dlopen_fn>(dlvsym(RTLD_NEXT, "dlopen", "GLIBC_2.34"));
-    if (fn == nullptr) fn = reinterpret_cast<dlopen_fn>(dlsym(RTLD_NEXT, "dlopen"));
-    real.store(fn, std::memory_order_release);
+    fn = reinterpret_cast<Fn>(dlvsym(RTLD_NEXT, name, "GLIBC_2.34"));
+    if (fn == nullptr) fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+    cache.store(fn, std::memory_order_release);
   }
   return fn;
 }
+
+std::atomic<dlopen_fn> g_real_dlopen{nullptr};
+std::atomic<dlclose_fn> g_real_dlclose{nullptr};
 
 }  // namespace
 
@@ -54,5 +62,16 @@ AS_EXPORT void *dlopen(const char *file, int mode) noexcept {
                          file != nullptr ? file : "(main program)");
     mode &= ~RTLD_DEEPBIND;
   }
-  return real_dlopen()(file, mode);
+  // glibc may have unloaded objects itself (iconv modules): the object about to be loaded
+  // may take their addresses, so the call-site cache must know first.
+  allocscope::loader_changed();
+  return real_function(g_real_dlopen, "dlopen")(file, mode);
+}
+
+// After an object is unloaded, another may be loaded at its addresses: cached call sites
+// there are checked again before their next use (callsite.h).
+AS_EXPORT int dlclose(void *handle) noexcept {
+  const int result = real_function(g_real_dlclose, "dlclose")(handle);
+  allocscope::loader_changed();
+  return result;
 }
