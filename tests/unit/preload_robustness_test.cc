@@ -331,6 +331,39 @@ TEST(NofailDeadEnds, TheOnlyThreadAtTheLimitOverdrawsInsteadOfHanging) {
             0);
 }
 
+// The fork child of a process whose other threads hold memory at the limit: their bytes
+// stay charged in the child, and nobody there can free them. A NOFAIL allocation in the
+// child overdraws instead of waiting forever.
+void *g_held_by_other;
+TEST(NofailDeadEnds, AForkChildOfAMultithreadedProcessAtTheLimitDoesNotHang) {
+  EXPECT_EQ(run_child([] {
+              check(allocscope_config("policy:nofail,warn:false,stall_warn_ms:0") == 0, 10);
+              check(allocscope_limit_set(allocscope_charged() + 32 * kMiB) == 0, 11);
+              pthread_t holder;
+              check(pthread_create(&holder, nullptr,
+                                   [](void *) -> void * {
+                                     g_held_by_other = malloc(28 * kMiB);
+                                     memset(g_held_by_other, 1, 28 * kMiB);
+                                     pause();
+                                     return nullptr;
+                                   },
+                                   nullptr) == 0,
+                    12);
+              while (g_held_by_other == nullptr) usleep(1000);
+              const pid_t pid = fork();
+              if (pid == 0) {
+                alarm(10);
+                void *p = malloc(8 * kMiB);  // only the vanished thread could free
+                _exit(p != nullptr ? 0 : 3);
+              }
+              int status;
+              check(waitpid(pid, &status, 0) == pid, 13);
+              check(WIFEXITED(status) && WEXITSTATUS(status) == 0, 14);
+            },
+                      30),
+            0);
+}
+
 // Once NOFAIL overdraws (after nofail_overdraw_ms), later NOFAIL allocations overdraw at
 // once until the charge is back under the limit: the wait is paid once, not per
 // allocation (90 MiB in 1 MiB steps took 45 s at 1000 ms each).
