@@ -121,6 +121,26 @@ int64_t sum_charged(bool with_allowances) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex)
   return total;
 }
 
+// The cap on all charged bytes: the limit (and the emergency allowance for MEMALLOC), or
+// none when only the arena is limited.
+int64_t cap_for(bool memalloc) {
+  const int64_t limit = g_limit.load(std::memory_order_relaxed);
+  if (limit == 0) return INT64_MAX;
+  return memalloc ? limit + g_emergency.load(std::memory_order_relaxed) : limit;
+}
+
+// How much more jemalloc memory fits on top of `total` (sum_charged(true)): what is left
+// under the limit, and under arena_limit for the arena's share (everything but regions).
+// arena_limit caps every arena allocation, not only kv's, as the kernel's contiguous
+// allocator fails for every caller, not only kvmalloc's.
+int64_t arena_headroom(int64_t total, bool memalloc) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
+  int64_t room = cap_for(memalloc) - total;
+  const int64_t arena_cap = g_arena_limit.load(std::memory_order_relaxed);
+  if (arena_cap != 0 && arena_cap - (total - g_outside_jemalloc) < room)
+    room = arena_cap - (total - g_outside_jemalloc);
+  return room;
+}
+
 // How much all threads together may still add to their live bytes, beyond what each may
 // allocate unchecked, before the limit is near: set by every exact sum, and lowered by
 // each callback by what its thread grew since its previous one. So a callback needs the
@@ -137,13 +157,15 @@ std::atomic<bool> g_overdrawing{false};
 // under the limit (`total` is sum_charged(true)), clears it otherwise. Under g_mutex.
 void judge_nearness(int64_t total) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   const int64_t limit = g_limit.load(std::memory_order_relaxed);
-  const int64_t room = limit == 0 ? INT64_MAX / 2
-                       : g_activity_checks ? limit - total - g_thread_count * kUncheckedPerThread
+  const bool limited = limit != 0 || g_arena_limit.load(std::memory_order_relaxed) != 0;
+  const int64_t headroom = arena_headroom(total, false);
+  const int64_t room = !limited           ? INT64_MAX / 2
+                       : g_activity_checks ? headroom - g_thread_count * kUncheckedPerThread
                                            : -1;
   g_room.store(room, std::memory_order_relaxed);
   if (limit != 0 && total <= limit && g_overdrawing.load(std::memory_order_relaxed))
     g_overdrawing.store(false, std::memory_order_relaxed);
-  const bool near = room < 0 || (limit != 0 && g_without_callback != 0);
+  const bool near = room < 0 || (limited && g_without_callback != 0);
   if (near != static_cast<bool>(gate::bits() & gate::kLimitNear)) {
     if (near) {
       stats::bump(stats::g_counters.limit_near);
@@ -370,12 +392,6 @@ void reconfigure(int64_t limit, int64_t arena_limit) ABSL_EXCLUSIVE_LOCKS_REQUIR
   }
 }
 
-// The cap for try_charge: the limit, or no cap when only the arena is limited.
-int64_t cap_for(bool memalloc) {
-  const int64_t limit = g_limit.load(std::memory_order_relaxed);
-  if (limit == 0) return INT64_MAX;
-  return memalloc ? limit + g_emergency.load(std::memory_order_relaxed) : limit;
-}
 
 }  // namespace
 
@@ -425,22 +441,22 @@ bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
     // Checked, not taken: exiting_sync() adds what the allocation really moved.
     if (overdraw || size > static_cast<size_t>(INT64_MAX / 2)) return overdraw;
     Locked lock;
-    return sum_charged(true) + static_cast<int64_t>(size) <= cap_for(memalloc);
+    return static_cast<int64_t>(size) <= arena_headroom(sum_charged(true), memalloc);
   }
   if (take_from_allowance(t, size)) return true;
   if (!(gate::bits() & gate::kLimit)) return true;  // lifted
   if (size > static_cast<size_t>(INT64_MAX / 2)) return false;
-  const int64_t cap = cap_for(memalloc);
   Locked lock;
   if (!joined_now(t) || !t.budget.callback) join_locked(t);
   // This thread's own allowance is part of the sum; it is replaced by the new one.
   int64_t others = sum_charged(true) - t.budget.left;
   const int64_t need = static_cast<int64_t>(size);
+  const int64_t room = arena_headroom(others, memalloc);
   bool ok = true;
-  if (overdraw || others + need + kBatch <= cap) {
+  if (overdraw || need + kBatch <= room) {
     t.budget.left = need + kBatch;
-  } else if (others + need <= cap) {
-    t.budget.left = cap - others;  // whatever is left, at least this allocation
+  } else if (need <= room) {
+    t.budget.left = room;  // whatever is left, at least this allocation
   } else {
     t.budget.left = 0;
     ok = false;
@@ -484,7 +500,7 @@ bool charge_reserve(ThreadState &t, size_t bytes, bool memalloc, bool overdraw) 
   if (!joined_now(t) || !registered(t)) join_locked(t);
   const int64_t total = sum_charged(true);
   const bool ok = !(gate::bits() & gate::kLimit) || overdraw ||
-                  total + static_cast<int64_t>(bytes) <= cap_for(memalloc);
+                  static_cast<int64_t>(bytes) <= arena_headroom(total, memalloc);
   if (ok) __atomic_store_n(&t.reserve.left, t.reserve.left + static_cast<int64_t>(bytes),
                            __ATOMIC_RELAXED);
   judge_nearness(ok ? total + static_cast<int64_t>(bytes) : total);
@@ -513,11 +529,11 @@ size_t reserves_total() {
   return total > 0 ? static_cast<size_t>(total) : 0;
 }
 
-bool arena_fits(size_t size) {
-  const int64_t arena_cap = g_arena_limit.load(std::memory_order_relaxed);
-  if (arena_cap == 0) return true;
+size_t arena_share() {
+  if (!(gate::bits() & gate::kLimit)) return 0;
   Locked lock;
-  return sum_charged(true) - g_outside_jemalloc + static_cast<int64_t>(size) <= arena_cap;
+  const int64_t share = sum_charged(false) - g_outside_jemalloc;
+  return share > 0 ? static_cast<size_t>(share) : 0;
 }
 
 void start_overdrawing() { g_overdrawing.store(true, std::memory_order_relaxed); }

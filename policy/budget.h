@@ -69,8 +69,8 @@ inline constexpr int64_t kUncheckedPerThread = kCheckInterval + gate::kLimitDire
 extern std::atomic<uint32_t> g_generation AS_HIDDEN;
 
 // The limit on all charged bytes, and on the jemalloc arena's share of them (regions
-// excluded; what makes kv's arena attempt fail while a region still fits). 0 = none;
-// either one engages the accounting.
+// excluded: every arena allocation obeys it, and it is what makes kv's arena attempt fail
+// while a region still fits). 0 = none; either one engages the accounting.
 void set_limit(size_t bytes);
 size_t limit();
 void set_arena_limit(size_t bytes);
@@ -110,8 +110,9 @@ size_t uncharge_reserve(ThreadState &t);
 // The unused reserves of all threads.
 size_t reserves_total();
 
-// Would `size` more bytes in the jemalloc arena stay within arena_limit?
-bool arena_fits(size_t size);
+// The jemalloc arena's share of the charge (everything but regions), which arena_limit
+// caps: try_charge() and charge_reserve() refuse what would pass it, like the limit.
+size_t arena_share();
 
 // Makes the calling thread (t) join the limit in full, if it has not yet: its jemalloc
 // counters, its activity callback, its exit handler. set_limit does it for its caller; a

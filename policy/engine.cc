@@ -110,8 +110,15 @@ void report_failure(const Request &r, const Policy &p, Reason why, unsigned pass
   char flags[256], stack[2048], cause[400];
   switch (why) {
     case Reason::kLimit:
-      snprintf(cause, sizeof(cause), "limit %zu reached (charged %zu, emergency %zu)",
-               budget::limit(), budget::charged(), budget::emergency());
+      if (budget::arena_limit() != 0)
+        snprintf(cause, sizeof(cause),
+                 "limit %zu or arena_limit %zu reached (charged %zu, of it the arena %zu, "
+                 "emergency %zu)",
+                 budget::limit(), budget::arena_limit(), budget::charged(),
+                 budget::arena_share(), budget::emergency());
+      else
+        snprintf(cause, sizeof(cause), "limit %zu reached (charged %zu, emergency %zu)",
+                 budget::limit(), budget::charged(), budget::emergency());
       break;
     case Reason::kBackend:
       snprintf(cause, sizeof(cause), "jemalloc could not map memory");
@@ -386,7 +393,6 @@ void *with_policy(const Request &r, const Policy &pol, stats::PolicyCounters &co
 // budget would pass arena_limit. For a realloc it may only grow the block in place.
 void *light_arena_attempt(const Request &r) {
   const size_t more = growth(r);
-  if (!budget::arena_fits(more)) return nullptr;
   if (gate::limit_is_set() && !budget::try_charge(t_state, more, false, false)) return nullptr;
   if (r.old == nullptr) return attempt(r);
   return je_xallocx(r.old, r.size, 0, r.jemalloc_flags) >= r.size ? r.old : nullptr;

@@ -458,4 +458,35 @@ TEST(Misuse, ARegionFreedTwiceIsReportedAsSuch) {
   unlink(log);
 }
 
+// ---- Contracts (issue 14) ----
+
+// arena_limit caps every jemalloc allocation, not only kv's arena attempts: plain 1 MiB
+// mallocs stop near it (they filled 64 MiB under arena_limit:16M), a plain call-site
+// allocation past it fails, and kv allocations still get regions.
+TEST(Contracts, ArenaLimitCapsEveryArenaAllocation) {
+  EXPECT_EQ(run_child([] {
+              check(allocscope_config("warn:false,kv_threshold:64K") == 0, 10);
+              const size_t base = allocscope_charged();
+              check(allocscope_config("limit:512M") == 0, 11);
+              char conf[64];
+              snprintf(conf, sizeof(conf), "arena_limit:%zu", base + 16 * kMiB);
+              check(allocscope_config(conf) == 0, 12);
+              void *blocks[64];
+              int n = 0;
+              while (n < 64 && (blocks[n] = malloc(kMiB)) != nullptr) ++n;
+              fprintf(stderr, "%d plain 1 MiB blocks under arena_limit 16M\n", n);
+              check(n >= 12 && n <= 16, 13);
+              errno = 0;
+              check(allocscope_alloc(8 * kMiB, 0) == nullptr && errno == ENOMEM, 14);
+              void *kv = allocscope_kvmalloc(8 * kMiB, 0);  // a region: not the arena's
+              check(kv != nullptr && allocscope_is_region(kv), 15);
+              free(kv);
+              for (int i = 0; i < n; ++i) free(blocks[i]);
+              void *again = allocscope_alloc(8 * kMiB, 0);
+              check(again != nullptr, 16);
+              free(again);
+            }),
+            0);
+}
+
 }  // namespace
