@@ -16,6 +16,14 @@
 // which the compiler would otherwise reach through the GOT.
 #define AS_HIDDEN __attribute__((visibility("hidden")))
 
+// An alias that copies the attributes of what it aliases (gcc's copy attribute; clang
+// lacks it and needs none: its aliases keep the target's attributes).
+#if defined(__has_attribute) && __has_attribute(copy)
+#define AS_ALIAS_OF(name) __attribute__((alias(#name), copy(name)))
+#else
+#define AS_ALIAS_OF(name) __attribute__((alias(#name)))
+#endif
+
 // An exported entry point. preload/exports.map decides what the world really sees.
 #define AS_EXPORT extern "C" __attribute__((visibility("default")))
 

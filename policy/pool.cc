@@ -26,8 +26,8 @@ struct allocscope_pool {
   pthread_cond_t returned;          // free_element() kept an element
   size_t elem_size;
   unsigned min_nr;
-  unsigned held;                    // elements[0, held) are held back
-  void **elements;                  // min_nr slots, just after this struct
+  unsigned held ABSL_GUARDED_BY(mutex);  // elements[0, held) are held back
+  void **elements;                  // min_nr slots, just after this struct (guarded by mutex)
   std::atomic<int64_t> out{0};      // handed out, not yet back through free_element
   allocscope_pool *next = nullptr;  // every live pool, for fork (under g_pools_mutex)
   allocscope_pool *prev = nullptr;
@@ -62,8 +62,9 @@ void *take_held(allocscope_pool *pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool->mutex
   return pool->elements[--pool->held];
 }
 
-// Frees the held-back elements and the pool itself (create's failure path, destroy).
-void free_pool(allocscope_pool *pool) {
+// Frees the held-back elements and the pool itself (create's failure path, destroy). No
+// other thread can see the pool: it is not yet, or no longer, in use.
+void free_pool(allocscope_pool *pool) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   for (unsigned i = 0; i < pool->held; ++i) release(pool->elements[i]);
   pthread_cond_destroy(&pool->returned);
   pool->~allocscope_pool();
@@ -110,15 +111,22 @@ allocscope_pool *create(size_t elem_size, unsigned min_nr, const void *callsite)
   pthread_cond_init(&pool->returned, nullptr);
   pool->elem_size = elem_size;
   pool->min_nr = nr;
-  pool->held = 0;
   pool->elements = reinterpret_cast<void **>(pool + 1);
-  for (; pool->held < nr; ++pool->held) {
-    pool->elements[pool->held] = attempt(pool, "allocscope_pool_create", 0, callsite);
-    if (pool->elements[pool->held] == nullptr) {
-      free_pool(pool);
-      errno = ENOMEM;
-      return nullptr;
-    }
+  // Allocated outside the pool's lock (nothing allocates holding it), published under it.
+  unsigned filled = 0;
+  while (filled < nr) {
+    void *elem = attempt(pool, "allocscope_pool_create", 0, callsite);
+    if (elem == nullptr) break;
+    pool->elements[filled++] = elem;
+  }
+  {
+    MutexLock lock(pool->mutex);
+    pool->held = filled;
+  }
+  if (filled < nr) {
+    free_pool(pool);
+    errno = ENOMEM;
+    return nullptr;
   }
 
   {
@@ -219,7 +227,10 @@ void destroy(allocscope_pool *pool, const void *callsite) {
            static_cast<void *>(pool), static_cast<long long>(out), out == 1 ? "" : "s",
            pool->elem_size, static_cast<int>(gettid()), where);
   }
-  g_pool_counters.held.fetch_sub(pool->held, std::memory_order_relaxed);
+  {
+    MutexLock lock(pool->mutex);
+    g_pool_counters.held.fetch_sub(pool->held, std::memory_order_relaxed);
+  }
   g_pool_counters.live.fetch_sub(1, std::memory_order_relaxed);
   free_pool(pool);
 }

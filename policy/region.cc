@@ -84,19 +84,19 @@ struct Table {
 };
 
 Mutex g_mutex{LockRank::kRegion};
-size_t g_window_bytes = size_t{64} << 30;
-bool g_guard = true;
-Table *g_table;  // null until the window exists
-uint32_t g_nfree;
-uint32_t g_unused;        // index + 1 of the first unused record (0 = none)
-uint32_t g_records_made;  // records[g_records_made..] were never used
+size_t g_window_bytes ABSL_GUARDED_BY(g_mutex) = size_t{64} << 30;
+bool g_guard ABSL_GUARDED_BY(g_mutex) = true;
+Table *g_table ABSL_GUARDED_BY(g_mutex);  // null until the window exists
+uint32_t g_nfree ABSL_GUARDED_BY(g_mutex);
+uint32_t g_unused ABSL_GUARDED_BY(g_mutex);        // index + 1 of the first unused record (0 = none)
+uint32_t g_records_made ABSL_GUARDED_BY(g_mutex);  // records[g_records_made..] were never used
 // Live regions allowed: a guarded region costs two kernel mappings (data, and the guard
 // that splits the reserved pages), and past vm.max_map_count the kernel refuses every
 // mmap, so regions may use at most half of it and leave the rest to the process.
-uint32_t g_max_regions;
+uint32_t g_max_regions ABSL_GUARDED_BY(g_mutex);
 // Ranges kept out of the free list for good because the kernel would not take their
 // pages back (see retire).
-uint32_t g_leaked;
+uint32_t g_leaked ABSL_GUARDED_BY(g_mutex);
 
 std::atomic<size_t> g_regions{0};
 std::atomic<size_t> g_bytes{0};
@@ -126,7 +126,7 @@ size_t max_map_count() {
   return n == 0 ? 65530 : n;
 }
 
-bool ensure_window() {
+bool ensure_window() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   if (g_table != nullptr) return true;
   void *table = mmap(nullptr, sizeof(Table), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -153,7 +153,7 @@ bool ensure_window() {
 }
 
 // size in whole pages (0 counts as 1); false if it could never fit the window.
-bool page_round(size_t size, size_t *len) {
+bool page_round(size_t size, size_t *len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   if (size > g_window_bytes) return false;
   *len = size == 0 ? page() : (size + page() - 1) & ~(page() - 1);
   return true;
@@ -207,12 +207,12 @@ bool move_pages(uintptr_t from, size_t len, uintptr_t to, size_t new_len) {
 
 // ---- Records, by start address ----
 
-uint32_t home(uintptr_t start) {
+uint32_t home(uintptr_t start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   return fibonacci_slot(start / page(), kSlotBits);
 }
 
 // The slot holding the record that starts at `start`, or the empty slot where it would go.
-uint32_t probe(uintptr_t start) {
+uint32_t probe(uintptr_t start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   const uint32_t *slots = g_table->slots;
   uint32_t i = home(start);
   while (slots[i] != 0 && g_table->records[slots[i] - 1].start != start)
@@ -220,19 +220,19 @@ uint32_t probe(uintptr_t start) {
   return i;
 }
 
-Record *find(const void *p, uint32_t *slot) {
+Record *find(const void *p, uint32_t *slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   if (g_table == nullptr) return nullptr;
   *slot = probe(reinterpret_cast<uintptr_t>(p));
   const uint32_t index = g_table->slots[*slot];
   return index == 0 ? nullptr : &g_table->records[index - 1];
 }
 
-void index_record(Record &r) {
+void index_record(Record &r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   g_table->slots[probe(r.start)] = static_cast<uint32_t>(&r - g_table->records) + 1;
 }
 
 // Linear-probing deletion: later entries of the run move back, so no tombstones.
-void unindex(uint32_t i) {
+void unindex(uint32_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   uint32_t *slots = g_table->slots;
   slots[i] = 0;
   for (uint32_t j = (i + 1) & kSlotMask; slots[j] != 0; j = (j + 1) & kSlotMask) {
@@ -246,7 +246,7 @@ void unindex(uint32_t i) {
   }
 }
 
-Record *new_record() {
+Record *new_record() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   if (g_regions.load(std::memory_order_relaxed) + g_leaked >= g_max_regions) return nullptr;
   uint32_t index;
   if (g_unused != 0) {
@@ -258,7 +258,7 @@ Record *new_record() {
   return &g_table->records[index];
 }
 
-void drop_record(Record &r) {
+void drop_record(Record &r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   r.next = g_unused;
   g_unused = static_cast<uint32_t>(&r - g_table->records) + 1;
 }
@@ -266,7 +266,7 @@ void drop_record(Record &r) {
 // ---- Free address space ----
 
 // The first range whose start is >= a.
-uint32_t lower_bound(uintptr_t a) {
+uint32_t lower_bound(uintptr_t a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   uint32_t lo = 0, hi = g_nfree;
   while (lo < hi) {
     const uint32_t mid = (lo + hi) / 2;
@@ -276,21 +276,21 @@ uint32_t lower_bound(uintptr_t a) {
   return lo;
 }
 
-void insert_range(uint32_t i, Range r) {
+void insert_range(uint32_t i, Range r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   Range *f = g_table->free;
   memmove(&f[i + 1], &f[i], (g_nfree - i) * sizeof(Range));
   f[i] = r;
   ++g_nfree;
 }
 
-void erase_range(uint32_t i) {
+void erase_range(uint32_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   Range *f = g_table->free;
   memmove(&f[i], &f[i + 1], (g_nfree - i - 1) * sizeof(Range));
   --g_nfree;
 }
 
 // Takes [a, b) out of free range i, which contains it.
-void carve(uint32_t i, uintptr_t a, uintptr_t b) {
+void carve(uint32_t i, uintptr_t a, uintptr_t b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   Range &r = g_table->free[i];
   if (r.start < a && b < r.end) {
     const Range tail{b, r.end};
@@ -306,7 +306,7 @@ void carve(uint32_t i, uintptr_t a, uintptr_t b) {
 }
 
 // First fit: the lowest `len` bytes starting at a multiple of `align`; 0 if none.
-uintptr_t take(size_t len, size_t align) {
+uintptr_t take(size_t len, size_t align) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   for (uint32_t i = 0; i < g_nfree; ++i) {
     const Range r = g_table->free[i];
     const uintptr_t a = (r.start + align - 1) & ~(align - 1);
@@ -318,7 +318,7 @@ uintptr_t take(size_t len, size_t align) {
 }
 
 // Takes [a, a + len) if it is free: for growing in place.
-bool take_at(uintptr_t a, size_t len) {
+bool take_at(uintptr_t a, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   const uint32_t i = lower_bound(a);
   if (i == g_nfree || g_table->free[i].start != a || g_table->free[i].end - a < len)
     return false;
@@ -327,7 +327,7 @@ bool take_at(uintptr_t a, size_t len) {
 }
 
 // Returns [a, b), which must be reserved, coalescing with its neighbours.
-void give(uintptr_t a, uintptr_t b) {
+void give(uintptr_t a, uintptr_t b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   Range *f = g_table->free;
   const uint32_t i = lower_bound(a);
   const bool joins_prev = i > 0 && f[i - 1].end == a;
@@ -356,7 +356,7 @@ bool retire(uintptr_t start, size_t len) {
 
 // Returns a region's extent to the free list (its guard is reserved already), or leaks it
 // if the kernel would not even take the pages back.
-void give_back(uintptr_t start, size_t len, size_t guard) {
+void give_back(uintptr_t start, size_t len, size_t guard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   if (retire(start, len)) give(start, start + len + guard);
   else ++g_leaked;
 }
@@ -372,7 +372,7 @@ void advise_huge(uintptr_t start, size_t len) {
   if (len >= kHugePage) madvise(reinterpret_cast<void *>(start), len, MADV_HUGEPAGE);
 }
 
-void *allocate_locked(size_t size, size_t align, bool zero_unused) {
+void *allocate_locked(size_t size, size_t align, bool zero_unused) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   size_t len;
   if (!ensure_window() || !page_round(size, &len)) return nullptr;
   if (align < page()) align = page();
@@ -401,7 +401,7 @@ void *allocate_locked(size_t size, size_t align, bool zero_unused) {
 }
 
 // Never fails: if the tail cannot be unmapped, the region keeps it.
-void shrink(Record &r, size_t len, size_t new_size) {
+void shrink(Record &r, size_t len, size_t new_size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   if (len < r.len) {
     const uintptr_t cut = r.start + len;  // the new guard page starts here
     if (reserve(cut, r.len - len)) {
@@ -414,7 +414,7 @@ void shrink(Record &r, size_t len, size_t new_size) {
     memset(reinterpret_cast<void *>(r.start + new_size), 0, r.len - new_size);
 }
 
-void *grow_locked(void *p, size_t new_size, int *err) {
+void *grow_locked(void *p, size_t new_size, int *err) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   uint32_t slot;
   Record *r = find(p, &slot);
   if (r == nullptr) {

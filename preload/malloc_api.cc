@@ -195,19 +195,14 @@ AS_EXPORT size_t malloc_usable_size(void *ptr) noexcept {
 }
 
 // The glibc-internal names, bound to the same functions.
-AS_EXPORT void *__libc_malloc(size_t) noexcept __attribute__((alias("malloc"), copy(malloc)));
-AS_EXPORT void __libc_free(void *) noexcept __attribute__((alias("free"), copy(free)));
-AS_EXPORT void *__libc_calloc(size_t, size_t) noexcept
-    __attribute__((alias("calloc"), copy(calloc)));
-AS_EXPORT void *__libc_realloc(void *, size_t) noexcept
-    __attribute__((alias("realloc"), copy(realloc)));
-AS_EXPORT void *__libc_memalign(size_t, size_t) noexcept
-    __attribute__((alias("memalign"), copy(memalign)));
-AS_EXPORT void *__libc_valloc(size_t) noexcept __attribute__((alias("valloc"), copy(valloc)));
-AS_EXPORT void *__libc_pvalloc(size_t) noexcept
-    __attribute__((alias("pvalloc"), copy(pvalloc)));
+AS_EXPORT void *__libc_malloc(size_t) noexcept AS_ALIAS_OF(malloc);
+AS_EXPORT void __libc_free(void *) noexcept AS_ALIAS_OF(free);
+AS_EXPORT void *__libc_calloc(size_t, size_t) noexcept AS_ALIAS_OF(calloc);
+AS_EXPORT void *__libc_realloc(void *, size_t) noexcept AS_ALIAS_OF(realloc);
+AS_EXPORT void *__libc_memalign(size_t, size_t) noexcept AS_ALIAS_OF(memalign);
+AS_EXPORT void *__libc_valloc(size_t) noexcept AS_ALIAS_OF(valloc);
+AS_EXPORT void *__libc_pvalloc(size_t) noexcept AS_ALIAS_OF(pvalloc);
 
-// malloc under a name that no other object can interpose: startup.cc compares it with
+// malloc under a name that no other object can interpose: foreign.cc compares it with
 // what the dynamic linker resolves "malloc" to, to tell whether the preload is active.
-extern "C" void *allocscope_own_malloc(size_t) noexcept
-    __attribute__((alias("malloc"), copy(malloc), visibility("hidden")));
+extern "C" void *allocscope_own_malloc(size_t) noexcept AS_ALIAS_OF(malloc) AS_HIDDEN;
