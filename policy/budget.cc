@@ -93,6 +93,7 @@ void unlink(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   if (t.budget.next != nullptr) t.budget.next->budget.prev = t.budget.prev;
   t.budget.next = t.budget.prev = nullptr;
   --g_thread_count;
+  AS_DEBUG_ASSERT(g_thread_count >= 0 && g_without_callback >= 0);
 }
 
 // A thread that leaves (exits, or does not exist in a fork child): its live bytes stay

@@ -439,10 +439,9 @@ namespace {
 // either serves the request, fails it, or leaves it to the next.
 class Allocation {
  public:
-  Allocation(const Request &request, ThreadState &t)
-      : t_(t),
-        r_(request),
-        pol_(policy_for(request, t)),
+  Allocation(const Request &request, const Policy &policy)
+      : r_(request),
+        pol_(policy),
         counters_(stats::of(pol_.contract)),
         warn_(!(pol_.flags & ALLOCSCOPE_NOWARN) && g_config.warn.load()) {}
 
@@ -474,7 +473,7 @@ class Allocation {
 
   // A RESERVE allocation the thread's reserve covers cannot fail.
   void *from_thread_reserve() {
-    return (pol_.flags & ALLOCSCOPE_RESERVE) ? from_reserve(t_, r_) : nullptr;
+    return (pol_.flags & ALLOCSCOPE_RESERVE) ? from_reserve(t_state, r_) : nullptr;
   }
 
   // NOWAIT goes to the atomic reserve's arena (unless the caller named an arena); an
@@ -561,7 +560,6 @@ class Allocation {
     return fresh_;
   }
 
-  ThreadState &t_;
   Request r_;
   Request fresh_ = r_;
   const Policy pol_;
@@ -582,7 +580,7 @@ void *allocate(const Request &request) {
     return p;
   }
   EngineGuard guard;
-  void *p = Allocation(request, t).run();
+  void *p = Allocation(request, policy_for(request, t)).run();
   if (AS_UNLIKELY(gate::bits() & gate::kExiting)) {
     if (t.budget.exiting) budget::exiting_sync(t);
     budget::reap_exited();

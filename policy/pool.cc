@@ -201,6 +201,7 @@ void free_element(allocscope_pool *pool, void *elem) {
     keep = pool->held < pool->min_nr;
     if (keep) {
       pool->elements[pool->held++] = elem;
+      AS_DEBUG_ASSERT(pool->held <= pool->min_nr);  // a pool holds at most min_nr
       stats::bump(g_pool_counters.held);
       pthread_cond_signal(&pool->returned);  // one element, one waiter
     }

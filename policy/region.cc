@@ -342,6 +342,10 @@ void give(uintptr_t a, uintptr_t b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   } else {
     insert_range(i, {a, b});
   }
+  // The free list stays sorted, its ranges disjoint and never adjacent (coalesced).
+  AS_DEBUG_ASSERT(i == 0 || i > g_nfree || f[i - 1].start < f[i - 1].end);
+  AS_DEBUG_ASSERT(i + 1 >= g_nfree || f[i].end < f[i + 1].start);
+  AS_DEBUG_ASSERT(i < 2 || f[i - 2].end < f[i - 1].start);
 }
 
 // Returns the data pages [start, start + len) to the system, leaving the range reserved.

@@ -109,8 +109,9 @@ namespace {
 __thread uint8_t t_held[static_cast<int>(LockRank::kCount)]
     __attribute__((tls_model("initial-exec")));
 
-void die(const char *a, const char *b, const char *c) {
-  for (const char *s : {"allocscope: debug check failed: ", a, b, c, "\n"})
+[[noreturn]] void die(const char *a, const char *b, const char *c) {
+  const char *const parts[] = {"allocscope: debug check failed: ", a, b, c, "\n"};
+  for (const char *s : parts)
     if (write(STDERR_FILENO, s, strlen(s)) < 0) break;
   abort();
 }
