@@ -16,6 +16,7 @@
 #include "counters.h"
 #include "gate.h"
 #include "options.h"
+#include "record_format.h"
 #include "report.h"
 #include "thread_state.h"
 
@@ -96,14 +97,16 @@ bool countdown(std::atomic<uint64_t> &n) {
   return false;
 }
 
-// One JSON line per injected failure, appended at once (fault.log).
+// One JSON line per injected failure, appended at once (fault.log; record_format.h).
 void log_injection(size_t size, const char *function, CallSite *site, uint64_t nth) {
   char path[PATH_MAX];
   if (!g_log.get(path, sizeof(path))) return;
   char line[4096];
   int n = snprintf(line, sizeof(line),
-                   "{\"pid\":%d,\"tid\":%d,\"size\":%zu,\"function\":\"%s\",\"nth\":%llu,",
-                   static_cast<int>(getpid()), static_cast<int>(gettid()), size, function,
+                   "{\"v\":%d,\"pid\":%d,\"tid\":%d,\"size\":%zu,\"function\":\"%s\","
+                   "\"nth\":%llu,",
+                   record_format::kRecordVersion, static_cast<int>(getpid()),
+                   static_cast<int>(gettid()), size, function,
                    static_cast<unsigned long long>(nth));
   char name[PATH_MAX];
   if (site != nullptr && site->known())
@@ -216,6 +219,7 @@ int mark_thread(bool on) {
   return was;
 }
 
+// fault.record (record_format.h).
 void write_record() {
   if (g_settings.record[0] == '\0') return;
   const int fd = open_output_reported("fault.record", g_settings.record, Output::kWhole);
@@ -223,9 +227,9 @@ void write_record() {
   for_each_counted_site([fd](const CallSite &s, uint64_t count) {
     char line[2 * PATH_MAX + 128], name[PATH_MAX];
     const int n = snprintf(line, sizeof(line),
-                           "{\"callsite\":\"%s\",\"module\":\"%s\",\"offset\":\"0x%zx\","
-                           "\"count\":%llu}\n",
-                           s.name(name, sizeof(name)), s.path(),
+                           "{\"v\":%d,\"callsite\":\"%s\",\"module\":\"%s\","
+                           "\"offset\":\"0x%zx\",\"count\":%llu}\n",
+                           record_format::kRecordVersion, s.name(name, sizeof(name)), s.path(),
                            static_cast<size_t>(s.offset()), static_cast<unsigned long long>(count));
     if (n > 0 && static_cast<size_t>(n) < sizeof(line)) write_all(fd, line, static_cast<size_t>(n));
   });

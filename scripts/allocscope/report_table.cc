@@ -1,0 +1,61 @@
+// report_table.cc: the sweep's table on stdout, one row per point.
+#include <algorithm>
+#include <array>
+
+#include "absl/strings/str_cat.h"
+#include "sweep_report.h"
+
+namespace allocscope::cmd {
+namespace {
+
+constexpr size_t kFunctionWidth = 40;
+
+// Columns are as wide as their widest cell in characters, not bytes (a C++ name may hold
+// UTF-8).
+size_t DisplayWidth(absl::string_view s) {
+  size_t n = 0;
+  for (const char c : s)
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+// The first `width` - 1 characters and an ellipsis, when `s` is wider than `width`.
+std::string Shorten(const std::string &s, size_t width) {
+  if (DisplayWidth(s) <= width) return s;
+  size_t chars = 0, i = 0;
+  for (; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) continue;
+    if (chars == width - 1) break;
+    ++chars;
+  }
+  return absl::StrCat(s.substr(0, i), "\u2026");
+}
+
+std::string ShortSource(const std::optional<std::string> &source) {
+  if (!source) return "-";
+  const size_t slash = source->rfind('/');
+  return slash == std::string::npos ? *source : source->substr(slash + 1);
+}
+
+}  // namespace
+
+std::string ReportTable(const std::vector<Point> &points) {
+  std::vector<std::array<std::string, 5>> rows = {
+      {"point", "call site", "function", "source", "outcome"}};
+  for (const Point &p : points)
+    rows.push_back({p.label, p.callsite.value_or("-"),
+                    Shorten(p.function.value_or("?"), kFunctionWidth), ShortSource(p.source),
+                    OutcomeText(p)});
+  size_t widths[4] = {};
+  for (const auto &row : rows)
+    for (size_t i = 0; i < 4; ++i) widths[i] = std::max(widths[i], DisplayWidth(row[i]));
+  std::string out;
+  for (const auto &row : rows) {
+    for (size_t i = 0; i < 4; ++i)
+      absl::StrAppend(&out, row[i], std::string(widths[i] - DisplayWidth(row[i]) + 2, ' '));
+    absl::StrAppend(&out, row[4], "\n");
+  }
+  return out;
+}
+
+}  // namespace allocscope::cmd

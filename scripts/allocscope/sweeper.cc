@@ -1,0 +1,252 @@
+// sweeper.cc: see sweeper.h.
+#include "sweeper.h"
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "gdb.h"
+#include "options.h"
+#include "paths.h"
+#include "point_runner.h"
+#include "progress.h"
+#include "records.h"
+#include "symbolize.h"
+
+namespace allocscope::cmd {
+namespace {
+
+constexpr size_t kBacktraceFrames = 8;  // injection frames kept per point
+
+// ---- the baseline ---------------------------------------------------------------------
+
+absl::StatusOr<Baseline> RunBaseline(Launcher &launcher) {
+  absl::StatusOr<std::string> dir = launcher.NewDir("baseline");
+  if (!dir.ok()) return dir.status();
+  absl::StatusOr<RunRecord> run =
+      launcher.Run(*dir, {absl::StrCat("fault.record:", *dir, "/record.%p.jsonl")});
+  if (!run.ok()) return run.status();
+  if (run->exit.timed_out)
+    return absl::FailedPreconditionError(
+        absl::StrCat("the baseline run (no failures) did not finish in ",
+                     absl::ToDoubleSeconds(launcher.timeout()), " s"));
+  if (run->exit.signal)
+    return absl::FailedPreconditionError(
+        absl::StrCat("the baseline run (no failures) was killed by ", SignalName(*run->exit.signal),
+                     run->stderr_tail.empty() ? "" : absl::StrCat(":\n", run->stderr_tail)));
+  absl::StatusOr<std::vector<ProcessRecords>> files = ReadSiteRecords(*dir, "record");
+  if (!files.ok()) return files.status();
+  Baseline baseline;
+  baseline.run = *std::move(run);
+  baseline.recorded = !files->empty();
+  absl::flat_hash_map<std::string, size_t> index;  // callsite -> sites[i]
+  for (const ProcessRecords &file : *files) {
+    uint64_t made = 0;
+    for (const SiteRecord &r : file.sites) {
+      auto [it, added] = index.try_emplace(r.callsite, baseline.sites.size());
+      if (added) baseline.sites.push_back({r.callsite, r.module, 0, std::nullopt, std::nullopt});
+      baseline.sites[it->second].count += r.count;
+      made += r.count;
+    }
+    if (!file.sites.empty() && (!baseline.allocations || made > *baseline.allocations))
+      baseline.allocations = made;
+  }
+  return baseline;
+}
+
+// The program's own call sites first, then the libraries', each by module and offset.
+void OrderSites(std::vector<Site> &sites, const std::string &program) {
+  const std::string exe = RealPath(program);
+  using Key = std::tuple<bool, std::string, int64_t>;
+  std::vector<std::pair<Key, Site>> keyed;
+  for (Site &s : sites) {
+    std::string_view module = s.callsite;  // the engine's parser speaks std::string_view
+    uintptr_t offset = 0;
+    const bool parsed = parse_callsite(s.callsite, &module, &offset);
+    keyed.emplace_back(Key{RealPath(s.module) != exe, std::string(module),
+                           parsed ? static_cast<int64_t>(offset) : int64_t{-1}},
+                       std::move(s));
+  }
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto &a, const auto &b) { return a.first < b.first; });
+  sites.clear();
+  for (auto &[key, site] : keyed) sites.push_back(std::move(site));
+}
+
+// ---- the points -------------------------------------------------------------------------
+
+Outcome Classify(const RunRecord &run, bool injected, const Baseline &baseline) {
+  if (run.exit.timed_out) return Outcome::kHang;
+  if (!injected) return Outcome::kNotReached;
+  if (run.exit.signal) return Outcome::kCrash;
+  return run.exit.exit_status == baseline.run.exit.exit_status ? Outcome::kClean
+                                                               : Outcome::kHandled;
+}
+
+// One failure point: CMD with `fault` and a fault.log of its own.
+absl::StatusOr<Point> RunPoint(Launcher &launcher, const Baseline &baseline, int64_t key,
+                               std::string label, std::vector<std::string> fault,
+                               std::optional<std::string> callsite) {
+  absl::StatusOr<std::string> dir = launcher.NewDir(absl::StrReplaceAll(label, {{" ", "-"}}));
+  if (!dir.ok()) return dir.status();
+  std::vector<std::string> pairs = fault;
+  pairs.push_back(absl::StrCat("fault.log:", *dir, "/fault.%p.jsonl"));
+  absl::StatusOr<RunRecord> run = launcher.Run(*dir, pairs);
+  if (!run.ok()) return run.status();
+  absl::StatusOr<std::vector<Injection>> injections = ReadInjections(*dir, "fault");
+  if (!injections.ok()) return injections.status();
+  Point p;
+  p.key = key;
+  p.label = std::move(label);
+  p.fault = std::move(fault);
+  p.outcome = Classify(*run, !injections->empty(), baseline);
+  p.callsite = injections->empty() ? std::move(callsite) : injections->front().callsite;
+  p.injections = *std::move(injections);
+  p.run = *std::move(run);
+  return p;
+}
+
+// The progress bar's total: the sites, or in nth mode the baseline's allocations and
+// the not-reached point after them, at most --max-points.
+std::optional<int64_t> ExpectedPoints(const SweepPlan &o, const Baseline &baseline, size_t sites) {
+  if (o.mode == SweepMode::kCallsite) return static_cast<int64_t>(sites);
+  std::optional<int64_t> total;
+  if (baseline.allocations && *baseline.allocations > 0)
+    total = static_cast<int64_t>(*baseline.allocations) + 1;
+  if (o.max_points && (!total || *o.max_points < *total)) total = o.max_points;
+  return total;
+}
+
+// ---- symbols ------------------------------------------------------------------------------
+
+void Symbolize(std::vector<Point> &points, Baseline &baseline, Symbolizer &symbolizer) {
+  for (const Site &s : baseline.sites) symbolizer.Learn(s.module);
+  for (const Point &p : points)
+    for (const Injection &in : p.injections)
+      if (in.module) symbolizer.Learn(*in.module);
+  std::vector<std::string> frames;
+  for (const Site &s : baseline.sites) frames.push_back(s.callsite);
+  for (const Point &p : points) {
+    if (p.callsite) frames.push_back(*p.callsite);
+    for (const Injection &in : p.injections) {
+      if (in.callsite) frames.push_back(*in.callsite);
+      for (size_t i = 0; i < in.backtrace.size() && i < kBacktraceFrames; ++i)
+        frames.push_back(in.backtrace[i]);
+    }
+  }
+  symbolizer.Prepare(frames);
+  for (Site &s : baseline.sites) {
+    const Symbol symbol = symbolizer.Lookup(s.callsite);
+    s.function = symbol.function;
+    s.source = symbol.source;
+  }
+  for (Point &p : points) {
+    if (p.callsite) {
+      Symbol symbol = symbolizer.Lookup(*p.callsite);
+      p.function = symbol.function;
+      p.source = symbol.source;
+      p.inlined = std::move(symbol.inlined);
+    }
+    for (const Injection &in : p.injections) {
+      std::vector<Symbol> symbols;
+      for (size_t i = 0; i < in.backtrace.size() && i < kBacktraceFrames; ++i)
+        symbols.push_back(symbolizer.Lookup(in.backtrace[i]));
+      p.injection_frames.push_back(std::move(symbols));
+    }
+  }
+}
+
+Summary Summarize(const std::vector<Point> &points, const Baseline &baseline, int64_t runs,
+                  absl::Duration elapsed) {
+  Summary s;
+  s.points = static_cast<int64_t>(points.size());
+  for (const Point &p : points) ++s.counts[static_cast<int>(p.outcome)];
+  s.runs = runs;
+  s.sweep_seconds = RoundSeconds(elapsed, 3);
+  if (elapsed > absl::ZeroDuration())
+    s.runs_per_second =
+        std::round(static_cast<double>(s.points) / absl::ToDoubleSeconds(elapsed) * 100) / 100;
+  s.baseline_exit_status = baseline.run.exit.exit_status;
+  s.baseline_seconds = RoundSeconds(baseline.run.exit.duration, 4);
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::string &program,
+                             const std::string &preload) {
+  absl::StatusOr<Baseline> baseline_or = RunBaseline(launcher);
+  if (!baseline_or.ok()) return baseline_or.status();
+  Baseline &baseline = *baseline_or;
+  OrderSites(baseline.sites, program);
+  std::vector<Site> sites = baseline.sites;
+  if (o.max_points && static_cast<int64_t>(sites.size()) > *o.max_points)
+    sites.resize(static_cast<size_t>(*o.max_points));
+  if (o.mode == SweepMode::kCallsite && !baseline.recorded)
+    return absl::FailedPreconditionError(
+        absl::StrCat("the baseline wrote no fault.record: the preload did not take effect, ",
+                     preload, " has no fault injection, or CMD ended in _exit"));
+  const std::optional<int64_t> total = ExpectedPoints(o, baseline, sites.size());
+  Progress progress(stderr, total);
+  progress.Note(absl::StrCat("baseline: exit status ", baseline.run.exit.exit_status.value_or(-1),
+                             " in ", RoundSeconds(baseline.run.exit.duration, 4), " s, ",
+                             baseline.sites.size(), " call sites, ",
+                             baseline.allocations ? absl::StrCat(*baseline.allocations) : "?",
+                             " allocations; ", SweepModeName(o.mode), " mode, about ",
+                             total ? absl::StrCat(*total) : "?", " points, ", o.jobs, " jobs"));
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::vector<Point>> points_or;
+  if (o.mode == SweepMode::kNth) {
+    points_or = RunPoints(
+        o.max_points,
+        [&](int64_t n) {
+          return RunPoint(launcher, baseline, n, absl::StrCat("nth ", n),
+                          {absl::StrCat("fault.nth:", n)}, std::nullopt);
+        },
+        o.jobs, true, progress, launcher.runner());
+  } else {
+    points_or = RunPoints(
+        static_cast<int64_t>(sites.size()),
+        [&](int64_t i) {
+          const std::string &site = sites[static_cast<size_t>(i - 1)].callsite;
+          return RunPoint(launcher, baseline, i, absl::StrCat("site ", i),
+                          {absl::StrCat("fault.callsite:", site), "fault.times:1"}, site);
+        },
+        o.jobs, false, progress, launcher.runner());
+  }
+  progress.Finish();
+  const absl::Duration elapsed = absl::Now() - start;
+  if (!points_or.ok()) return points_or.status();
+  std::vector<Point> &points = *points_or;
+  if (o.mode == SweepMode::kNth && !points.empty() &&
+      points.front().outcome == Outcome::kNotReached)
+    progress.Note(absl::StrCat("no failure was injected at the first allocation: does ", preload,
+                               " support fault injection?"));
+  if (absl::Status s = AddCrashBacktraces(launcher, points, o.jobs, progress); !s.ok()) return s;
+  if (launcher.runner().stopped()) return absl::CancelledError("interrupted");
+  Symbolizer symbolizer(program);
+  Symbolize(points, baseline, symbolizer);
+  Report report;
+  report.command = launcher.command();
+  report.mode = std::string(SweepModeName(o.mode));
+  report.library = preload;
+  report.conf = o.conf;
+  report.jobs = o.jobs;
+  report.timeout = absl::ToDoubleSeconds(launcher.timeout());
+  report.max_points = o.max_points;
+  report.summary = Summarize(points, baseline, launcher.runs(), elapsed);
+  report.baseline = std::move(baseline);
+  report.points = std::move(points);
+  return report;
+}
+
+absl::string_view SweepModeName(SweepMode mode) {
+  return mode == SweepMode::kNth ? "nth" : "callsite";
+}
+
+}  // namespace allocscope::cmd
