@@ -12,7 +12,7 @@
 - Usage errors exit 2: unknown verb or flag, another verb's flag, a bad flag value, no CMD.
 - sweep: a point that sleeps past --timeout is a hang and its process group is killed;
   SIGINT and SIGTERM end a sweep with 130, kill its runs and remove its working directory;
-  the HTML shows the command shell-quoted.
+  the HTML shows the command shell-quoted; --stdin is replayed to every run.
 """
 import html
 import json
@@ -289,6 +289,19 @@ class SweepRuns(unittest.TestCase):
         with open(html_path) as f:
             title = re.search(r"<h1>allocscope sweep: <code>(.*)</code></h1>", f.read()).group(1)
         self.assertEqual(shlex.split(html.unescape(title)), self.cmd)
+
+    def test_stdin_is_replayed_from_a_file(self):
+        data = os.path.join(self.tmp, "in.txt")
+        with open(data, "w") as f:
+            f.write("replayed to every run\n")
+        report_path = os.path.join(self.tmp, "r.json")
+        r = run(["sweep", "--max-points", "2", "--stdin", data, "--json", report_path, "--",
+                 "/bin/cat"], env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(report_path) as f:
+            report = json.load(f)
+        self.assertEqual(report["baseline"]["stdout"], "replayed to every run\n")
+        self.assertEqual(len(report["points"]), 2)
 
     def interrupt(self, signum):
         p = subprocess.Popen([ALLOCSCOPE] + self.sweep_args("--timeout", "60"), env=self.env,
