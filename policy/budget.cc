@@ -10,8 +10,12 @@
 #include "gate.h"
 #include "heap_stats.h"
 #include "mutex.h"
+#include "cgroup_limit.h"
+#include "options.h"
 #include "region.h"
+#include "report.h"
 #include "sys.h"
+#include "tree_budget.h"
 
 namespace allocscope {
 namespace budget {
@@ -20,7 +24,9 @@ std::atomic<uint32_t> g_generation{0};
 
 namespace {
 
-std::atomic<int64_t> g_limit{0};
+std::atomic<int64_t> g_limit{0};  // in a tree: the tree's limit (tree_budget.h)
+// This process's limit is its grant from a tree budget (limit_scope:tree).
+std::atomic<bool> g_tree{false};
 std::atomic<int64_t> g_arena_limit{0};
 std::atomic<int64_t> g_emergency{0};
 std::atomic<int> g_waiters{0};
@@ -125,9 +131,76 @@ int64_t sum_charged(bool with_allowances) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex)
 // The cap on all charged bytes: the limit (and the emergency allowance for MEMALLOC), or
 // none when only the arena is limited.
 int64_t cap_for(bool memalloc) {
-  const int64_t limit = g_limit.load(std::memory_order_relaxed);
-  if (limit == 0) return INT64_MAX;
-  return memalloc ? limit + g_emergency.load(std::memory_order_relaxed) : limit;
+  int64_t cap = g_limit.load(std::memory_order_relaxed);
+  if (cap == 0) return INT64_MAX;
+  if (g_tree.load(std::memory_order_relaxed)) cap = tree::grant();  // this process's share
+  return memalloc ? cap + g_emergency.load(std::memory_order_relaxed) : cap;
+}
+
+// ---- limit:cgroup (cgroup_limit.h): the limit follows the cgroup's ----
+
+// The headroom under the cgroup's limit (UINT64_MAX: 5 %), the directory read (set once
+// limit:cgroup is applied; "" = the process's own cgroup), and when it was last read.
+std::atomic<bool> g_cgroup{false};
+std::atomic<uint64_t> g_cgroup_headroom{0};
+char g_cgroup_dir[PATH_MAX] ABSL_GUARDED_BY(g_mutex);
+std::atomic<uint64_t> g_cgroup_read_ns{0};
+
+// What limit:cgroup makes of a cgroup limit: less the headroom, 0 (none) for none.
+int64_t limit_under(uint64_t cgroup_bytes) {
+  if (cgroup_bytes == 0) return 0;
+  const uint64_t headroom_setting = g_cgroup_headroom.load();
+  const uint64_t headroom =
+      headroom_setting == UINT64_MAX ? cgroup_bytes / 20 : headroom_setting;
+  const uint64_t limit = cgroup_bytes > headroom ? cgroup_bytes - headroom : 1;
+  return static_cast<int64_t>(limit > INT64_MAX ? INT64_MAX : limit);
+}
+
+void apply_limit_locked(int64_t limit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex);
+
+// Reads the cgroup's limit again, at most every 100 ms, whenever the budget is asked for
+// more (a refill, a region, a reserve: never on the fast path), so that a resized
+// container is followed. Under g_mutex.
+void follow_cgroup() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
+  if (!g_cgroup.load(std::memory_order_relaxed)) return;
+  const uint64_t now = sys::now_ns();
+  if (now - g_cgroup_read_ns.load() < 100 * sys::kNsPerMs) return;
+  g_cgroup_read_ns.store(now);
+  CgroupLimit cgroup;
+  if (!read_cgroup_limit(g_cgroup_dir, &cgroup)) return;
+  const int64_t limit = limit_under(cgroup.bytes);
+  if (limit != g_limit.load()) apply_limit_locked(limit);
+}
+
+// ---- A tree budget (tree_budget.h): this process's grant is its limit ----
+
+// The room a member keeps under its grant: what its threads may allocate unchecked, and a
+// batch, so that it asks the tree about once a MiB. Under g_mutex.
+constexpr int64_t kTreeBatch = 1 << 20;
+int64_t tree_target() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
+  return g_thread_count * kUncheckedPerThread + kTreeBatch;
+}
+std::atomic<int64_t> g_tree_target{kTreeBatch};
+
+// Grows the grant so that `total` charged bytes fit, with the target room above them if the
+// tree allows; nothing when they fit already, or no limit is set. Under g_mutex.
+void cover(int64_t total) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
+  follow_cgroup();
+  if (!g_tree.load(std::memory_order_relaxed) || g_limit.load() == 0) return;
+  const int64_t short_by = total - tree::grant();
+  if (short_by > 0) tree::take(short_by + tree_target(), short_by);
+}
+
+// Keeps the grant between the target room and twice it above `total`: grows it (as far as
+// the tree allows) or gives the surplus back, which wakes NOFAIL waiters anywhere in the
+// tree. Under g_mutex.
+void balance_grant(int64_t total) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
+  if (!g_tree.load(std::memory_order_relaxed) || g_limit.load() == 0) return;
+  const int64_t target = tree_target();
+  g_tree_target.store(target, std::memory_order_relaxed);
+  const int64_t room = tree::grant() - total;
+  if (room < target) tree::take(target - room, 0);
+  else if (room > 2 * target) tree::give_back(room - target);
 }
 
 // How much more jemalloc memory fits on top of `total` (sum_charged(true)): what is left
@@ -157,6 +230,7 @@ std::atomic<bool> g_overdrawing{false};
 // Sets gate::kLimitNear when less than kUncheckedPerThread per known thread is left
 // under the limit (`total` is sum_charged(true)), clears it otherwise. Under g_mutex.
 void judge_nearness(int64_t total) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
+  balance_grant(total);
   const int64_t limit = g_limit.load(std::memory_order_relaxed);
   const bool limited = limit != 0 || g_arena_limit.load(std::memory_order_relaxed) != 0;
   const int64_t headroom = arena_headroom(total, false);
@@ -188,8 +262,16 @@ void on_activity(void *, uint64_t, uint64_t) {
   const int64_t grown = net - t.budget.net_at_check;
   t.budget.net_at_check = net;
   if (!(bits & gate::kLimitNear)) {
-    if (grown <= 0) return;
-    if (g_room.fetch_sub(grown, std::memory_order_relaxed) - grown >= 0) return;
+    if (grown <= 0) {
+      // In a tree, frees may leave this process with more grant than it needs, which
+      // another member may be waiting for: give it back once the room is twice the target.
+      if (grown == 0 || !g_tree.load(std::memory_order_relaxed) ||
+          g_room.fetch_sub(grown, std::memory_order_relaxed) - grown <=
+              2 * g_tree_target.load(std::memory_order_relaxed))
+        return;
+    } else if (g_room.fetch_sub(grown, std::memory_order_relaxed) - grown >= 0) {
+      return;
+    }
   }
   Locked lock;
   judge_nearness(sum_charged(true));
@@ -393,6 +475,11 @@ void reconfigure(int64_t limit, int64_t arena_limit) ABSL_EXCLUSIVE_LOCKS_REQUIR
   }
 }
 
+// A new limit: the tree's, in a tree. Under g_mutex.
+void apply_limit_locked(int64_t limit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
+  if (g_tree.load()) tree::set_limit(limit);
+  reconfigure(limit, g_arena_limit.load());
+}
 
 }  // namespace
 
@@ -400,11 +487,66 @@ void reconfigure(int64_t limit, int64_t arena_limit) ABSL_EXCLUSIVE_LOCKS_REQUIR
 // a thread yet, that is the main thread (budget.h).
 void set_limit(size_t bytes) {
   join(t_state);
+  g_cgroup.store(false);
   {
     Locked lock;
-    reconfigure(clamp(bytes), g_arena_limit.load());
+    apply_limit_locked(clamp(bytes));
   }
   wake_waiters();  // a higher (or no) limit may satisfy them
+}
+
+Refusal set_cgroup_limit(uint64_t headroom, const char *dir) {
+  CgroupLimit cgroup;
+  if (!read_cgroup_limit(dir, &cgroup))
+    return dir[0] != '\0' ? "cgroup_dir names no directory with memory.max, memory.high or "
+                            "memory.limit_in_bytes"
+                          : "no cgroup memory controller is visible (/proc/self/cgroup, "
+                            "/proc/self/mountinfo)";
+  join(t_state);
+  g_cgroup_headroom.store(headroom);
+  const int64_t limit = limit_under(cgroup.bytes);
+  if (limit == 0) report("limit:cgroup: the cgroup %s sets no memory limit; no limit", cgroup.dir);
+  {
+    Locked lock;
+    snprintf(g_cgroup_dir, sizeof(g_cgroup_dir), "%s", dir);
+    g_cgroup_read_ns.store(sys::now_ns());
+    g_cgroup.store(true);
+    apply_limit_locked(limit);
+  }
+  wake_waiters();
+  return nullptr;
+}
+
+Refusal set_tree_scope(bool in_tree) {
+  if (in_tree == g_tree.load()) return nullptr;
+  join(t_state);  // learns the counters' layout before threads are re-baselined
+  if (!in_tree) {
+    Locked lock;
+    g_tree.store(false);
+    tree::leave();
+    judge_nearness(sum_charged(true));
+    return nullptr;
+  }
+  const bool joined = secure_getenv(tree::kEnv) != nullptr
+                          ? tree::join_from_environment()
+                          : tree::create(g_limit.load(), g_cgroup.load() ? g_cgroup_dir : "");
+  if (!joined) return "the tree's shared budget could not be created or joined (reported above)";
+  {
+    Locked lock;
+    g_tree.store(true);
+    reconfigure(tree::limit(), g_arena_limit.load());
+  }
+  wake_waiters();
+  return nullptr;
+}
+
+void join_tree_from_environment() {
+  if (secure_getenv(tree::kEnv) != nullptr) set_tree_scope(true);
+}
+
+void process_exit() {
+  // No lock: it runs in _exit, which a signal handler may call while a thread holds it.
+  if (g_tree.load()) tree::leave();
 }
 
 void set_arena_limit(size_t bytes) {
@@ -442,7 +584,9 @@ bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
     // Checked, not taken: exiting_sync() adds what the allocation really moved.
     if (overdraw || size > static_cast<size_t>(INT64_MAX / 2)) return overdraw;
     Locked lock;
-    return static_cast<int64_t>(size) <= arena_headroom(sum_charged(true), memalloc);
+    const int64_t total = sum_charged(true);
+    cover(total + static_cast<int64_t>(size));
+    return static_cast<int64_t>(size) <= arena_headroom(total, memalloc);
   }
   if (take_from_allowance(t, size)) return true;
   if (!(gate::bits() & gate::kLimit)) return true;  // lifted
@@ -452,6 +596,7 @@ bool try_charge(ThreadState &t, size_t size, bool memalloc, bool overdraw) {
   // This thread's own allowance is part of the sum; it is replaced by the new one.
   int64_t others = sum_charged(true) - t.budget.left;
   const int64_t need = static_cast<int64_t>(size);
+  cover(others + need);
   const int64_t room = arena_headroom(others, memalloc);
   bool ok = true;
   if (overdraw || need + kBatch <= room) {
@@ -473,6 +618,7 @@ bool charge_outside(size_t bytes, bool memalloc, bool overdraw) {
   const int64_t need = static_cast<int64_t>(bytes);
   Locked lock;
   const int64_t total = sum_charged(true);
+  cover(total + need);
   const bool ok = overdraw || total + need <= cap_for(memalloc);
   if (ok) {
     g_outside += need;
@@ -500,6 +646,7 @@ bool charge_reserve(ThreadState &t, size_t bytes, bool memalloc, bool overdraw) 
   // generation 0): a limit set later must find the reserve.
   if (!joined_now(t) || !registered(t)) join_locked(t);
   const int64_t total = sum_charged(true);
+  cover(total + static_cast<int64_t>(bytes));
   const bool ok = !(gate::bits() & gate::kLimit) || overdraw ||
                   static_cast<int64_t>(bytes) <= arena_headroom(total, memalloc);
   if (ok) __atomic_store_n(&t.reserve.left, t.reserve.left + static_cast<int64_t>(bytes),
@@ -547,6 +694,7 @@ void thread_expected() { g_starting.fetch_add(1); }
 void thread_arrived() { g_starting.fetch_sub(1); }
 
 bool others_can_free() {
+  if (g_tree.load() && tree::members() > 1) return true;  // another process may free
   Locked lock;
   return g_thread_count + g_starting.load() > g_waiters.load() + 1;
 }
@@ -562,7 +710,9 @@ void wait_for_free(uint64_t timeout_ns) {
     deadline.tv_sec += 1;
     deadline.tv_nsec -= 1000000000L;
   }
-  {
+  if (g_tree.load()) {
+    tree::wait(timeout_ns);  // frees in any process of the tree wake it
+  } else {
     MutexLock lock(g_wait_mutex);
     pthread_cond_clockwait(&g_freed, g_wait_mutex.native(), CLOCK_MONOTONIC, &deadline);
   }
@@ -571,6 +721,7 @@ void wait_for_free(uint64_t timeout_ns) {
 
 void wake_waiters() {
   if (g_waiters.load(std::memory_order_relaxed) == 0) return;
+  if (g_tree.load()) tree::wake();
   MutexLock lock(g_wait_mutex);
   pthread_cond_broadcast(&g_freed);
 }
@@ -594,6 +745,13 @@ void postfork_child() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   for (ThreadState *t = g_threads, *next; t != nullptr; t = next) {
     next = t->budget.next;
     if (t != &self) leave(*t);
+  }
+  if (g_tree.load()) {
+    // A slot of its own; what it inherited is the parent's memory, charged to the parent:
+    // the child is charged from here on.
+    tree::postfork_child();
+    if (!tree::active()) g_tree.store(false);
+    else g_outside -= sum_charged(false);
   }
   judge_nearness(sum_charged(true));
   g_waiters.store(0);

@@ -52,6 +52,7 @@
 #include <atomic>
 
 #include "gate.h"
+#include "options.h"
 #include "thread_state.h"
 
 namespace allocscope {
@@ -74,6 +75,19 @@ extern std::atomic<uint32_t> g_generation AS_HIDDEN;
 void set_limit(size_t bytes);
 size_t limit();
 void set_arena_limit(size_t bytes);
+// limit:cgroup[-HEADROOM]: the limit follows the cgroup's (cgroup_limit.h) less `headroom`
+// bytes (UINT64_MAX: 5 %), read now and again while the limit is near, at most every
+// 100 ms. `dir`: the test-only cgroup_dir ("" = the process's cgroup). A Refusal (options.h)
+// when no cgroup memory controller is visible.
+Refusal set_cgroup_limit(uint64_t headroom, const char *dir);
+// limit_scope: tree joins the tree ALLOCSCOPE_TREE names, or creates one with the current
+// limit (tree_budget.h); process leaves it. A Refusal when the shared budget cannot be
+// made or joined (the process keeps its own budget).
+Refusal set_tree_scope(bool in_tree);
+// At start-up: a process whose environment names a tree joins it, whatever its
+// configuration says. At exit (exit or _exit; async-signal-safe): it gives its grant back.
+void join_tree_from_environment();
+void process_exit();
 size_t arena_limit();
 void set_emergency(size_t bytes);
 size_t emergency();

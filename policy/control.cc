@@ -23,47 +23,52 @@ void set_text(char (&dest)[N], std::string_view v) {
   dest[n] = '\0';
 }
 
-// Applies one setting; false if its module refuses it (reported as a bad value).
-bool apply(const Setting &s, void *) {
+// Applies one setting; a Refusal if its module refuses it (reported as a bad value).
+Refusal apply(const Setting &s, void *) {
   Config &c = g_config;
   FaultSettings &f = g_fault_settings;
   switch (s.key) {
     case Key::kPolicy:
       c.policy.store(s.flags);
       gate::publish_default_policy(s.flags);
-      return true;
-    case Key::kLimit: budget::set_limit(s.number); return true;
-    case Key::kArenaLimit: budget::set_arena_limit(s.number); return true;
+      return nullptr;
+    case Key::kLimit:
+      if (s.on) return budget::set_cgroup_limit(s.number, c.cgroup_dir);
+      budget::set_limit(s.number);
+      return nullptr;
+    case Key::kLimitScope: return budget::set_tree_scope(s.on);
+    case Key::kCgroupDir: set_text(c.cgroup_dir, s.text); return nullptr;
+    case Key::kArenaLimit: budget::set_arena_limit(s.number); return nullptr;
     case Key::kNowaitReserve:
       if (!atomic_reserve::configure(s.number))
         report("nowait_reserve:%llu: the system refused to map it; the atomic reserve is off",
                static_cast<unsigned long long>(s.number));
-      return true;
-    case Key::kKvThreshold: c.kv_threshold.store(s.number); return true;
+      return nullptr;
+    case Key::kKvThreshold: c.kv_threshold.store(s.number); return nullptr;
     case Key::kKvDirect:
       c.kv_to_region_from.store(s.number);
       gate::publish_kv_to_region(s.number != 0);
-      return true;
-    case Key::kKvGuard: region::set_guard(s.on); return true;
-    case Key::kKvWindow: return region::set_window_size(s.number);
-    case Key::kEmergency: budget::set_emergency(s.number); return true;
+      return nullptr;
+    case Key::kKvGuard: region::set_guard(s.on); return nullptr;
+    case Key::kKvWindow: return region::set_window_size(s.number) ? nullptr : kRefused;
+    case Key::kEmergency: budget::set_emergency(s.number); return nullptr;
     case Key::kMaxSize:
       c.max_size.store(s.number);
       gate::publish_max_size(s.number);
-      return true;
-    case Key::kNofailMax: c.nofail_max.store(s.number); return true;
-    case Key::kNofailOverdrawMs: c.nofail_overdraw_ms.store(s.number); return true;
-    case Key::kRetryMax: c.retry_max.store(static_cast<unsigned>(s.number)); return true;
-    case Key::kNofailInNowait: c.nofail_in_nowait.store(s.action); return true;
-    case Key::kStallWarnMs: c.stall_warn_ms.store(s.number); return true;
-    case Key::kRules: return rules::configure(s.text);
-    case Key::kWarn: c.warn.store(s.on); return true;
-    case Key::kWarnBurst: c.warn_burst.store(static_cast<unsigned>(s.number)); return true;
-    case Key::kStrict: c.strict.store(s.on); return true;
-    case Key::kStatsPrint: c.stats_print.store(s.on); return true;
+      return nullptr;
+    case Key::kNofailMax: c.nofail_max.store(s.number); return nullptr;
+    case Key::kNofailOverdrawMs: c.nofail_overdraw_ms.store(s.number); return nullptr;
+    case Key::kRetryMax: c.retry_max.store(static_cast<unsigned>(s.number)); return nullptr;
+    case Key::kNofailInNowait: c.nofail_in_nowait.store(s.action); return nullptr;
+    case Key::kStallWarnMs: c.stall_warn_ms.store(s.number); return nullptr;
+    case Key::kRules: return rules::configure(s.text) ? nullptr : kRefused;
+    case Key::kWarn: c.warn.store(s.on); return nullptr;
+    case Key::kWarnBurst: c.warn_burst.store(static_cast<unsigned>(s.number)); return nullptr;
+    case Key::kStrict: c.strict.store(s.on); return nullptr;
+    case Key::kStatsPrint: c.stats_print.store(s.on); return nullptr;
     // Output paths: relative ones resolved now (report.h), not at each write.
-    case Key::kStatsFile: return output_path_value(s.text, c.stats_file);
-    case Key::kLogFile: return log_file_value(s.text, c.log_file);
+    case Key::kStatsFile: return output_path_value(s.text, c.stats_file) ? nullptr : kRefused;
+    case Key::kLogFile: return log_file_value(s.text, c.log_file) ? nullptr : kRefused;
     // fault.*: the settings, then fault.cc brings its state and the gate in step.
     case Key::kFaultProbability: f.probability.store(s.number); f.enabled.store(true); break;
     case Key::kFaultInterval: f.interval.store(s.number); break;
@@ -85,15 +90,15 @@ bool apply(const Setting &s, void *) {
     case Key::kFaultSeed: f.seed.store(s.number); break;
     case Key::kFaultVerbose: f.verbose.store(static_cast<int>(s.number)); break;
     case Key::kFaultLog:
-      if (!output_path_value(s.text, f.log)) return false;
+      if (!output_path_value(s.text, f.log)) return kRefused;
       break;
     case Key::kFaultRecord:
-      if (!output_path_value(s.text, f.record)) return false;
+      if (!output_path_value(s.text, f.record)) return kRefused;
       break;
     case Key::kFaultReset: f = FaultSettings{}; break;
   }
   fault::settings_changed(s.key);
-  return true;
+  return nullptr;
 }
 
 }  // namespace

@@ -73,7 +73,11 @@ void start() {
   if (backable < g_config.max_size.load()) g_config.max_size.store(backable);
   gate::publish_max_size(g_config.max_size.load());
   if (const char *conf = secure_getenv("ALLOCSCOPE_CONF")) apply_config(conf, "ALLOCSCOPE_CONF");
+  // A descendant of a tree budget joins it whatever its configuration says (tree_budget.h).
+  budget::join_tree_from_environment();
 }
+
+void stop() { budget::process_exit(); }
 
 }  // namespace lifecycle
 }  // namespace allocscope

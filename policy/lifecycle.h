@@ -9,6 +9,7 @@
 //                LockRank (kFork below lists the modules in that order), postfork_parent
 //                and postfork_child release them in reverse; each module's postfork_child
 //                also forgets the threads the child does not have.
+//   exit         lifecycle::stop(), from the preload's destructor.
 //   thread exit  the exit handler (thread_state.h: watch_thread_exit) drops the scope
 //                counts the thread holds, releases its reserve and takes it out of the
 //                budget.
@@ -19,6 +20,9 @@ namespace lifecycle {
 
 // Called once, from the preload's constructor (and by tests that link the engine).
 void start();
+// From the preload's destructor: what the process gives back at exit (its grant of a tree
+// budget). A process that dies without it (_exit, a signal) is reaped by the tree.
+void stop();
 
 }  // namespace lifecycle
 }  // namespace allocscope

@@ -68,6 +68,25 @@ bool size_to_int64_max(std::string_view v, Setting *s) {
   return size_value(v, s) && s->number <= static_cast<uint64_t>(INT64_MAX);
 }
 bool bool_value(std::string_view v, Setting *s) { return parse_bool(v, &s->on); }
+
+// limit: a size, or cgroup[-HEADROOM] (the cgroup's limit less a headroom: a size, or 5 %).
+bool limit_value(std::string_view v, Setting *s) {
+  if (v.size() >= 6 && equals_ignore_case(v.substr(0, 6), "cgroup")) {
+    s->on = true;
+    if (v.size() == 6) return s->number = UINT64_MAX, true;
+    size_t headroom;
+    if (v[6] != '-' || !parse_size(v.substr(7), &headroom)) return false;
+    s->number = headroom;
+    return true;
+  }
+  return size_value(v, s);
+}
+
+bool limit_scope(std::string_view v, Setting *s) {
+  if (equals_ignore_case(v, "process")) return s->on = false, true;
+  if (equals_ignore_case(v, "tree")) return s->on = true, true;
+  return false;
+}
 bool true_only(std::string_view v, Setting *s) { return parse_bool(v, &s->on) && s->on; }
 
 template <uint64_t kMin, uint64_t kMax>
@@ -163,7 +182,18 @@ constexpr KeySpec kKeys[] = {
      "flags joined by | (normal, nofail, nowait, noretry, retry_mayfail, nowarn, kv, "
      "noreclaim, noreclaim_class(0-15), memalloc, nomemalloc)",
      policy_value},
-    {Key::kLimit, "limit", "a size (0 = no limit), e.g. 512M", size_value},
+    {Key::kLimit, "limit",
+     "a size (0 = no limit), e.g. 512M, or cgroup[-HEADROOM] (the cgroup's limit less a size, "
+     "or less 5 %)",
+     limit_value},
+    {Key::kLimitScope, "limit_scope",
+     "process (each process its own limit) or tree (one limit for the process and its "
+     "descendants)",
+     limit_scope},
+    // For tests: the directory whose limit files limit:cgroup reads, instead of the
+    // process's own cgroup (README: "limit:cgroup").
+    {Key::kCgroupDir, "cgroup_dir", "a directory with memory.max or memory.limit_in_bytes",
+     text_value},
     {Key::kArenaLimit, "arena_limit", "a size (0 = none): the jemalloc arena's share of the budget",
      size_value},
     {Key::kNowaitReserve, "nowait_reserve",
@@ -331,8 +361,8 @@ bool parse_callsite(std::string_view text, std::string_view *module, uintptr_t *
 }
 
 int parse_config(std::string_view text, const char *source,
-                 bool (*apply)(const Setting &, void *), void (*on_error)(const char *, void *),
-                 void *ctx) {
+                 Refusal (*apply)(const Setting &, void *),
+                 void (*on_error)(const char *, void *), void *ctx) {
   int bad = 0;
   for (size_t pos = 0; pos <= text.size();) {
     size_t comma = text.find(',', pos);
@@ -361,18 +391,22 @@ int parse_config(std::string_view text, const char *source,
     Setting setting;
     setting.key = key->key;
     setting.text = value;
-    if (!key->parse(value, &setting) || !apply(setting, ctx)) {
+    const Refusal refusal = key->parse(value, &setting) ? apply(setting, ctx) : kRefused;
+    if (refusal == nullptr) continue;
+    if (*refusal == '\0')
       error_line(on_error, ctx, "%s: bad value '%.*s' for key '%s': expected %s", source,
                  static_cast<int>(value.size()), value.data(), key->name, key->accepts);
-      ++bad;
-    }
+    else
+      error_line(on_error, ctx, "%s: bad value '%.*s' for key '%s': %s", source,
+                 static_cast<int>(value.size()), value.data(), key->name, refusal);
+    ++bad;
   }
   return bad;
 }
 
 int check_config(std::string_view text, const char *source, std::string *errors) {
   return parse_config(
-      text, source, [](const Setting &, void *) { return true; },
+      text, source, [](const Setting &, void *) -> Refusal { return nullptr; },
       [](const char *line, void *out) { static_cast<std::string *>(out)->append(line).append("\n"); },
       errors);
 }

@@ -53,6 +53,9 @@ struct Config {
   // KV allocations from this size go straight to a region, skipping the arena (the
   // kv_direct key; 0 = off).
   std::atomic<size_t> kv_to_region_from{0};
+  // The cgroup directory limit:cgroup reads ("" = the process's own; the test-only
+  // cgroup_dir key). Written under g_config_mutex.
+  char cgroup_dir[PATH_MAX] = "";
   // Written under g_config_mutex, read at exit.
   char stats_file[PATH_MAX] = "";
   char log_file[PATH_MAX] = "";
@@ -122,7 +125,7 @@ extern FaultSettings g_fault_settings;
 
 // Every configuration key, one per row of options.cc's table.
 enum class Key {
-  kPolicy, kLimit, kArenaLimit, kNowaitReserve, kKvThreshold, kKvDirect, kKvGuard,
+  kPolicy, kLimit, kLimitScope, kCgroupDir, kArenaLimit, kNowaitReserve, kKvThreshold, kKvDirect, kKvGuard,
   kKvWindow, kEmergency, kMaxSize, kNofailMax, kNofailOverdrawMs, kRetryMax,
   kNofailInNowait, kStallWarnMs, kRules, kWarn, kWarnBurst, kStrict, kStatsPrint,
   kStatsFile, kLogFile,
@@ -138,20 +141,27 @@ struct Setting {
   std::string_view text;
   uint64_t number = 0;  // sizes, counts, milliseconds, fault.probability (2^-64 units)
   int64_t signed_number = 0;  // fault.times (-1 = unlimited)
-  bool on = false;            // booleans
+  bool on = false;            // booleans; limit: cgroup[-HEADROOM] (number = the headroom,
+                              // or UINT64_MAX for the default 5 %); limit_scope: tree
   Flags flags = 0;            // policy
   ConflictAction action = ConflictAction::kWait;  // nofail_in_nowait
   uintptr_t offset = 0;       // fault.callsite: the module is text up to "+0x"
   std::string_view module;    // fault.callsite's module
 };
 
+// What applying a setting says of it: nullptr, applied; kRefused, refused (the error line
+// says what the key accepts); any other text, refused for that reason (the line gives it,
+// e.g. "no cgroup memory controller is visible").
+using Refusal = const char *;
+inline constexpr Refusal kRefused = "";
+
 // Splits `text` into pairs and parses each. A pair that parses is handed to
-// apply(setting, ctx), which may still refuse it (returns false: e.g. a file that does
-// not open); a pair that does not parse, or is refused, is described in one line (no
-// newline, control characters shown as '?') given to on_error(line, ctx). Returns the
+// apply(setting, ctx), which may still refuse it (a file that does not open, a cgroup
+// that cannot be read); a pair that does not parse, or is refused, is described in one line
+// (no newline, control characters shown as '?') given to on_error(line, ctx). Returns the
 // number of bad pairs. Allocates nothing: it runs inside the preload.
 int parse_config(std::string_view text, const char *source,
-                 bool (*apply)(const Setting &setting, void *ctx),
+                 Refusal (*apply)(const Setting &setting, void *ctx),
                  void (*on_error)(const char *line, void *ctx), void *ctx);
 
 // Checks `text` without applying anything: appends each bad pair's line (what the preload

@@ -17,6 +17,7 @@
 #include "region.h"
 #include "report.h"
 #include "reserve.h"
+#include "tree_budget.h"
 #include "version.h"
 
 namespace allocscope {
@@ -66,8 +67,15 @@ int stats_json(char *buf, size_t len) {
   w.add("{\"allocscope\":{\"version\":\"%s\",\"pid\":%d,", kVersion,
         static_cast<int>(getpid()));
   add_engaged(w);
-  w.add("\"budget\":{\"limit\":%zu,\"charged\":%zu,\"emergency\":%zu,\"near\":%llu},",
+  w.add("\"budget\":{\"limit\":%zu,\"charged\":%zu,\"emergency\":%zu,\"near\":%llu",
         budget::limit(), budget::charged(), budget::emergency(), get(g_counters.limit_near));
+  if (tree::active()) {
+    const tree::Stats t = tree::stats();
+    w.add(",\"tree\":{\"limit\":%lld,\"charged\":%lld,\"members\":%d,\"grant\":%lld}",
+          static_cast<long long>(t.limit), static_cast<long long>(t.charged), t.members,
+          static_cast<long long>(t.grant));
+  }
+  w.add("},");
   w.add("\"policies\":{");
   for (int i = 0; i < 5; ++i) {
     const stats::PolicyCounters &p = g_counters.policy[i];

@@ -4,8 +4,12 @@
 // The object is what allocscope_stats_json() returns and stats_print/stats_file write at
 // exit:
 //   {"allocscope":{"version":"…","pid":N,"engaged":"limit|kv|…",  (gate.h's bits)
-//     "budget":{"limit":N,"charged":N,"emergency":N,"near":N},  near: times the limit
+//     "budget":{"limit":N,"charged":N,"emergency":N,"near":N,  near: times the limit
 //                                  came near (budget.h: every allocation is then checked)
+//               "tree":{"limit":N,"charged":N,"members":N,"grant":N}},  in a tree budget
+//                                  (limit_scope:tree): the tree's limit, the sum of its
+//                                  members' grants, its members, and this process's grant;
+//                                  "limit" above is the tree's, "charged" this process's
 //     "policies":{"normal":{…},"noretry":{…},"retry_mayfail":{…},"nofail":{…},
 //                 "nowait":{…}},   each {"attempts","failures","retries","reclaim_passes",
 //                                  "reclaimed_bytes","waits","wait_ms","stalls",

@@ -22,7 +22,20 @@ __attribute__((constructor)) void allocscope_start() {
   allocscope::foreign::detect();
 }
 
-__attribute__((destructor)) void allocscope_stop() { allocscope::write_exit_stats(); }
+__attribute__((destructor)) void allocscope_stop() {
+  allocscope::write_exit_stats();
+  allocscope::lifecycle::stop();
+}
+
+using exit_fn = void (*)(int);
+
+// glibc's _exit (or _Exit), found before anything can call ours.
+exit_fn real_exit(const char *name) {
+  static exit_fn real_underscore = reinterpret_cast<exit_fn>(dlsym(RTLD_NEXT, "_exit"));
+  static exit_fn real_capital = reinterpret_cast<exit_fn>(dlsym(RTLD_NEXT, "_Exit"));
+  return name[1] == 'E' ? real_capital : real_underscore;
+}
+__attribute__((constructor)) void resolve_exits() { real_exit("_exit"), real_exit("_Exit"); }
 
 // noexcept like glibc's dlopen and dlclose: calling a function that might throw from our
 // noexcept wrapper would need an exception region around the call, and no tail call is
@@ -47,6 +60,20 @@ std::atomic<dlopen_fn> g_real_dlopen{nullptr};
 std::atomic<dlclose_fn> g_real_dlclose{nullptr};
 
 }  // namespace
+
+// _exit and _Exit skip the destructors, where the process gives back what it holds (a
+// tree budget's grant: lifecycle::stop, async-signal-safe, as _exit must stay). Shells end
+// with _exit, and are often the first process of a tree.
+AS_EXPORT void _exit(int status) {
+  allocscope::lifecycle::stop();
+  real_exit("_exit")(status);
+  __builtin_unreachable();
+}
+AS_EXPORT void _Exit(int status) {
+  allocscope::lifecycle::stop();
+  real_exit("_Exit")(status);
+  __builtin_unreachable();
+}
 
 // RTLD_DEEPBIND puts a library's own dependencies, libc among them, before the global
 // scope: its malloc would be glibc's while its pointers are freed by ours, and the

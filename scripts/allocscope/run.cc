@@ -18,6 +18,9 @@ ABSL_FLAG(std::string, limit, "",
 ABSL_FLAG(std::string, policy, "",
           "the default policy flags, e.g. nofail or retry_mayfail|kv (the policy: key)");
 ABSL_FLAG(bool, stats, false, "print the stats JSON on stderr at exit (stats_print:true)");
+ABSL_FLAG(bool, tree, false,
+          "one limit for CMD and every process it starts, instead of one each "
+          "(limit_scope:tree)");
 ABSL_FLAG(bool, check, false,
           "check the configuration (and that CMD, if given, can be run), then exit "
           "without running anything");
@@ -57,6 +60,7 @@ int RunMain(std::vector<std::string> command) {
     pieces.push_back({absl::StrCat("--", s.key), absl::StrCat(s.key, ":", s.value)});
   }
   if (absl::GetFlag(FLAGS_stats)) pieces.push_back({"--stats", "stats_print:true"});
+  if (absl::GetFlag(FLAGS_tree)) pieces.push_back({"--tree", "limit_scope:tree"});
   Launch launch;
   if (const int status = PrepareLaunch("run", pieces, command, &launch); status != kExitOk)
     return status;
@@ -76,11 +80,13 @@ int RunMain(std::vector<std::string> command) {
 const Verb kRunVerb = {
     "run",
     "run CMD under the preload",
-    "[--limit SIZE] [--policy FLAGS] [--stats] [--conf STR] [--check] -- CMD [ARGS...]",
+    "[--limit SIZE] [--policy FLAGS] [--tree] [--stats] [--conf STR] [--check] -- CMD [ARGS...]",
     R"(Runs CMD with liballocscope.so preloaded (by its absolute path, so it
 survives chdir and wrappers) and ALLOCSCOPE_CONF set; children inherit both.
 --limit and --policy are shorthands for the limit: and policy: keys, --stats
-for stats_print:true, and --conf adds any other key:value pairs.
+for stats_print:true, --tree for limit_scope:tree (one limit shared by CMD and
+every process it starts; without it each process has a limit of its own), and
+--conf adds any other key:value pairs.
 
 The configuration is checked before anything runs: a bad value is reported in
 the preload's own words and the exit status is 2. --check stops there. The
@@ -92,7 +98,8 @@ allocscope run then becomes CMD (exec): the exit status is CMD's, or 128+N when
 signal N ended it; 127 when CMD is not found and 126 when it cannot be
 executed. For example:
   allocscope run --limit 64M --policy retry_mayfail --stats -- python3 -c '...')",
-    {{"limit", "SIZE"}, {"policy", "FLAGS"}, {"stats", ""}, {"conf", "STR"}, {"check", ""}},
+    {{"limit", "SIZE"}, {"policy", "FLAGS"}, {"tree", ""}, {"stats", ""}, {"conf", "STR"},
+     {"check", ""}},
     true,
     RunMain,
 };
