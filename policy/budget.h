@@ -61,7 +61,7 @@ namespace budget {
 inline constexpr int64_t kBatch = 64 << 10;
 // How often jemalloc calls a thread's activity callback: every kCheckInterval bytes it
 // allocates (and frees). jemalloc 5.3's PEAK_EVENT_WAIT, which it does not export;
-// policy_test checks it.
+// budget_test and preload_limit_test check it.
 inline constexpr int64_t kCheckInterval = 64 << 10;
 // What a thread may allocate unchecked between two of its checks, while the limit is not
 // near: up to kCheckInterval, plus the allocation that crosses it.

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,8 +21,14 @@
 
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 namespace allocscope {
 namespace {
+
+using test_support::in_child;
+using test_support::minor_faults;
+using test_support::rss_bytes;
 
 const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
 constexpr size_t kMiB = size_t{1} << 20;
@@ -35,20 +40,6 @@ char *allocate(size_t size, size_t align = 0, bool zero_unused = false) {
 }
 
 char *grow(char *p, size_t size) { return static_cast<char *>(region::grow(p, size)); }
-
-size_t rss_bytes() {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long total = 0, resident = 0;
-  EXPECT_EQ(fscanf(f, "%lu %lu", &total, &resident), 2);
-  fclose(f);
-  return resident * kPage;
-}
-
-long minor_faults() {
-  rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_minflt;
-}
 
 // A word at the start of each page of [from, to): touches each page once.
 uint64_t pattern(size_t page, uint64_t seed) { return (seed << 32) ^ page ^ 0x5a5a5a5a; }
@@ -65,31 +56,8 @@ size_t first_bad_page(const char *p, size_t from, size_t to, uint64_t seed = 1) 
   return to;
 }
 
-// Runs fn in a forked child and returns its wait status (no core file if it crashes).
-template <typename Fn>
-int in_child(Fn fn) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const rlimit no_core{0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    fn();
-    _exit(0);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
-}
-
-bool killed_by_segv(int status) { return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV; }
-
-// For checks in a child process: a failing one says so on stderr and exits with 1.
-#define CHILD_CHECK(cond)                                        \
-  do {                                                           \
-    if (!(cond)) {                                               \
-      fprintf(stderr, "line %d: %s failed\n", __LINE__, #cond); \
-      _exit(1);                                                  \
-    }                                                            \
-  } while (0)
+// in_child() of a write that must hit a guard page or an unmapped one.
+bool killed_by_segv(int status) { return status == test_support::kKilledBy + SIGSEGV; }
 
 TEST(Region, AlignedForEveryAlignment) {
   // A one-page region first, so the free space no longer starts on a large boundary.
@@ -395,20 +363,21 @@ TEST(Region, LiveRegionsStayWellBelowTheMappingLimit) {
       p[0] = 1;
       all.push_back(p);
     }
-    CHILD_CHECK(errno == ENOMEM);
-    CHILD_CHECK(regions_before + all.size() == cap);
-    CHILD_CHECK(mmap(nullptr, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED);
+    CHILD_CHECK(errno == ENOMEM, 1);
+    CHILD_CHECK(regions_before + all.size() == cap, 1);
+    CHILD_CHECK(
+        mmap(nullptr, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED, 1);
     for (size_t i = 0; i < 100; i += 2) {
       char *q = grow(all[i], 3 * kPage);
-      CHILD_CHECK(q != nullptr && q[0] == 1);
+      CHILD_CHECK(q != nullptr && q[0] == 1, 1);
       all[i] = q;
     }
-    for (char *p : all) CHILD_CHECK(region::release(p));
-    CHILD_CHECK(region::stats().regions == regions_before);
+    for (char *p : all) CHILD_CHECK(region::release(p), 1);
+    CHILD_CHECK(region::stats().regions == regions_before, 1);
     char *p = allocate(kMiB);
-    CHILD_CHECK(p != nullptr && region::release(p));
+    CHILD_CHECK(p != nullptr && region::release(p), 1);
   });
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(status, 0);
 }
 
 // When the rest of the process has used up vm.max_map_count, release cannot mmap the
@@ -416,7 +385,7 @@ TEST(Region, LiveRegionsStayWellBelowTheMappingLimit) {
 TEST(Region, ReleaseAtTheMappingLimitStillReturnsThePages) {
   const int status = in_child([] {
     char *p = allocate(16 * kMiB);
-    CHILD_CHECK(p != nullptr);
+    CHILD_CHECK(p != nullptr, 1);
     fill_pages(p, 0, 16 * kMiB);
     std::vector<void *> mappings;
     mappings.reserve(max_map_count() + 1);
@@ -427,14 +396,14 @@ TEST(Region, ReleaseAtTheMappingLimitStillReturnsThePages) {
       mappings.push_back(m);
     }
     const size_t full = rss_bytes();
-    CHILD_CHECK(region::release(p));
-    CHILD_CHECK(rss_bytes() <= full - 12 * kMiB);
+    CHILD_CHECK(region::release(p), 1);
+    CHILD_CHECK(rss_bytes() <= full - 12 * kMiB, 1);
     for (void *m : mappings) munmap(m, kPage);
     char *q = allocate(16 * kMiB);
-    CHILD_CHECK(q == p && q[0] == 0 && q[16 * kMiB - 1] == 0);
-    CHILD_CHECK(region::release(q));
+    CHILD_CHECK(q == p && q[0] == 0 && q[16 * kMiB - 1] == 0, 1);
+    CHILD_CHECK(region::release(q), 1);
   });
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(status, 0);
 }
 
 TEST(Region, WithoutGuardRegionsAreAdjacent) {
@@ -459,37 +428,37 @@ TEST(Region, WithoutGuardRegionsAreAdjacent) {
 // process: the threadsafe death-test style re-executes this binary for the statement.
 void small_window() {
   int on_stack = 0;
-  CHILD_CHECK(region::g_window_size.load() == 0);
-  CHILD_CHECK(!region::contains(&on_stack) && !region::contains(nullptr));
-  CHILD_CHECK(region::set_window_size(256 * kMiB));
+  CHILD_CHECK(region::g_window_size.load() == 0, 1);
+  CHILD_CHECK(!region::contains(&on_stack) && !region::contains(nullptr), 1);
+  CHILD_CHECK(region::set_window_size(256 * kMiB), 1);
   // Forty times what the window holds at once: address space is reused.
   for (int i = 0; i < 10000; ++i) {
     char *p = allocate(16 * kMiB);
-    CHILD_CHECK(p != nullptr);
+    CHILD_CHECK(p != nullptr, 1);
     p[0] = 1;
     p[16 * kMiB - 1] = 1;
-    CHILD_CHECK(region::release(p));
+    CHILD_CHECK(region::release(p), 1);
   }
-  CHILD_CHECK(!region::set_window_size(kMiB));
+  CHILD_CHECK(!region::set_window_size(kMiB), 1);
   // 16 MiB and a guard page: 15 fit in 256 MiB.
   std::vector<char *> all;
   for (char *p; (p = allocate(16 * kMiB)) != nullptr;) all.push_back(p);
-  CHILD_CHECK(errno == ENOMEM);
-  CHILD_CHECK(all.size() == 15);
+  CHILD_CHECK(errno == ENOMEM, 1);
+  CHILD_CHECK(all.size() == 15, 1);
   fill_pages(all[0], 0, 16 * kMiB);
   errno = 0;
-  CHILD_CHECK(grow(all[0], 32 * kMiB) == nullptr && errno == ENOMEM);
-  CHILD_CHECK(first_bad_page(all[0], 0, 16 * kMiB) == 16 * kMiB);
+  CHILD_CHECK(grow(all[0], 32 * kMiB) == nullptr && errno == ENOMEM, 1);
+  CHILD_CHECK(first_bad_page(all[0], 0, 16 * kMiB) == 16 * kMiB, 1);
   // Once its neighbour goes, it grows in place.
-  CHILD_CHECK(region::release(all[1]));
-  CHILD_CHECK(grow(all[0], 32 * kMiB) == all[0]);
-  CHILD_CHECK(first_bad_page(all[0], 0, 16 * kMiB) == 16 * kMiB);
-  CHILD_CHECK(region::release(all[0]));
-  for (size_t i = 2; i < all.size(); ++i) CHILD_CHECK(region::release(all[i]));
+  CHILD_CHECK(region::release(all[1]), 1);
+  CHILD_CHECK(grow(all[0], 32 * kMiB) == all[0], 1);
+  CHILD_CHECK(first_bad_page(all[0], 0, 16 * kMiB) == 16 * kMiB, 1);
+  CHILD_CHECK(region::release(all[0]), 1);
+  for (size_t i = 2; i < all.size(); ++i) CHILD_CHECK(region::release(all[i]), 1);
   // All of it coalesced again: one region as large as the window less its guard and the
   // page kept reserved at each end.
   char *whole = allocate(256 * kMiB - 3 * kPage);
-  CHILD_CHECK(whole != nullptr && region::release(whole));
+  CHILD_CHECK(whole != nullptr && region::release(whole), 1);
   _exit(0);
 }
 

@@ -1,4 +1,4 @@
-// reserve_test.cc: per-thread reserves (allocscope_reserve) and the atomic reserve
+// preload_reserve_test.cc: per-thread reserves (allocscope_reserve) and the atomic reserve
 // (nowait_reserve) under the preload, with real threads and child processes. Children
 // report through their exit status: each check that fails exits with its own code.
 #include <errno.h>
@@ -29,55 +29,31 @@
 
 #include "allocscope.h"
 #include "allocscope.hpp"
-#include "test_support.h"
+#include "preload_support.h"
 
 namespace {
 
 constexpr size_t kKiB = 1 << 10;
-constexpr size_t kMiB = 1 << 20;
-
-// A number from the stats JSON: the first "key":N after "after". Allocates nothing (it
-// runs in children that cannot allocate).
-unsigned long long stat(const char *key, const char *after) {
-  static char json[1 << 16];
-  char quoted[64];
-  if (allocscope_stats_json(json, sizeof(json)) >= static_cast<int>(sizeof(json))) return ~0ull;
-  snprintf(quoted, sizeof(quoted), "\"%s\"", after);
-  const char *at = strstr(json, quoted);
-  snprintf(quoted, sizeof(quoted), "\"%s\":", key);
-  at = at != nullptr ? strstr(at, quoted) : nullptr;
-  return at != nullptr ? strtoull(at + strlen(quoted), nullptr, 10) : ~0ull;
-}
-
-// Runs fn in a forked child; returns its exit status (or 1000 + signal).
-template <typename Fn>
-int in_child(Fn fn) {
-  const pid_t pid = fork();
-  if (pid == 0) _exit(fn());
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
-}
+using preload_support::engaged;
+using preload_support::kMiB;
+using preload_support::stat;
+using test_support::in_child;
+using test_support::statm;
 
 class Reserve : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(allocscope_active(), 1) << "run under LD_PRELOAD=liballocscope.so";
-    char tmpl[] = "/tmp/allocscope-reserve-XXXXXX";
-    close(mkstemp(tmpl));
-    log_path_ = tmpl;
-    ASSERT_EQ(allocscope_config(("log_file:" + log_path_ + ",warn_burst:0,strict:false").c_str()),
-              0);
+    ASSERT_PRELOADED();
+    ASSERT_EQ(log_.start("warn_burst:0,strict:false"), 0);
   }
   void TearDown() override {
     allocscope_reserve_release();
     allocscope_limit_set(0);
-    allocscope_config("log_file:/dev/stderr,nowait_reserve:0");
-    unlink(log_path_.c_str());
+    allocscope_config("nowait_reserve:0");
   }
-  std::string log() const { return test_support::read_file(log_path_); }
+  std::string log() const { return log_.text(); }
 
-  std::string log_path_;
+  preload_support::ReportLog log_;
 };
 
 TEST_F(Reserve, CompletesItsAllocationsWhileAnotherThreadKeepsTheBudgetExhausted) {
@@ -217,16 +193,6 @@ TEST_F(Reserve, CxxGuardReservesScopesAndReleases) {
   }
   EXPECT_FALSE(allocscope_current() & ALLOCSCOPE_RESERVE);
   EXPECT_EQ(allocscope_reserve_left(), 0u);
-}
-
-// The "engaged" bits of the stats, e.g. "limit|kv".
-std::string engaged() {
-  static char json[1 << 16];
-  allocscope_stats_json(json, sizeof(json));
-  const char *at = strstr(json, "\"engaged\":\"");
-  if (at == nullptr) return "?";
-  at += strlen("\"engaged\":\"");
-  return std::string(at, strchr(at, '"'));
 }
 
 TEST_F(Reserve, AThreadThatExitsInsideScopesLeavesTheFastPathAsItWas) {
@@ -398,23 +364,6 @@ TEST_F(Reserve, NowaitKvAllocationsMakeNoMemorySystemCallButTheRefill) {
   EXPECT_EQ(status, 0) << "20 + n: n memory system calls (a region?) other than the refill";
 }
 
-// Pages and address space from /proc/self/statm, in bytes: {size, resident}. Allocates
-// nothing (it runs under a lowered RLIMIT_AS).
-struct Statm {
-  size_t size, resident;
-};
-Statm statm() {
-  char text[128] = {};
-  const int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {0, 0};
-  const ssize_t n = read(fd, text, sizeof(text) - 1);
-  close(fd);
-  if (n <= 0) return {0, 0};
-  char *rest;
-  const size_t size = strtoull(text, &rest, 10);
-  return {size * 4096, strtoull(rest, nullptr, 10) * 4096};
-}
-
 // Whether the file at `path` contains `what`. Allocates nothing.
 bool file_contains(const char *path, const char *what) {
   static char text[1 << 16];
@@ -430,9 +379,6 @@ bool file_contains(const char *path, const char *what) {
 // runs in a fresh process (the threadsafe death-test style starts this binary again for
 // the statement), where neither premapped arena exists yet.
 using ReserveDeathTest = Reserve;
-
-#define CHILD_CHECK(cond, code) \
-  if (!(cond)) _exit(code)
 
 void reserve_with_64m_of_address_space() {
   rlimit limit{statm().size + 64 * kMiB, RLIM_INFINITY};
@@ -482,7 +428,8 @@ void reserve_without_address_space(const char *log) {
 
 TEST_F(ReserveDeathTest, AReserveWithoutAddressSpaceSaysWhatFailed) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(reserve_without_address_space(log_path_.c_str()), testing::ExitedWithCode(0), "")
+  EXPECT_EXIT(reserve_without_address_space(log_.path().c_str()), testing::ExitedWithCode(0),
+              "")
       << "12-14: the report does not say what failed";
 }
 
@@ -658,7 +605,7 @@ TEST_F(Reserve, Python3UnderNowaitIsNotCappedAtTheAtomicReserve) {
   ASSERT_EQ(plain.second, 0);
   ASSERT_NE(plain.first, "");
   const std::string conf =
-      "policy:nowait,nowait_reserve:8M,stats_print:true,log_file:" + log_path_;
+      "policy:nowait,nowait_reserve:8M,stats_print:true,log_file:" + log_.path();
   const auto preloaded = run(argv, conf.c_str());
   EXPECT_EQ(preloaded.second, 0) << log();
   EXPECT_EQ(preloaded.first, plain.first);

@@ -1,4 +1,4 @@
-// pool_test.cc: allocscope_pool_* (mempool) under the preload, with real threads. Each test
+// preload_pool_test.cc: allocscope_pool_* (mempool) under the preload, with real threads. Each test
 // sets a limit a few MiB above what is charged, creates its pool while there is room, and
 // then fills the budget until less than one element is left (but enough for a thread or
 // a string): only the pool's held-back elements, and what other threads give back, can
@@ -6,15 +6,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <functional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,18 +20,17 @@
 
 #include "allocscope.h"
 #include "allocscope.hpp"
-#include "test_support.h"
+#include "preload_support.h"
 
 namespace {
 
-constexpr size_t kMiB = 1 << 20;
-constexpr size_t kElem = 256 << 10;  // a jemalloc size class: usable size == requested
+using preload_support::kMiB;
+using test_support::Clock;
+using test_support::in_child;
+using test_support::ms_since;
+using test_support::sleep_ms;
 
-using Clock = std::chrono::steady_clock;
-int64_t ms_since(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-}
-void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+constexpr size_t kElem = 256 << 10;  // a jemalloc size class: usable size == requested
 
 // Runs fn on another thread delay_ms after go(). The thread starts at once, while there is
 // room for it; the destructor lets it run if go() was never called, and joins it.
@@ -57,58 +53,25 @@ class Later {
   std::thread thread_;
 };
 
-class Pool : public ::testing::Test {
+class Pool : public preload_support::LimitedBudgetTest {
  protected:
-  void SetUp() override {
-    ASSERT_EQ(allocscope_active(), 1) << "run under LD_PRELOAD=liballocscope.so";
-    char tmpl[] = "/tmp/allocscope-pool-XXXXXX";
-    int fd = mkstemp(tmpl);
-    close(fd);
-    log_path_ = tmpl;
-    ASSERT_EQ(allocscope_config(("log_file:" + log_path_ +
-                                 ",retry_max:3,stall_warn_ms:0,nofail_in_nowait:wait,"
-                                 "emergency:0,strict:false,warn_burst:0")
-                                    .c_str()),
-              0);
-    ASSERT_EQ(allocscope_limit_set(allocscope_charged() + 8 * kMiB), 0);
-  }
-
-  void TearDown() override {
-    free_ballast();
-    allocscope_limit_set(0);
-    allocscope_config("log_file:/dev/stderr");
-    unlink(log_path_.c_str());
-  }
+  Pool() : LimitedBudgetTest(8 * kMiB) {}
 
   // Leaves between a quarter and a half of an element of room: a pool's light attempt
   // fails, small allocations (a string, a report) still succeed. The budget may find a
   // little more room later (jemalloc's thread caches, see budget.h), so tests start their
   // threads before filling it and fill it last.
   void fill_budget() {
-    fill(kMiB);
+    fill(kMiB, &ballast_);
     release_one();
-    fill(kElem / 4);
+    fill(kElem / 4, &ballast_);
     ASSERT_GE(ballast_.size(), 4u);
     release_one();
-  }
-
-  void fill(size_t size) {
-    for (;;) {
-      void *p = allocscope_alloc(size, ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN);
-      if (p == nullptr) break;
-      memset(p, 1, 4096);
-      ballast_.push_back(p);
-    }
   }
 
   void release_one() {
     free(ballast_.back());
     ballast_.pop_back();
-  }
-
-  void free_ballast() {
-    for (void *p : ballast_) free(p);
-    ballast_.clear();
   }
 
   // The budget has no room for one element.
@@ -117,14 +80,6 @@ class Pool : public ::testing::Test {
     free(p);
     return p == nullptr;
   }
-
-  std::string log() const { return test_support::read_file(log_path_); }
-  static int count(const std::string &text, const std::string &what) {
-    return test_support::count_of(text, what);
-  }
-
-  std::string log_path_;
-  std::vector<void *> ballast_;
 };
 
 TEST_F(Pool, HandsOutItsHeldBackElementsAndNoMore) {
@@ -153,7 +108,7 @@ TEST_F(Pool, HandsOutItsHeldBackElementsAndNoMore) {
     EXPECT_EQ(allocscope_pool_alloc(pool, 0), nullptr) << "a NOWAIT scope applies too";
     EXPECT_EQ(errno, ENOMEM);
   }
-  ASSERT_EQ(allocscope_config("rules:pool_test=nowait"), 0);
+  ASSERT_EQ(allocscope_config("rules:preload_pool_test=nowait"), 0);
   errno = 0;
   EXPECT_EQ(allocscope_pool_alloc(pool, 0), nullptr) << "and so does a rule for the caller";
   EXPECT_EQ(errno, ENOMEM);
@@ -356,7 +311,7 @@ TEST_F(Pool, DestroyWithElementsOutIsReportedAndTheyStayValid) {
   const std::string text = log();
   EXPECT_EQ(count(text, "allocscope_pool_destroy("), 1) << text;
   EXPECT_NE(text.find("2 elements of 262144 bytes still out"), std::string::npos) << text;
-  EXPECT_NE(text.find("at pool_test+0x"), std::string::npos) << text;
+  EXPECT_NE(text.find("at preload_pool_test+0x"), std::string::npos) << text;
   memset(a, 1, kElem);
   memset(b, 1, kElem);
   free(a);
@@ -441,19 +396,16 @@ TEST_F(Pool, ForkWhileAnotherThreadUsesThePool) {
     while (!stop.load()) allocscope_pool_free(pool, allocscope_pool_alloc(pool, 0));
   });
   for (int i = 0; i < 100; ++i) {
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
+    const int status = in_child([pool] {
       alarm(5);  // a lock left held by the churning thread would hang here
       void *p = allocscope_pool_alloc(pool, ALLOCSCOPE_NOWAIT);
       allocscope_pool_free(pool, p);
       allocscope_pool_destroy(pool);
-      _exit(p != nullptr ? 0 : 1);
-    }
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
-    EXPECT_EQ(WEXITSTATUS(status), 0);
+      return p != nullptr ? 0 : 1;
+    });
+    ASSERT_LT(status, test_support::kKilledBy)
+        << "child killed by signal " << status - test_support::kKilledBy;
+    EXPECT_EQ(status, 0);
   }
   stop = true;
   churn.join();

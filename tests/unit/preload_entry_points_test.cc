@@ -1,4 +1,4 @@
-// entry_points_test.cc: the contract of every exported allocation entry point, checked in
+// preload_entry_points_test.cc: the contract of every exported allocation entry point, checked in
 // a process that runs under the preload (meson sets LD_PRELOAD; the first test fails if
 // it did not take effect). Expectations are glibc's, except where the preload documents
 // a difference, and jemalloc's own for its non-standard API.

@@ -1,4 +1,4 @@
-// fault_test.cc: fault injection under the preload. Each attribute must fail exactly the
+// preload_fault_test.cc: fault injection under the preload. Each attribute must fail exactly the
 // allocations it selects: counted over a fixed sequence of allocations, deterministic
 // with fault.seed. Every test starts from fault.reset:true.
 #include <errno.h>
@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "allocscope.h"
+#include "preload_support.h"
 
 namespace {
 
@@ -64,7 +65,7 @@ std::string field(const std::string &line, const std::string &key) {
 class Fault : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(allocscope_active(), 1) << "run under LD_PRELOAD=liballocscope.so";
+    ASSERT_PRELOADED();
     ASSERT_EQ(allocscope_config("fault.reset:true,fault.size_min:777,fault.size_max:777"), 0);
     char tmpl[] = "/tmp/allocscope-fault-XXXXXX";
     dir_ = mkdtemp(tmpl);
@@ -179,7 +180,7 @@ TEST_F(Fault, CallSiteFromTheRecordTargetsOneSite) {
   const std::vector<std::string> logged = lines(dir_ + "/log");
   ASSERT_EQ(logged.size(), 1u);
   const std::string site = field(logged[0], "callsite");
-  ASSERT_EQ(site.rfind("fault_test+0x", 0), 0u) << logged[0];
+  ASSERT_EQ(site.rfind("preload_fault_test+0x", 0), 0u) << logged[0];
   ASSERT_EQ(allocscope_config(("fault.callsite:" + site + ",fault.times:-1").c_str()), 0);
   void *elsewhere = other_site(kSize);
   EXPECT_NE(elsewhere, nullptr) << "another call site is not selected";
@@ -190,9 +191,9 @@ TEST_F(Fault, CallSiteFromTheRecordTargetsOneSite) {
 TEST_F(Fault, CallerAndRejectFilterByModule) {
   ASSERT_EQ(allocscope_config("fault.caller:libnothing,fault.probability:100"), 0);
   EXPECT_TRUE(run(5).empty());
-  ASSERT_EQ(allocscope_config("fault.caller:fault_test"), 0);
+  ASSERT_EQ(allocscope_config("fault.caller:preload_fault_test"), 0);
   EXPECT_EQ(run(5).size(), 5u);
-  ASSERT_EQ(allocscope_config("fault.reject:fault_test"), 0);
+  ASSERT_EQ(allocscope_config("fault.reject:preload_fault_test"), 0);
   EXPECT_TRUE(run(5).empty()) << "reject wins over caller";
 }
 
@@ -207,8 +208,8 @@ TEST_F(Fault, LogLinesAreJsonWithCallSiteAndBacktrace) {
   EXPECT_EQ(line.back(), '}');
   EXPECT_NE(line.find("\"size\":777"), std::string::npos) << line;
   EXPECT_NE(line.find("\"function\":\"allocscope_alloc\""), std::string::npos) << line;
-  EXPECT_NE(field(line, "module").find("/fault_test"), std::string::npos) << line;
-  EXPECT_NE(line.find("\"backtrace\":[\"fault_test+0x"), std::string::npos) << line;
+  EXPECT_NE(field(line, "module").find("/preload_fault_test"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"backtrace\":[\"preload_fault_test+0x"), std::string::npos) << line;
 }
 
 TEST_F(Fault, InjectedFailureTakesOperatorNewToTheHandlerAndBadAlloc) {

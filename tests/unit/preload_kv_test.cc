@@ -1,14 +1,13 @@
-// kv_test.cc: kvmalloc-style fallback under the preload. A KV allocation at or above
+// preload_kv_test.cc: kvmalloc-style fallback under the preload. A KV allocation at or above
 // kv_threshold first tries jemalloc lightly and falls back to an mmap region only when
 // that fails (here: when arena_limit says the arena's share is used up); kv_direct sends
 // it straight to a region. Checked through the public API: allocscope_is_region(), the
 // stats JSON, page faults, RSS, and signals in forked children.
 #include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <new>
@@ -23,50 +22,32 @@
 
 #include "allocscope.h"
 #include "allocscope.hpp"
+#include "preload_support.h"
 
 namespace {
 
-constexpr size_t kMiB = 1 << 20;
-
-// One counter from the stats JSON, e.g. stat("\"fallbacks\":").
-long long stat(const char *key) {
-  std::vector<char> buf(16384);
-  const int n = allocscope_stats_json(buf.data(), buf.size());
-  EXPECT_GT(n, 0);
-  const char *at = strstr(buf.data(), key);
-  EXPECT_NE(at, nullptr) << key;
-  return at == nullptr ? -1 : atoll(at + strlen(key));
-}
-
-long rss_kib() {
-  FILE *f = fopen("/proc/self/statm", "r");
-  long pages = 0, resident = 0;
-  if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
-  fclose(f);
-  return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-long minor_faults() {
-  rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_minflt;
-}
+using preload_support::kMiB;
+using preload_support::stat;
+using test_support::in_child;
+using test_support::kKilledBy;
+using test_support::minor_faults;
+using test_support::rss_bytes;
 
 class Kv : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(allocscope_active(), 1) << "run under LD_PRELOAD=liballocscope.so";
+    ASSERT_PRELOADED();
     ASSERT_EQ(allocscope_config("kv_threshold:64K,kv_direct:0,arena_limit:0,limit:0"), 0);
   }
   void TearDown() override { allocscope_config("kv_direct:0,arena_limit:0,limit:0"); }
 };
 
 TEST_F(Kv, NoFallbackWhileTheArenaAttemptSucceeds) {
-  const long long fallbacks = stat("\"fallbacks\":");
+  const auto fallbacks = stat("fallbacks", "kv");
   void *p = allocscope_kvmalloc(4 * kMiB, 0);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(allocscope_is_region(p), 0);
-  EXPECT_EQ(stat("\"fallbacks\":"), fallbacks);
+  EXPECT_EQ(stat("fallbacks", "kv"), fallbacks);
   free(p);
 }
 
@@ -75,14 +56,14 @@ TEST_F(Kv, FallsBackExactlyWhenTheArenaLimitIsReached) {
   ASSERT_EQ(allocscope_config(("arena_limit:" + std::to_string(allocscope_charged() + 2 * kMiB))
                                   .c_str()),
             0);
-  const long long fallbacks = stat("\"fallbacks\":");
+  const auto fallbacks = stat("fallbacks", "kv");
   void *in_arena = allocscope_kvmalloc(kMiB, 0);
   ASSERT_NE(in_arena, nullptr);
   EXPECT_EQ(allocscope_is_region(in_arena), 0) << "fits the arena: no fallback";
   void *region = allocscope_kvmalloc(4 * kMiB, 0);
   ASSERT_NE(region, nullptr);
   EXPECT_EQ(allocscope_is_region(region), 1) << "past arena_limit: a region";
-  EXPECT_EQ(stat("\"fallbacks\":"), fallbacks + 1);
+  EXPECT_EQ(stat("fallbacks", "kv"), fallbacks + 1);
   EXPECT_GE(malloc_usable_size(region), 4 * kMiB);
   memset(region, 7, 4 * kMiB);
   // Without KV the same allocation has no region to fall back to: arena_limit caps every
@@ -96,12 +77,12 @@ TEST_F(Kv, FallsBackExactlyWhenTheArenaLimitIsReached) {
 }
 
 TEST_F(Kv, AnInjectedArenaFailureFallsBackToARegion) {
-  const long long fallbacks = stat("\"fallbacks\":");
+  const auto fallbacks = stat("fallbacks", "kv");
   ASSERT_EQ(allocscope_config("fault.size_min:3M,fault.size_max:3M,fault.nth:1"), 0);
   void *p = allocscope_kvmalloc(3 * kMiB, 0);
   ASSERT_NE(p, nullptr) << "the injected failure hits the arena attempt, not the region";
   EXPECT_EQ(allocscope_is_region(p), 1);
-  EXPECT_EQ(stat("\"fallbacks\":"), fallbacks + 1);
+  EXPECT_EQ(stat("fallbacks", "kv"), fallbacks + 1);
   free(p);
   ASSERT_EQ(allocscope_config("fault.nth:1"), 0);
   EXPECT_EQ(allocscope_alloc(3 * kMiB, ALLOCSCOPE_NOWARN), nullptr) << "without KV it just fails";
@@ -125,7 +106,7 @@ TEST_F(Kv, BelowTheThresholdNeverARegion) {
 
 TEST_F(Kv, KvDirectAndAScopeSendPlainMallocToRegions) {
   ASSERT_EQ(allocscope_config("kv_direct:1M"), 0);
-  const long long direct = stat("\"direct\":");
+  const auto direct = stat("direct", "kv");
   void *small = nullptr, *big = nullptr;
   {
     allocscope::Scope kv(ALLOCSCOPE_KV);
@@ -134,7 +115,7 @@ TEST_F(Kv, KvDirectAndAScopeSendPlainMallocToRegions) {
   }
   EXPECT_EQ(allocscope_is_region(small), 0);
   EXPECT_EQ(allocscope_is_region(big), 1);
-  EXPECT_EQ(stat("\"direct\":"), direct + 1);
+  EXPECT_EQ(stat("direct", "kv"), direct + 1);
   void *outside = malloc(2 * kMiB);
   EXPECT_EQ(allocscope_is_region(outside), 0) << "outside the KV scope: the arena";
   free(outside);
@@ -148,15 +129,7 @@ TEST_F(Kv, AWriteJustPastARegionKillsTheWriter) {
   ASSERT_EQ(allocscope_is_region(p), 1);
   const size_t usable = malloc_usable_size(p);
   p[usable - 1] = 1;  // the last byte is fine
-  pid_t child = fork();
-  if (child == 0) {
-    static_cast<volatile char *>(p)[usable] = 1;
-    _exit(0);
-  }
-  int status = 0;
-  waitpid(child, &status, 0);
-  EXPECT_TRUE(WIFSIGNALED(status));
-  EXPECT_EQ(WTERMSIG(status), SIGSEGV);
+  EXPECT_EQ(in_child([&] { static_cast<volatile char *>(p)[usable] = 1; }), kKilledBy + SIGSEGV);
   free(p);
 }
 
@@ -167,7 +140,7 @@ TEST_F(Kv, GrowingARegionByDoublingNeitherCopiesNorLoses) {
   auto *p = static_cast<unsigned char *>(malloc(size));
   ASSERT_EQ(allocscope_is_region(p), 1);
   for (size_t i = 0; i < size; i += 4096) p[i] = static_cast<unsigned char>(i >> 12);
-  const long long moves = stat("\"remap_moves\":"), in_place = stat("\"grown_in_place\":");
+  const auto moves = stat("remap_moves", "kv"), in_place = stat("grown_in_place", "kv");
   while (size < 1024 * kMiB) {
     const long before = minor_faults();
     p = static_cast<unsigned char *>(realloc(p, size * 2));
@@ -181,7 +154,7 @@ TEST_F(Kv, GrowingARegionByDoublingNeitherCopiesNorLoses) {
     for (size_t i = size; i < size * 2; i += 4096) p[i] = static_cast<unsigned char>(i >> 12);
     size *= 2;
   }
-  EXPECT_EQ(stat("\"remap_moves\":") + stat("\"grown_in_place\":"), moves + in_place + 10);
+  EXPECT_EQ(stat("remap_moves", "kv") + stat("grown_in_place", "kv"), moves + in_place + 10);
   free(p);
 }
 
@@ -190,9 +163,9 @@ TEST_F(Kv, FreeingARegionLowersRss) {
   auto *p = static_cast<char *>(allocscope_kvmalloc(128 * kMiB, 0));
   ASSERT_EQ(allocscope_is_region(p), 1);
   memset(p, 1, 128 * kMiB);
-  const long during = rss_kib();
+  const size_t during = rss_bytes();
   free(p);
-  EXPECT_GT(during - rss_kib(), 120 * 1024);
+  EXPECT_GT(during, rss_bytes() + 120 * kMiB);
 }
 
 TEST_F(Kv, EveryFreeFamilyEntryPointTakesARegion) {
@@ -202,7 +175,7 @@ TEST_F(Kv, EveryFreeFamilyEntryPointTakesARegion) {
     EXPECT_EQ(allocscope_is_region(p), 1);
     return p;
   };
-  const long long before = stat("\"regions\":");
+  const auto before = stat("regions", "kv");
   free(region());
   EXPECT_EQ(realloc(region(), 0), nullptr);
   ::operator delete(region());
@@ -218,7 +191,7 @@ TEST_F(Kv, EveryFreeFamilyEntryPointTakesARegion) {
   p = reallocarray(p, 100, 4 << 10);
   ASSERT_NE(p, nullptr);
   free(p);
-  EXPECT_EQ(stat("\"regions\":"), before);
+  EXPECT_EQ(stat("regions", "kv"), before);
 }
 
 TEST_F(Kv, ReallocMovesBetweenArenaAndRegionBothWays) {

@@ -1,0 +1,348 @@
+// gate_test.cc: the entry gate (gate.h): the words the entry points read for every
+// combination of engaged bits, change() keeping those words in step with the bits, the
+// bits derived from what modules publish, and each predicate the entry points test.
+#include "gate.h"
+
+#include <stdint.h>
+
+#include <string>
+#include <set>
+
+#include <gtest/gtest.h>
+
+namespace allocscope {
+namespace gate {
+namespace {
+
+constexpr uint32_t kAllBits = (1u << kBitCount) - 1;
+constexpr size_t kAnySize = SIZE_MAX;
+
+// Every test starts and ends with nothing published and nothing engaged: the gate is
+// process-wide state.
+class Gate : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(bits(), 0u) << "a previous test left bits engaged"; }
+  void TearDown() override {
+    publish_max_size(SIZE_MAX);
+    publish_default_policy(0);
+    publish_rule_flags(0);
+    publish_reclaimers(0);
+    publish_kv_to_region(false);
+    publish_atomic_reserve(false);
+    publish_new_handler(false);
+    change(0, kAllBits);
+  }
+  // Sets exactly `b`.
+  static void engage_exactly(uint32_t b) { change(b, kAllBits & ~b); }
+  // Whether the modules can engage `b` together: kv_to_region is derived only with kv,
+  // and the limit is near only while one is set.
+  static bool reachable(uint32_t b) {
+    return (!(b & kKvToRegion) || (b & kKv)) && (!(b & kLimitNear) || (b & kLimit));
+  }
+};
+
+// The largest direct allocation for every set of bits: every size while no allocation bit
+// is engaged, the far limit's small sizes while only the limit is, none otherwise; plain
+// new also none while a new_handler is installed. Bits only frees and reallocs care about
+// change nothing here.
+TEST_F(Gate, DirectMaxForEveryCombinationOfBits) {
+  for (uint32_t b = 0; b <= kAllBits; ++b) {
+    const uint32_t alloc = b & kAllocBits;
+    const size_t want = alloc == 0 ? SIZE_MAX : alloc == kLimit ? kLimitDirectMax : 0;
+    ASSERT_EQ(direct_max_for(b), want) << "bits " << b;
+    ASSERT_EQ(new_direct_max_for(b), (b & kNewHandler) ? 0 : want) << "bits " << b;
+  }
+  // Spelled out for the bits that matter most.
+  EXPECT_EQ(direct_max_for(0), SIZE_MAX);
+  EXPECT_EQ(direct_max_for(kLimit), kLimitDirectMax);
+  EXPECT_EQ(direct_max_for(kLimit | kLimitNear), 0u) << "a near limit checks every allocation";
+  EXPECT_EQ(direct_max_for(kLimit | kWaiters | kRegions | kKv | kNewHandler), kLimitDirectMax);
+  EXPECT_EQ(direct_max_for(kLimit | kOnFailure), 0u);
+  for (uint32_t bit : {kOnFailure, kKvToRegion, kFaults, kReserveScope, kAtomicReserve, kRefill,
+                       kLimitNear, kExiting, kForeign})
+    EXPECT_EQ(direct_max_for(bit), 0u) << bit_name(bit);
+  for (uint32_t bit : {kWaiters, kKv, kRegions, kNewHandler})
+    EXPECT_EQ(direct_max_for(bit), SIZE_MAX) << bit_name(bit);
+  EXPECT_EQ(new_direct_max_for(kNewHandler), 0u);
+  EXPECT_EQ(new_direct_max_for(kLimit), kLimitDirectMax);
+}
+
+// After any change(), the words the entry points read are those of the bits now engaged,
+// whatever was engaged before.
+TEST_F(Gate, ChangeKeepsTheWordsInStepWithTheBits) {
+  auto in_step = [] {
+    const uint32_t b = g_gate.engaged.load();
+    return g_gate.direct_max.load() == direct_max_for(b) &&
+           g_gate.new_direct_max.load() == new_direct_max_for(b);
+  };
+  ASSERT_TRUE(in_step());
+  uint32_t previous = 0;
+  for (uint32_t b = 0; b <= kAllBits; ++b) {
+    engage_exactly(b);
+    ASSERT_EQ(bits(), b);
+    ASSERT_TRUE(in_step()) << "from " << previous << " to " << b;
+    previous = b;
+  }
+  // Setting and clearing single bits on top of others.
+  engage_exactly(kLimit | kRegions);
+  change(kLimitNear, 0);
+  EXPECT_EQ(bits(), kLimit | kRegions | kLimitNear);
+  EXPECT_TRUE(in_step());
+  change(0, kLimitNear);
+  EXPECT_EQ(bits(), kLimit | kRegions);
+  EXPECT_EQ(g_gate.direct_max.load(), kLimitDirectMax);
+  change(kNewHandler, kRegions);
+  EXPECT_EQ(bits(), kLimit | kNewHandler);
+  EXPECT_TRUE(in_step());
+  change(kLimit, 0);  // nothing new: the words stay
+  EXPECT_TRUE(in_step());
+  change(0, kAllBits);
+  EXPECT_EQ(bits(), 0u);
+  EXPECT_EQ(g_gate.direct_max.load(), SIZE_MAX);
+  EXPECT_EQ(g_gate.new_direct_max.load(), SIZE_MAX);
+}
+
+// The default policy: NOFAIL and RETRY_MAYFAIL send failures to the engine, KV engages
+// kv, and kv_direct only matters with KV somewhere. NORETRY and NOWAIT fail as jemalloc
+// does: nothing to engage.
+TEST_F(Gate, TheDefaultPolicyEngagesWhatItNeeds) {
+  publish_default_policy(ALLOCSCOPE_NOFAIL);
+  EXPECT_EQ(bits(), kOnFailure);
+  publish_default_policy(ALLOCSCOPE_RETRY_MAYFAIL | ALLOCSCOPE_NOWARN);
+  EXPECT_EQ(bits(), kOnFailure);
+  publish_default_policy(ALLOCSCOPE_NORETRY | ALLOCSCOPE_NOWAIT | ALLOCSCOPE_NOWARN);
+  EXPECT_EQ(bits(), 0u);
+  publish_kv_to_region(true);
+  EXPECT_EQ(bits(), 0u) << "kv_direct without KV anywhere sends nothing to a region";
+  publish_default_policy(ALLOCSCOPE_KV);
+  EXPECT_EQ(bits(), kKv | kKvToRegion);
+  EXPECT_EQ(direct_max_for(bits()), 0u) << "large allocations go to regions";
+  publish_kv_to_region(false);
+  EXPECT_EQ(bits(), kKv);
+  EXPECT_EQ(g_gate.direct_max.load(), SIZE_MAX) << "KV alone concerns reallocs only";
+  publish_default_policy(0);
+  EXPECT_EQ(bits(), 0u);
+}
+
+// A rule needs the engine on failure whatever its flags (it is looked up only then).
+TEST_F(Gate, RulesReclaimersAndTheNewHandler) {
+  publish_rule_flags(ALLOCSCOPE_NOWARN);
+  EXPECT_EQ(bits(), kOnFailure);
+  publish_rule_flags(ALLOCSCOPE_KV);
+  EXPECT_EQ(bits(), kOnFailure | kKv);
+  publish_rule_flags(0);
+  EXPECT_EQ(bits(), 0u);
+  publish_reclaimers(2);
+  EXPECT_EQ(bits(), kOnFailure);
+  publish_reclaimers(0);
+  EXPECT_EQ(bits(), 0u);
+  publish_new_handler(true);
+  EXPECT_EQ(bits(), kNewHandler);
+  EXPECT_EQ(g_gate.new_direct_max.load(), 0u);
+  EXPECT_EQ(g_gate.direct_max.load(), SIZE_MAX) << "only plain operator new cares";
+  publish_new_handler(false);
+  EXPECT_EQ(bits(), 0u);
+  EXPECT_EQ(g_gate.new_direct_max.load(), SIZE_MAX);
+}
+
+// A bit several sources derive stays while any of them remains.
+TEST_F(Gate, ADerivedBitStaysWhileAnySourceRemains) {
+  publish_default_policy(ALLOCSCOPE_NOFAIL);
+  publish_reclaimers(1);
+  count_scopes({1, 0, 0, 0});
+  publish_default_policy(0);
+  EXPECT_EQ(bits(), kOnFailure) << "reclaimers and a scope remain";
+  publish_reclaimers(0);
+  EXPECT_EQ(bits(), kOnFailure) << "a scope remains";
+  count_scopes({-1, 0, 0, 0});
+  EXPECT_EQ(bits(), 0u);
+  // Bits that are not derived are left alone by every publish.
+  change(kLimit | kRegions, 0);
+  publish_default_policy(ALLOCSCOPE_KV);
+  publish_default_policy(0);
+  EXPECT_EQ(bits(), kLimit | kRegions);
+}
+
+// Scope counts: a thread's NOFAIL/RETRY_MAYFAIL, KV and RESERVE scopes engage their bits
+// for every thread until the last such scope ends; NOWAIT scopes only matter to the
+// atomic reserve.
+TEST_F(Gate, ScopeCounts) {
+  count_scopes({1, 0, 0, 0});
+  EXPECT_EQ(bits(), kOnFailure);
+  count_scopes({1, 0, 0, 0});
+  count_scopes({-1, 0, 0, 0});
+  EXPECT_EQ(bits(), kOnFailure) << "one of two scopes left";
+  count_scopes({-1, 1, 0, 0});
+  EXPECT_EQ(bits(), kKv);
+  count_scopes({0, -1, 1, 0});
+  EXPECT_EQ(bits(), kReserveScope);
+  EXPECT_EQ(g_gate.direct_max.load(), 0u);
+  count_scopes({0, 0, -1, 1});
+  EXPECT_EQ(bits(), 0u) << "NOWAIT without the atomic reserve engages nothing";
+  count_scopes({0, 0, 0, -1});
+  EXPECT_EQ(bits(), 0u);
+}
+
+// The atomic reserve serves NOWAIT allocations: it engages once NOWAIT can occur, from a
+// scope (that thread) or from the default policy or a rule (any thread:
+// nowait_everywhere).
+TEST_F(Gate, TheAtomicReserveEngagesWhereNowaitCanOccur) {
+  publish_atomic_reserve(true);
+  EXPECT_EQ(bits(), 0u) << "no NOWAIT anywhere";
+  EXPECT_FALSE(nowait_everywhere());
+  count_scopes({0, 0, 0, 1});
+  EXPECT_EQ(bits(), kAtomicReserve);
+  EXPECT_FALSE(nowait_everywhere()) << "only that thread's allocations";
+  count_scopes({0, 0, 0, -1});
+  EXPECT_EQ(bits(), 0u);
+  publish_default_policy(ALLOCSCOPE_NOWAIT);
+  EXPECT_EQ(bits(), kAtomicReserve);
+  EXPECT_TRUE(nowait_everywhere());
+  publish_default_policy(0);
+  publish_rule_flags(ALLOCSCOPE_NOWAIT);
+  EXPECT_EQ(bits(), kAtomicReserve | kOnFailure);
+  EXPECT_TRUE(nowait_everywhere());
+  publish_atomic_reserve(false);
+  EXPECT_EQ(bits(), kOnFailure);
+  EXPECT_FALSE(nowait_everywhere());
+}
+
+// The predicates, each against the bits that must and must not turn it off.
+TEST_F(Gate, AllocationPredicates) {
+  EXPECT_TRUE(is_direct(kAnySize));
+  EXPECT_TRUE(new_is_direct(kAnySize));
+  engage_exactly(kLimit);
+  EXPECT_TRUE(is_direct(kLimitDirectMax));
+  EXPECT_FALSE(is_direct(kLimitDirectMax + 1));
+  EXPECT_TRUE(new_is_direct(kLimitDirectMax));
+  EXPECT_FALSE(new_is_direct(kLimitDirectMax + 1));
+  engage_exactly(kLimit | kNewHandler);
+  EXPECT_TRUE(is_direct(kLimitDirectMax));
+  EXPECT_FALSE(new_is_direct(1));
+  engage_exactly(kOnFailure);
+  EXPECT_FALSE(is_direct(1));
+  EXPECT_FALSE(new_is_direct(1));
+  EXPECT_FALSE(limit_is_set());
+  engage_exactly(kLimit);
+  EXPECT_TRUE(limit_is_set());
+}
+
+// max_size: with nothing engaged, a request above it takes the engine (which fails it);
+// every size up to it stays direct.
+TEST_F(Gate, MaxSizeBoundsTheDirectSizes) {
+  publish_max_size(size_t{1} << 30);
+  EXPECT_EQ(direct_max_for(0), size_t{1} << 30);
+  EXPECT_TRUE(is_direct(size_t{1} << 30));
+  EXPECT_FALSE(is_direct((size_t{1} << 30) + 1));
+  EXPECT_FALSE(new_is_direct((size_t{1} << 30) + 1));
+  EXPECT_FALSE(realloc_is_direct((size_t{1} << 30) + 1));
+  engage_exactly(kOnFailure);
+  EXPECT_FALSE(is_direct(1));
+  engage_exactly(0);
+  EXPECT_TRUE(is_direct(size_t{1} << 30)) << "the cap is back with the bits";
+  publish_max_size(SIZE_MAX);
+  EXPECT_TRUE(is_direct(SIZE_MAX));
+}
+
+// DISABLED: fails (engine bug). While only a far limit is engaged, direct_max is
+// kLimitDirectMax whatever max_size is, so with max_size below 32 KiB (it accepts any size
+// from 1) a request between the two goes straight to jemalloc and succeeds:
+// ALLOCSCOPE_CONF=max_size:1K,limit:1G lets malloc(2048) through, where the size cap must
+// fail it with ENOMEM even under NOFAIL (shim/allocscope.h). direct_max_for(kLimit) should
+// be min(kLimitDirectMax, max_size).
+TEST_F(Gate, DISABLED_AFarLimitKeepsTheMaxSizeCap) {
+  publish_max_size(1024);
+  engage_exactly(kLimit);
+  EXPECT_FALSE(is_direct(2048));
+  EXPECT_FALSE(new_is_direct(2048));
+}
+
+// DISABLED: fails. gate.h says direct_max is "none" while anything in kAllocBits but a
+// far limit is engaged, but it is 0 and is_direct() tests size <= direct_max, so a request
+// of 0 bytes stays direct whatever is engaged: malloc(0), calloc(0, n) and operator new(0)
+// go straight to jemalloc, which allocates a block for them. Fault injection and
+// allocscope_fail_nth never see them (a sweep by count cannot fail a malloc(0)), a NOWAIT
+// malloc(0) under nowait_reserve comes from the ordinary arena (which may mmap), and a
+// near limit does not count it. Either direct_max needs a value below every size, or the
+// documentation should say that size 0 is always direct.
+TEST_F(Gate, DISABLED_WhenEngagedNoSizeIsDirectNotEvenZero) {
+  engage_exactly(kOnFailure);
+  EXPECT_FALSE(is_direct(0));
+  engage_exactly(kFaults);
+  EXPECT_FALSE(is_direct(0));
+  engage_exactly(kNewHandler);
+  EXPECT_FALSE(new_is_direct(0));
+}
+
+// A free is jemalloc's unless a waiter must be woken, a region told apart, an exiting
+// thread's free charged, or the pointer may be another allocator's.
+TEST_F(Gate, FreePredicate) {
+  const uint32_t engaging = kWaiters | kRegions | kExiting | kForeign;
+  for (uint32_t b = 0; b <= kAllBits; ++b) {
+    engage_exactly(b);
+    ASSERT_EQ(free_is_direct(), (b & engaging) == 0) << "bits " << b;
+  }
+  engage_exactly(kAllBits & ~engaging);
+  EXPECT_TRUE(free_is_direct()) << "a limit, scopes, faults: a free is still jemalloc's";
+}
+
+// realloc is direct with nothing engaged but a limit (its size test covers that) or a
+// new_handler; when engaged, it tries jemalloc first only while what is engaged is about
+// failures (the engine then runs only when jemalloc fails).
+TEST_F(Gate, ReallocPredicates) {
+  for (uint32_t b = 0; b <= kAllBits; ++b) {
+    if (!reachable(b)) continue;
+    engage_exactly(b);
+    const bool only_limit_or_handler = (b & ~(kLimit | kNewHandler)) == 0;
+    ASSERT_EQ(realloc_is_direct(16), only_limit_or_handler) << "bits " << b;
+    ASSERT_EQ(realloc_is_direct(kLimitDirectMax + 1), only_limit_or_handler && !(b & kLimit))
+        << "bits " << b;
+    const bool failures_only = (b & ~(kOnFailure | kWaiters | kLimitNear | kNewHandler)) == 0;
+    ASSERT_EQ(realloc_tries_jemalloc_first(), failures_only) << "bits " << b;
+  }
+  engage_exactly(kKv);
+  EXPECT_FALSE(realloc_is_direct(16)) << "a KV realloc may move to a region";
+  EXPECT_FALSE(realloc_tries_jemalloc_first());
+  engage_exactly(kOnFailure | kWaiters);
+  EXPECT_FALSE(realloc_is_direct(16));
+  EXPECT_TRUE(realloc_tries_jemalloc_first());
+}
+
+TEST_F(Gate, ResizeInPlacePredicate) {
+  for (uint32_t b = 0; b <= kAllBits; ++b) {
+    engage_exactly(b);
+    ASSERT_EQ(resize_in_place_is_direct(), (b & (kLimit | kRegions | kForeign)) == 0)
+        << "bits " << b;
+  }
+}
+
+TEST_F(Gate, AlignedBound) {
+  EXPECT_EQ(aligned_bound(100, 64), 164u);
+  EXPECT_EQ(aligned_bound(SIZE_MAX - 64, 64), SIZE_MAX);
+  EXPECT_EQ(aligned_bound(SIZE_MAX - 63, 64), SIZE_MAX) << "overflow";
+  EXPECT_EQ(aligned_bound(SIZE_MAX, 4096), SIZE_MAX);
+}
+
+// Every bit has its own name (the stats' "engaged" words); anything else is "?".
+TEST_F(Gate, EveryBitHasOneName) {
+  std::set<std::string> names;
+  for (uint32_t i = 0; i < kBitCount; ++i) {
+    const std::string name = bit_name(1u << i);
+    EXPECT_NE(name, "?") << "bit " << i;
+    EXPECT_TRUE(names.insert(name).second) << name << " twice";
+  }
+  EXPECT_STREQ(bit_name(kLimit), "limit");
+  EXPECT_STREQ(bit_name(kOnFailure), "on_failure");
+  EXPECT_STREQ(bit_name(kReserveScope), "reserve_scope");
+  EXPECT_STREQ(bit_name(kLimitNear), "limit_near");
+  EXPECT_STREQ(bit_name(kNewHandler), "new_handler");
+  EXPECT_STREQ(bit_name(kExiting), "exiting");
+  EXPECT_STREQ(bit_name(kForeign), "foreign");
+  EXPECT_STREQ(bit_name(0), "?");
+  EXPECT_STREQ(bit_name(kLimit | kKv), "?");
+  EXPECT_STREQ(bit_name(1u << kBitCount), "?");
+}
+
+}  // namespace
+}  // namespace gate
+}  // namespace allocscope
