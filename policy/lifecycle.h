@@ -9,9 +9,9 @@
 //                LockRank (kFork below lists the modules in that order), postfork_parent
 //                and postfork_child release them in reverse; each module's postfork_child
 //                also forgets the threads the child does not have.
-//   thread exit  the exit handler (thread_state.h: watch_thread_exit) drops the scope
-//                counts the thread holds, releases its reserve and takes it out of the
-//                budget.
+//   thread exit  the exit handler (thread_state.h: watch_thread_exit) ends the thread's
+//                part in a failure check (check.h), drops the scope counts the thread
+//                holds, releases its reserve and takes it out of the budget.
 #pragma once
 
 namespace allocscope {

@@ -1,0 +1,481 @@
+// preload_check_failures_test.cc: allocscope_check_failures (shim/allocscope_testing.h)
+// on small functions whose failure paths are right, leak, hide a failure, crash, or
+// allocate while handling one. Run twice by meson: under the preload, where every test but
+// the last runs, and without it, where only the last one does (the call is -ENOSYS).
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "allocscope.h"
+#include "allocscope.hpp"
+#include "allocscope_gtest.h"
+#include "allocscope_testing.h"
+
+// The compiler may drop a malloc whose block is freed unused: each block escapes here.
+static void keep(void *p) { asm volatile("" : : "r"(p) : "memory"); }
+
+// jemalloc size classes, so usable size == requested and leaks are these exact sums.
+static constexpr size_t kSizes[8] = {16, 32, 48, 64, 80, 96, 112, 128};
+
+// Eight allocations. When the i-th fails, frees the ones before it and returns -1; except
+// after the 5th, where it forgets the first four. A C function's typical slip. Exported
+// (outside the anonymous namespace, extern "C"; the test links with export_dynamic), so
+// that dladdr names it in the GoogleTest helper's message.
+extern "C" int leaks_after_the_fifth(void *) {
+  void *blocks[8];
+  for (int i = 0; i < 8; ++i) {
+    blocks[i] = malloc(kSizes[i]);
+    if (blocks[i] == nullptr) {
+      if (i == 4) return -1;  // the slip: blocks[0..3] stay allocated
+      for (int j = 0; j < i; ++j) free(blocks[j]);
+      return -1;
+    }
+    keep(blocks[i]);
+  }
+  for (void *p : blocks) free(p);
+  return 0;
+}
+
+namespace {
+
+// The same without the slip.
+int frees_everything(void *) {
+  void *blocks[8];
+  for (int i = 0; i < 8; ++i) {
+    blocks[i] = malloc(kSizes[i]);
+    if (blocks[i] == nullptr) {
+      for (int j = 0; j < i; ++j) free(blocks[j]);
+      return -1;
+    }
+    keep(blocks[i]);
+  }
+  for (void *p : blocks) free(p);
+  return 0;
+}
+
+// Five allocations; the third is an optional cache and its failure is absorbed.
+int absorbs_the_third(void *) {
+  void *blocks[5] = {};
+  for (int i = 0; i < 5; ++i) {
+    blocks[i] = malloc(64);
+    if (blocks[i] == nullptr && i != 2) {
+      for (int j = 0; j < i; ++j) free(blocks[j]);
+      return -1;
+    }
+    keep(blocks[i]);
+  }
+  for (void *p : blocks) free(p);
+  return 0;
+}
+
+// Four allocations; the third is used without a check.
+int trusts_the_third(void *) {
+  void *blocks[4];
+  for (int i = 0; i < 4; ++i) {
+    blocks[i] = malloc(48);
+    if (i == 2) *static_cast<volatile char *>(blocks[i]) = 'x';  // NULL: SIGSEGV
+    if (blocks[i] == nullptr) {
+      for (int j = 0; j < i; ++j) free(blocks[j]);
+      return -1;
+    }
+  }
+  for (void *p : blocks) free(p);
+  return 0;
+}
+
+// Two allocations; when the second fails, the error path allocates a message (and copes
+// if that fails too, which it counts).
+int g_message_failures = 0;
+int allocates_in_its_error_path(void *) {
+  void *a = malloc(32);
+  if (a == nullptr) return -1;
+  void *b = malloc(32);
+  if (b == nullptr) {
+    char *message = static_cast<char *>(malloc(64));
+    if (message == nullptr) ++g_message_failures;
+    else snprintf(message, 64, "no memory for b");
+    keep(message);
+    free(message);
+    free(a);
+    return -2;
+  }
+  keep(b);
+  free(b);
+  free(a);
+  return 0;
+}
+
+// Every point the callback saw.
+struct Seen {
+  std::vector<allocscope_check_point> points;  // pointers cleared
+  std::vector<std::string> top_frame;          // stack_names[0], "" if none
+  std::vector<std::string> functions;
+};
+int remember(const allocscope_check_point *p, void *arg) {
+  Seen &seen = *static_cast<Seen *>(arg);
+  allocscope_check_point copy = *p;
+  copy.stack = nullptr;
+  copy.stack_names = nullptr;
+  copy.function = nullptr;
+  seen.points.push_back(copy);
+  seen.top_frame.push_back(p->frames > 0 ? p->stack_names[0] : "");
+  seen.functions.push_back(p->function);
+  return 0;
+}
+
+class CheckFailures : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!allocscope_active()) GTEST_SKIP() << "needs LD_PRELOAD=liballocscope.so";
+  }
+};
+
+TEST_F(CheckFailures, AnErrorPathThatForgetsToFreeIsALeakAtItsPoint) {
+  allocscope_check_report r;
+  Seen seen;
+  ASSERT_EQ(allocscope_check_failures_each(leaks_after_the_fifth, nullptr, 0, &r, remember, &seen), 0);
+  EXPECT_EQ(r.allocations, 8u);
+  EXPECT_EQ(r.points, 8u);
+  EXPECT_EQ(r.errors, 8u);
+  EXPECT_EQ(r.successes, 0u);
+  EXPECT_GE(r.leaks, 1u);
+  EXPECT_EQ(r.leaks, 1u);
+  EXPECT_EQ(r.first_leak, 5u);
+  // The first four blocks, at their usable sizes (jemalloc's counters count those).
+  long long expected = 0;
+  for (int i = 0; i < 4; ++i) {
+    void *p = malloc(kSizes[i]);
+    expected += static_cast<long long>(malloc_usable_size(p));
+    free(p);
+  }
+  EXPECT_EQ(expected, 16 + 32 + 48 + 64);
+  EXPECT_EQ(r.leaked_bytes, expected);
+
+  ASSERT_EQ(seen.points.size(), 8u);
+  const allocscope_check_point &fifth = seen.points[4];
+  EXPECT_EQ(fifth.index, 5u);
+  EXPECT_EQ(fifth.nth, 5u);
+  EXPECT_EQ(fifth.thread, 0u);
+  EXPECT_EQ(fifth.failed, 1u);
+  EXPECT_EQ(fifth.outcome, ALLOCSCOPE_CHECK_RETURNED);
+  EXPECT_EQ(fifth.value, -1);
+  EXPECT_EQ(fifth.leaked_bytes, expected);
+  EXPECT_EQ(fifth.size, 80u);
+  EXPECT_EQ(seen.functions[4], "malloc");
+  // The injection's call stack starts in the function that called malloc, in this program.
+  EXPECT_THAT(seen.top_frame[4], ::testing::StartsWith("preload_check_failures_test+0x"));
+  for (size_t i = 0; i < 8; ++i) {
+    if (i == 4) continue;
+    EXPECT_EQ(seen.points[i].leaked_bytes, 0) << "point " << i + 1;
+  }
+}
+
+TEST_F(CheckFailures, AFunctionThatFreesEverythingErrsAtEveryPointAndLeaksNothing) {
+  allocscope_check_report r;
+  ASSERT_EQ(allocscope_check_failures(frees_everything, nullptr, 0, &r), 0);
+  EXPECT_EQ(r.allocations, 8u);
+  EXPECT_EQ(r.points, r.allocations);
+  EXPECT_EQ(r.errors, r.points);
+  EXPECT_EQ(r.successes, 0u);
+  EXPECT_EQ(r.leaks, 0u);
+  EXPECT_EQ(r.first_leak, 0u);
+  EXPECT_EQ(r.leaked_bytes, 0);
+}
+
+TEST_F(CheckFailures, AnAbsorbedFailureIsASuccess) {
+  allocscope_check_report r;
+  Seen seen;
+  ASSERT_EQ(allocscope_check_failures_each(absorbs_the_third, nullptr, 0, &r, remember, &seen), 0);
+  EXPECT_EQ(r.points, 5u);
+  EXPECT_EQ(r.successes, 1u);
+  EXPECT_EQ(r.errors, 4u);
+  EXPECT_EQ(r.leaks, 0u);
+  ASSERT_EQ(seen.points.size(), 5u);
+  EXPECT_EQ(seen.points[2].value, 0);
+  EXPECT_EQ(seen.points[2].failed, 1u);
+}
+
+TEST_F(CheckFailures, ABenignAllocationInANofaultScopeIsNoPoint) {
+  // The optional third allocation, exempted as SQLite's benign mallocs are.
+  auto benign = [](void *) -> int {
+    void *blocks[5] = {};
+    for (int i = 0; i < 5; ++i) {
+      if (i == 2) {
+        allocscope::Scope nofault(ALLOCSCOPE_NOFAULT);
+        blocks[i] = malloc(64);
+      } else {
+        blocks[i] = malloc(64);
+        if (blocks[i] == nullptr) {
+          for (int j = 0; j < i; ++j) free(blocks[j]);
+          return -1;
+        }
+      }
+      keep(blocks[i]);
+    }
+    for (void *p : blocks) free(p);
+    return 0;
+  };
+  allocscope_check_report r;
+  ASSERT_EQ(allocscope_check_failures(benign, nullptr, 0, &r), 0);
+  EXPECT_EQ(r.allocations, 4u);
+  EXPECT_EQ(r.errors, 4u);
+  EXPECT_EQ(r.successes, 0u);
+}
+
+TEST_F(CheckFailures, ForkTurnsACrashIntoAReportedPoint) {
+  allocscope_check_report r;
+  Seen seen;
+  ASSERT_EQ(allocscope_check_failures_each(trusts_the_third, nullptr, ALLOCSCOPE_CHECK_FORK, &r,
+                                           remember, &seen),
+            0);
+  // Still here: the crash was the child's.
+  EXPECT_EQ(r.allocations, 4u);
+  EXPECT_EQ(r.points, 4u);
+  EXPECT_EQ(r.errors, 3u);  // points 1, 2, 4; point 3 neither erred nor succeeded
+  EXPECT_EQ(r.successes, 0u);
+  EXPECT_EQ(r.leaks, 0u);
+  ASSERT_EQ(seen.points.size(), 4u);
+  EXPECT_EQ(seen.points[2].outcome, ALLOCSCOPE_CHECK_SIGNALED);
+  EXPECT_EQ(seen.points[2].value, SIGSEGV);
+  // The child sent the injection before it crashed.
+  EXPECT_EQ(seen.points[2].size, 48u);
+  EXPECT_THAT(seen.top_frame[2], ::testing::StartsWith("preload_check_failures_test+0x"));
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_EQ(seen.points[i].outcome, ALLOCSCOPE_CHECK_RETURNED);
+    EXPECT_EQ(seen.points[i].value, -1);
+  }
+}
+
+TEST_F(CheckFailures, ForkReportsAnExitAndMeasuresLeaksInTheChild) {
+  auto exits_at_the_second = [](void *) -> int {
+    void *a = malloc(32);
+    if (a == nullptr) return -1;
+    void *b = malloc(32);
+    if (b == nullptr) exit(3);
+    free(b);
+    free(a);
+    return 0;
+  };
+  allocscope_check_report r;
+  Seen seen;
+  ASSERT_EQ(allocscope_check_failures_each(exits_at_the_second, nullptr, ALLOCSCOPE_CHECK_FORK,
+                                           &r, remember, &seen),
+            0);
+  ASSERT_EQ(seen.points.size(), 2u);
+  EXPECT_EQ(seen.points[1].outcome, ALLOCSCOPE_CHECK_EXITED);
+  EXPECT_EQ(seen.points[1].value, 3);
+
+  // And a leak found in a child is the same leak as in process.
+  ASSERT_EQ(allocscope_check_failures(leaks_after_the_fifth, nullptr, ALLOCSCOPE_CHECK_FORK, &r), 0);
+  EXPECT_EQ(r.leaks, 1u);
+  EXPECT_EQ(r.first_leak, 5u);
+  EXPECT_EQ(r.leaked_bytes, 16 + 32 + 48 + 64);
+}
+
+TEST_F(CheckFailures, PersistentReachesAllocationsInTheErrorPath) {
+  allocscope_check_report r;
+  Seen seen;
+  g_message_failures = 0;
+  ASSERT_EQ(allocscope_check_failures_each(allocates_in_its_error_path, nullptr, 0, &r, remember,
+                                           &seen),
+            0);
+  EXPECT_EQ(g_message_failures, 0) << "once: the error path's allocation succeeds";
+  ASSERT_EQ(seen.points.size(), 2u);
+  EXPECT_EQ(seen.points[1].failed, 1u);
+
+  seen = Seen{};
+  ASSERT_EQ(allocscope_check_failures_each(allocates_in_its_error_path, nullptr,
+                                           ALLOCSCOPE_CHECK_PERSISTENT, &r, remember, &seen),
+            0);
+  EXPECT_EQ(g_message_failures, 1) << "persistent: the message's allocation fails too";
+  EXPECT_EQ(r.points, 2u);
+  EXPECT_EQ(r.errors, 2u);
+  EXPECT_EQ(r.leaks, 0u);
+  ASSERT_EQ(seen.points.size(), 2u);
+  EXPECT_EQ(seen.points[0].failed, 1u);
+  EXPECT_EQ(seen.points[1].failed, 2u);
+  EXPECT_EQ(seen.points[1].value, -2);
+}
+
+TEST_F(CheckFailures, AResidueEveryCallKeepsIsNoLeak) {
+  // A cache that grows by one 64-byte entry per call, as an interning table might: the
+  // counted run keeps 64 bytes, so a point keeping 64 is no leak, and one keeping 64 + 32
+  // leaks 32.
+  static std::vector<void *> *cache = new std::vector<void *>;
+  cache->reserve(1000);
+  auto grows = [](void *) -> int {
+    void *entry = malloc(64);
+    if (entry == nullptr) return -1;
+    void *scratch = malloc(32);
+    if (scratch == nullptr) {  // keeps the entry (fine) and forgets nothing else
+      cache->push_back(entry);
+      return -1;
+    }
+    void *more = malloc(16);
+    if (more == nullptr) {  // keeps the entry and strands scratch: 32 bytes leaked
+      cache->push_back(entry);
+      return -1;
+    }
+    free(more);
+    free(scratch);
+    cache->push_back(entry);
+    return 0;
+  };
+  allocscope_check_report r;
+  ASSERT_EQ(allocscope_check_failures(grows, nullptr, 0, &r), 0);
+  EXPECT_EQ(r.allocations, 3u);
+  EXPECT_EQ(r.leaks, 1u);
+  EXPECT_EQ(r.first_leak, 3u);
+  EXPECT_EQ(r.leaked_bytes, 32);
+  for (void *p : *cache) free(p);
+  cache->clear();
+}
+
+// A worker thread's allocations: three, and when the third fails it forgets the first.
+struct Worker {
+  int result;
+};
+void *worker(void *arg) {
+  Worker &w = *static_cast<Worker *>(arg);
+  void *a = malloc(32);
+  void *b = a != nullptr ? malloc(48) : nullptr;
+  void *c = b != nullptr ? malloc(64) : nullptr;
+  keep(a);
+  keep(b);
+  keep(c);
+  w.result = c != nullptr ? 0 : -1;
+  if (c == nullptr && b != nullptr) {
+    free(b);  // the slip: a stays
+    return nullptr;
+  }
+  free(c);
+  free(b);
+  free(a);
+  return nullptr;
+}
+int starts_a_worker(void *) {
+  Worker w{-1};
+  pthread_t thread;
+  if (pthread_create(&thread, nullptr, worker, &w) != 0) return -1;
+  pthread_join(thread, nullptr);
+  return w.result;
+}
+
+TEST_F(CheckFailures, AllThreadsCountsAndFailsTheThreadsFnStarts) {
+  allocscope_check_report mine;
+  ASSERT_EQ(allocscope_check_failures(starts_a_worker, nullptr, 0, &mine), 0);
+  allocscope_check_report all;
+  Seen seen;
+  ASSERT_EQ(allocscope_check_failures_each(starts_a_worker, nullptr, ALLOCSCOPE_CHECK_ALL_THREADS,
+                                           &all, remember, &seen),
+            0);
+  EXPECT_EQ(all.allocations, mine.allocations + 3);
+  EXPECT_EQ(all.points, all.allocations);
+  EXPECT_EQ(all.errors, all.points);
+  EXPECT_EQ(all.leaks, 1u);
+  EXPECT_EQ(all.leaked_bytes, 32);
+  // The worker's points come after the calling thread's, numbered within the worker.
+  ASSERT_EQ(seen.points.size(), all.points);
+  const allocscope_check_point &last = seen.points.back();
+  EXPECT_EQ(last.thread, 1u);
+  EXPECT_EQ(last.nth, 3u);
+  EXPECT_EQ(last.size, 64u);
+  EXPECT_EQ(last.leaked_bytes, 32);
+  EXPECT_EQ(all.first_leak, last.index);
+  EXPECT_EQ(last.threads_running, 0u);
+}
+
+TEST_F(CheckFailures, EachCanStopTheCheck) {
+  allocscope_check_report r;
+  auto stop_at_third = [](const allocscope_check_point *p, void *) { return p->index == 3 ? 1 : 0; };
+  ASSERT_EQ(allocscope_check_failures_each(frees_everything, nullptr, 0, &r, stop_at_third, nullptr), 0);
+  EXPECT_EQ(r.allocations, 8u);
+  EXPECT_EQ(r.points, 3u);
+}
+
+TEST_F(CheckFailures, BadArguments) {
+  allocscope_check_report r;
+  EXPECT_EQ(allocscope_check_failures(nullptr, nullptr, 0, &r), -EINVAL);
+  EXPECT_EQ(allocscope_check_failures(frees_everything, nullptr, 0, nullptr), -EINVAL);
+  EXPECT_EQ(allocscope_check_failures(frees_everything, nullptr, 0x80, &r), -EINVAL);
+  auto nests = [](void *) -> int {
+    allocscope_check_report inner;
+    return allocscope_check_failures(frees_everything, nullptr, 0, &inner) == -EBUSY ? 0 : 1;
+  };
+  ASSERT_EQ(allocscope_check_failures(nests, nullptr, 0, &r), 0);
+  EXPECT_EQ(r.errors, 0u) << "a check inside fn is -EBUSY";
+}
+
+TEST_F(CheckFailures, CxxLambdasAndExceptions) {
+  // operator new throws at its points; the exception is the lambda's error.
+  const allocscope::CheckResult r = allocscope::check_failures([] {
+    std::vector<std::string> words;
+    for (int i = 0; i < 4; ++i) words.emplace_back(std::string(40, static_cast<char>('a' + i)));
+  });
+  ASSERT_EQ(r.status, 0);
+  EXPECT_GE(r.report.points, 4u);
+  EXPECT_EQ(r.report.errors, r.report.points);
+  EXPECT_EQ(r.report.leaks, 0u);
+
+  int calls = 0;
+  const allocscope::CheckResult counted =
+      allocscope::check_failures([&] { return malloc(1) != nullptr; }, 0,
+                                 [&](const allocscope_check_point &) { ++calls; });
+  EXPECT_EQ(counted.report.points, 1u);
+  EXPECT_EQ(calls, 1);
+  // The byte every successful call keeps is its residue, not a leak; the point's failed
+  // malloc keeps nothing.
+  EXPECT_EQ(counted.report.leaks, 0u);
+  EXPECT_EQ(counted.report.errors, 1u);
+}
+
+// The GoogleTest helper's message: each failing point with its stack, the exported function
+// named (the test links with export_dynamic), the rest with an addr2line command.
+TEST_F(CheckFailures, TheGtestHelperPrintsEachFailingPointWithItsStack) {
+  // (Not a tail call: the lambda's own frame, unexported, stays in the stack.)
+  const allocscope::testing::CheckOutcome o = allocscope::testing::CheckFailures(
+      [] {
+        const int rc = leaks_after_the_fifth(nullptr);
+        asm volatile("" : : : "memory");
+        return rc;
+      },
+      0, false);
+  const ::testing::AssertionResult result = allocscope::testing::FailuresHandled(o);
+  EXPECT_FALSE(result);
+  const std::string message = result.message();
+  EXPECT_THAT(message, ::testing::HasSubstr("1 of 8 failure points leaked or crashed"));
+  EXPECT_THAT(message, ::testing::HasSubstr("point 5 (malloc(80) failed): fn returned -1, leaked 160 bytes"));
+  EXPECT_THAT(message, ::testing::HasSubstr("#0 preload_check_failures_test+0x"));
+  EXPECT_THAT(message, ::testing::HasSubstr("leaks_after_the_fifth+0x"));
+  EXPECT_THAT(message, ::testing::HasSubstr("addr2line -f -C -e /"));
+
+  const allocscope::testing::CheckOutcome hidden =
+      allocscope::testing::CheckFailures([] { return absorbs_the_third(nullptr); }, 0, true);
+  const std::string hidden_message = allocscope::testing::FailuresHandled(hidden).message();
+  EXPECT_THAT(hidden_message, ::testing::HasSubstr("fn returned 0 (success although the allocation failed)"));
+
+  ALLOCSCOPE_EXPECT_FAILURES_HANDLED(0, [] { return frees_everything(nullptr); });
+  ALLOCSCOPE_EXPECT_FAILURES_REPORTED(ALLOCSCOPE_CHECK_FORK, [] { return frees_everything(nullptr); });
+}
+
+// Without the preload (the second meson test of this binary) the client library answers.
+TEST(CheckFailuresWithoutPreload, IsENOSYSSoATestCanSkip) {
+  if (allocscope_active()) GTEST_SKIP() << "runs without LD_PRELOAD";
+  allocscope_check_report r;
+  memset(&r, 0xff, sizeof(r));
+  EXPECT_EQ(allocscope_check_failures(frees_everything, nullptr, 0, &r), -ENOSYS);
+  EXPECT_EQ(r.points, 0u);
+  EXPECT_EQ(r.leaked_bytes, 0);
+  EXPECT_EQ(allocscope::check_failures([] { return 0; }).status, -ENOSYS);
+}
+
+}  // namespace
