@@ -340,6 +340,34 @@ TEST_F(CheckFailures, AResidueEveryCallKeepsIsNoLeak) {
   cache->clear();
 }
 
+TEST_F(CheckFailures, ARegionLeftMappedIsALeakOfItsPages) {
+  // kv regions are mmap, outside jemalloc's per-thread counters: the engine counts them.
+  ASSERT_EQ(allocscope_config("kv_threshold:64K,kv_direct:256K"), 0);
+  auto strands_a_region = [](void *) -> int {
+    void *table = allocscope_kvmalloc(512 << 10, ALLOCSCOPE_NOWARN);
+    if (table == nullptr) return -1;
+    void *index = malloc(32);
+    if (index == nullptr) return -1;  // the slip: table stays mapped
+    keep(index);
+    free(index);
+    free(table);
+    return 0;
+  };
+  allocscope_check_report r;
+  Seen seen;
+  const int rc = allocscope_check_failures_each(strands_a_region, nullptr, 0, &r, remember, &seen);
+  allocscope_config("kv_direct:0");
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(r.allocations, 2u);
+  // Point 1: a failure injected into a kv allocation fails its arena attempt, and kv
+  // sends it to a region anyway (fault.h): fn sees no failure.
+  EXPECT_EQ(r.successes, 1u);
+  EXPECT_EQ(r.errors, 1u);
+  EXPECT_EQ(r.leaks, 1u);
+  EXPECT_EQ(r.first_leak, 2u);
+  EXPECT_EQ(r.leaked_bytes, 512 << 10);
+}
+
 // A worker thread's allocations: three, and when the third fails it forgets the first.
 struct Worker {
   int result;
