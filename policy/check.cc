@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -132,6 +133,7 @@ void on_first_failure(fault::CheckedThread &c, size_t size, const char *function
   run.injected = true;
   if (run.report_fd >= 0) {
     Message m;
+    memset(&m, 0, sizeof(m));  // every byte written is defined
     m.kind = Message::kInjection;
     m.injection = in;
     while (write(run.report_fd, &m, sizeof(m)) < 0 && errno == EINTR) {
@@ -206,11 +208,13 @@ Outcome run_forked(Run &run, ThreadState &t, int (*fn)(void *), void *arg, int *
     return o;
   }
   run.injected = false;
+  fflush(nullptr);  // else output buffered before the fork comes out twice if fn calls exit()
   const pid_t child = fork();
   if (child == 0) {
     close(fds[0]);
     run.report_fd = fds[1];
     Message m;
+    memset(&m, 0, sizeof(m));
     m.kind = Message::kOutcome;
     m.outcome = run_here(run, t, fn, arg);
     while (write(fds[1], &m, sizeof(m)) < 0 && errno == EINTR) {

@@ -95,7 +95,11 @@
  * report->points then counts the points run).
  *
  * Rules for fn: it runs allocations + 2 times (on the calling thread, or at the points in
- * a fork child with ALLOCSCOPE_CHECK_FORK); it must not run a check itself (-EBUSY); an
+ * a fork child with ALLOCSCOPE_CHECK_FORK) and must make the same allocations each time
+ * but for what the failure changes (a point whose failure fn does not reach this time is
+ * reported with failed == 0); with threads, glibc caches thread stacks, and a call that
+ * has more threads alive at once than the warm-up had allocates a new one's TLS block on
+ * the creating thread; it must not run a check itself (-EBUSY); an
  * exception must not leave it (the C++ forms in allocscope.hpp catch them); it must
  * return 0 for success and non-zero for an error. allocscope_fail_nth() on the calling
  * thread is disarmed by the check.

@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -368,6 +370,47 @@ TEST_F(CheckFailures, ARegionLeftMappedIsALeakOfItsPages) {
   EXPECT_EQ(r.leaked_bytes, 512 << 10);
 }
 
+TEST_F(CheckFailures, WhatFnSetsUpOnFirstUseIsNeitherAPointNorALeak) {
+  // A table made on the first call only. Counted from the first call, there would be four
+  // allocations and every point after the first would fail the allocation after its number.
+  static void *table = nullptr;
+  auto lazily_tabled = [](void *) -> int {
+    if (table == nullptr) {
+      table = malloc(256);
+      if (table == nullptr) return -1;
+    }
+    void *a = malloc(32);
+    if (a == nullptr) return -1;
+    void *b = malloc(48);
+    if (b == nullptr) return -1;  // the slip: a stays
+    void *c = malloc(64);
+    if (c == nullptr) {
+      free(b);
+      free(a);
+      return -1;
+    }
+    keep(c);
+    free(c);
+    free(b);
+    free(a);
+    return 0;
+  };
+  allocscope_check_report r;
+  Seen seen;
+  ASSERT_EQ(allocscope_check_failures_each(lazily_tabled, nullptr, 0, &r, remember, &seen), 0);
+  EXPECT_EQ(r.allocations, 3u);
+  EXPECT_EQ(r.errors, 3u);
+  EXPECT_EQ(r.leaks, 1u);
+  EXPECT_EQ(r.first_leak, 2u);
+  EXPECT_EQ(r.leaked_bytes, 32);
+  ASSERT_EQ(seen.points.size(), 3u);
+  EXPECT_EQ(seen.points[0].size, 32u);
+  EXPECT_EQ(seen.points[1].size, 48u);
+  EXPECT_EQ(seen.points[2].size, 64u);
+  free(table);
+  table = nullptr;
+}
+
 // A worker thread's allocations: three, and when the third fails it forgets the first.
 struct Worker {
   int result;
@@ -420,6 +463,90 @@ TEST_F(CheckFailures, AllThreadsCountsAndFailsTheThreadsFnStarts) {
   EXPECT_EQ(last.leaked_bytes, 32);
   EXPECT_EQ(all.first_leak, last.index);
   EXPECT_EQ(last.threads_running, 0u);
+}
+
+// A tree of threads whose start order changes from call to call while the work stays the
+// same: fn starts A, A starts A1; fn also starts B. On odd calls A waits before starting A1
+// (so B comes to run before A1), on even calls fn waits before starting B (A1 first). A1
+// makes one allocation of 80 bytes, B two of 96; each reports a failure to fn.
+std::atomic<int> g_tree_calls{0};
+struct Tree {
+  bool a_waits;
+  int a = -1, a1 = -1, b = -1;
+};
+void sleep_a_little() {
+  const timespec pause{0, 3 * 1000 * 1000};
+  nanosleep(&pause, nullptr);
+}
+void *a1_thread(void *arg) {
+  void *p = malloc(80);
+  keep(p);
+  static_cast<Tree *>(arg)->a1 = p != nullptr ? 0 : -1;
+  free(p);
+  return nullptr;
+}
+void *a_thread(void *arg) {
+  Tree &tree = *static_cast<Tree *>(arg);
+  if (tree.a_waits) sleep_a_little();
+  pthread_t a1;
+  if (pthread_create(&a1, nullptr, a1_thread, &tree) != 0) return nullptr;
+  pthread_join(a1, nullptr);
+  tree.a = 0;
+  return nullptr;
+}
+void *b_thread(void *arg) {
+  void *p = malloc(96);
+  void *q = p != nullptr ? malloc(96) : nullptr;
+  keep(p);
+  keep(q);
+  static_cast<Tree *>(arg)->b = q != nullptr ? 0 : -1;
+  free(q);
+  free(p);
+  return nullptr;
+}
+int starts_a_tree(void *) {
+  Tree tree;
+  tree.a_waits = g_tree_calls.fetch_add(1) % 2 == 1;
+  pthread_t a, b;
+  if (pthread_create(&a, nullptr, a_thread, &tree) != 0) return -1;
+  if (!tree.a_waits) sleep_a_little();
+  const int rc = pthread_create(&b, nullptr, b_thread, &tree);
+  pthread_join(a, nullptr);
+  if (rc != 0) return -1;
+  pthread_join(b, nullptr);
+  return tree.a != 0 || tree.a1 != 0 || tree.b != 0 ? -1 : 0;
+}
+
+TEST_F(CheckFailures, AllThreadsFailsTheSameThreadsAllocationWhicheverStartsFirst) {
+  // glibc keeps thread stacks for reuse, and a new one costs the creator an allocation (its
+  // TLS block): the two orders differ in how many threads are alive at once, so both run
+  // before the check (its warm-up is one call, one order).
+  ASSERT_EQ(starts_a_tree(nullptr), 0);
+  ASSERT_EQ(starts_a_tree(nullptr), 0);
+  for (int i = 0; i < 3; ++i) {
+    allocscope_check_report r;
+    Seen seen;
+    ASSERT_EQ(allocscope_check_failures_each(starts_a_tree, nullptr, ALLOCSCOPE_CHECK_ALL_THREADS,
+                                             &r, remember, &seen),
+              0);
+    // Had a point found its thread by the order threads came to run, the target of B's
+    // second allocation would be A1 on every other call, which has none: not reached, fn
+    // succeeds. And each thread number must fail allocations of one size only.
+    EXPECT_EQ(r.errors, r.points);
+    EXPECT_EQ(r.successes, 0u);
+    EXPECT_EQ(r.leaks, 0u);
+    std::vector<size_t> size_of_thread(8, 0);
+    int workers_points = 0;
+    for (const allocscope_check_point &p : seen.points) {
+      EXPECT_EQ(p.failed, 1u) << "point " << p.index << " was not reached";
+      if (p.thread == 0 || p.size < 80) continue;  // the 32-byte blocks are pthread_create's
+      ++workers_points;
+      ASSERT_LT(p.thread, size_of_thread.size());
+      if (size_of_thread[p.thread] == 0) size_of_thread[p.thread] = p.size;
+      EXPECT_EQ(p.size, size_of_thread[p.thread]) << "point " << p.index;
+    }
+    EXPECT_EQ(workers_points, 3);
+  }
 }
 
 TEST_F(CheckFailures, EachCanStopTheCheck) {
