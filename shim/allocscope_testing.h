@@ -68,8 +68,8 @@
  *       that calls exit() is ALLOCSCOPE_CHECK_EXITED. The child reports through a pipe,
  *       the injection's call stack as soon as it is made, so a crash still has it. fn's
  *       side effects at the points stay in the children. A child that never ends blocks
- *       the check (there is no timeout: the test runner's applies). About 0.3-1 ms a point
- *       more (fork, exit, wait).
+ *       the check (there is no timeout: the test runner's applies). A point costs a fork,
+ *       an exit and a wait more (README, "Speed").
  *   ALLOCSCOPE_CHECK_ALL_THREADS  also count and fail the allocations of the threads fn
  *       starts with pthread_create (and the threads they start), and count their bytes for
  *       leaks. A thread is known by its place in the tree of starts: the i-th thread
