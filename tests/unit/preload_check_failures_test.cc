@@ -28,71 +28,53 @@ static void keep(void *p) { asm volatile("" : : "r"(p) : "memory"); }
 // jemalloc size classes, so usable size == requested and leaks are these exact sums.
 static constexpr size_t kSizes[8] = {16, 32, 48, 64, 80, 96, 112, 128};
 
-// Eight allocations. When the i-th fails, frees the ones before it and returns -1; except
-// after the 5th, where it forgets the first four. A C function's typical slip. Exported
-// (outside the anonymous namespace, extern "C"; the test links with export_dynamic), so
-// that dladdr names it in the GoogleTest helper's message.
-extern "C" int leaks_after_the_fifth(void *) {
-  void *blocks[8];
-  for (int i = 0; i < 8; ++i) {
-    blocks[i] = malloc(kSizes[i]);
-    if (blocks[i] == nullptr) {
-      if (i == 4) return -1;  // the slip: blocks[0..3] stay allocated
+// The sample functions below: n allocations, checked; when one fails, the blocks before it
+// are freed and the result is -1, unless the sample slips there in one of three ways.
+struct Sample {
+  int n;
+  size_t size;         // every block's size; 0: kSizes[i]
+  int forgets_at;      // returns -1 without freeing the blocks before it (a leak)
+  int absorbs_at;      // goes on without the block (a failure hidden as success)
+  int trusts_at;       // writes to the block unchecked (NULL: SIGSEGV)
+  int benign_at = -1;  // allocates the block in a NOFAULT scope (and does without it)
+};
+
+// Exported (extern "C", outside the anonymous namespace; the test links with
+// export_dynamic) and never inlined, so that dladdr names it in the GoogleTest helper's
+// message as the function whose malloc failed.
+extern "C" [[gnu::noinline]] int allocate_sample(const Sample &s) {
+  void *blocks[8] = {};
+  for (int i = 0; i < s.n; ++i) {
+    {
+      const allocscope_cookie_t scope = allocscope_save(i == s.benign_at ? ALLOCSCOPE_NOFAULT : 0);
+      blocks[i] = malloc(s.size != 0 ? s.size : kSizes[i]);
+      allocscope_restore(scope);
+    }
+    if (i == s.trusts_at) *static_cast<volatile char *>(blocks[i]) = 'x';
+    if (blocks[i] == nullptr && i != s.absorbs_at && i != s.benign_at) {
+      if (i == s.forgets_at) return -1;  // the slip: blocks[0 .. i-1] stay allocated
       for (int j = 0; j < i; ++j) free(blocks[j]);
       return -1;
     }
     keep(blocks[i]);
   }
-  for (void *p : blocks) free(p);
+  for (int i = 0; i < s.n; ++i) free(blocks[i]);
   return 0;
 }
 
 namespace {
 
+// Eight allocations (16 to 128 bytes) whose error path after the 5th forgets the first
+// four: a C function's typical slip.
+int leaks_after_the_fifth(void *) { return allocate_sample({8, 0, 4, -1, -1}); }
 // The same without the slip.
-int frees_everything(void *) {
-  void *blocks[8];
-  for (int i = 0; i < 8; ++i) {
-    blocks[i] = malloc(kSizes[i]);
-    if (blocks[i] == nullptr) {
-      for (int j = 0; j < i; ++j) free(blocks[j]);
-      return -1;
-    }
-    keep(blocks[i]);
-  }
-  for (void *p : blocks) free(p);
-  return 0;
-}
-
+int frees_everything(void *) { return allocate_sample({8, 0, -1, -1, -1}); }
 // Five allocations; the third is an optional cache and its failure is absorbed.
-int absorbs_the_third(void *) {
-  void *blocks[5] = {};
-  for (int i = 0; i < 5; ++i) {
-    blocks[i] = malloc(64);
-    if (blocks[i] == nullptr && i != 2) {
-      for (int j = 0; j < i; ++j) free(blocks[j]);
-      return -1;
-    }
-    keep(blocks[i]);
-  }
-  for (void *p : blocks) free(p);
-  return 0;
-}
-
+int absorbs_the_third(void *) { return allocate_sample({5, 64, -1, 2, -1}); }
 // Four allocations; the third is used without a check.
-int trusts_the_third(void *) {
-  void *blocks[4];
-  for (int i = 0; i < 4; ++i) {
-    blocks[i] = malloc(48);
-    if (i == 2) *static_cast<volatile char *>(blocks[i]) = 'x';  // NULL: SIGSEGV
-    if (blocks[i] == nullptr) {
-      for (int j = 0; j < i; ++j) free(blocks[j]);
-      return -1;
-    }
-  }
-  for (void *p : blocks) free(p);
-  return 0;
-}
+int trusts_the_third(void *) { return allocate_sample({4, 48, -1, -1, 2}); }
+// Five allocations; the third, optional, is exempt from failure as SQLite's benign mallocs.
+int exempts_the_third(void *) { return allocate_sample({5, 64, -1, -1, -1, 2}); }
 
 // Two allocations; when the second fails, the error path allocates a message (and copes
 // if that fails too, which it counts).
@@ -134,6 +116,19 @@ int remember(const allocscope_check_point *p, void *arg) {
   return 0;
 }
 
+// A report as one line: a test compares all of it at once, and a failure shows all of it.
+std::string text(const allocscope_check_report &r) {
+  return "allocations " + std::to_string(r.allocations) + ", points " + std::to_string(r.points) +
+         ", errors " + std::to_string(r.errors) + ", successes " + std::to_string(r.successes) +
+         ", leaks " + std::to_string(r.leaks) + ", first_leak " + std::to_string(r.first_leak) +
+         ", leaked_bytes " + std::to_string(r.leaked_bytes);
+}
+std::string text(unsigned allocations, unsigned points, unsigned errors, unsigned successes,
+                 unsigned leaks, unsigned first_leak, long long leaked_bytes) {
+  return text(allocscope_check_report{allocations, points, errors, successes, leaks, first_leak,
+                                      leaked_bytes});
+}
+
 class CheckFailures : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -145,13 +140,6 @@ TEST_F(CheckFailures, AnErrorPathThatForgetsToFreeIsALeakAtItsPoint) {
   allocscope_check_report r;
   Seen seen;
   ASSERT_EQ(allocscope_check_failures_each(leaks_after_the_fifth, nullptr, 0, &r, remember, &seen), 0);
-  EXPECT_EQ(r.allocations, 8u);
-  EXPECT_EQ(r.points, 8u);
-  EXPECT_EQ(r.errors, 8u);
-  EXPECT_EQ(r.successes, 0u);
-  EXPECT_GE(r.leaks, 1u);
-  EXPECT_EQ(r.leaks, 1u);
-  EXPECT_EQ(r.first_leak, 5u);
   // The first four blocks, at their usable sizes (jemalloc's counters count those).
   long long expected = 0;
   for (int i = 0; i < 4; ++i) {
@@ -160,7 +148,7 @@ TEST_F(CheckFailures, AnErrorPathThatForgetsToFreeIsALeakAtItsPoint) {
     free(p);
   }
   EXPECT_EQ(expected, 16 + 32 + 48 + 64);
-  EXPECT_EQ(r.leaked_bytes, expected);
+  EXPECT_EQ(text(r), text(8, 8, 8, 0, 1, 5, expected));
 
   ASSERT_EQ(seen.points.size(), 8u);
   const allocscope_check_point &fifth = seen.points[4];
@@ -184,53 +172,23 @@ TEST_F(CheckFailures, AnErrorPathThatForgetsToFreeIsALeakAtItsPoint) {
 TEST_F(CheckFailures, AFunctionThatFreesEverythingErrsAtEveryPointAndLeaksNothing) {
   allocscope_check_report r;
   ASSERT_EQ(allocscope_check_failures(frees_everything, nullptr, 0, &r), 0);
-  EXPECT_EQ(r.allocations, 8u);
-  EXPECT_EQ(r.points, r.allocations);
-  EXPECT_EQ(r.errors, r.points);
-  EXPECT_EQ(r.successes, 0u);
-  EXPECT_EQ(r.leaks, 0u);
-  EXPECT_EQ(r.first_leak, 0u);
-  EXPECT_EQ(r.leaked_bytes, 0);
+  EXPECT_EQ(text(r), text(8, 8, 8, 0, 0, 0, 0));
 }
 
 TEST_F(CheckFailures, AnAbsorbedFailureIsASuccess) {
   allocscope_check_report r;
   Seen seen;
   ASSERT_EQ(allocscope_check_failures_each(absorbs_the_third, nullptr, 0, &r, remember, &seen), 0);
-  EXPECT_EQ(r.points, 5u);
-  EXPECT_EQ(r.successes, 1u);
-  EXPECT_EQ(r.errors, 4u);
-  EXPECT_EQ(r.leaks, 0u);
+  EXPECT_EQ(text(r), text(5, 5, 4, 1, 0, 0, 0));
   ASSERT_EQ(seen.points.size(), 5u);
   EXPECT_EQ(seen.points[2].value, 0);
   EXPECT_EQ(seen.points[2].failed, 1u);
 }
 
 TEST_F(CheckFailures, ABenignAllocationInANofaultScopeIsNoPoint) {
-  // The optional third allocation, exempted as SQLite's benign mallocs are.
-  auto benign = [](void *) -> int {
-    void *blocks[5] = {};
-    for (int i = 0; i < 5; ++i) {
-      if (i == 2) {
-        allocscope::Scope nofault(ALLOCSCOPE_NOFAULT);
-        blocks[i] = malloc(64);
-      } else {
-        blocks[i] = malloc(64);
-        if (blocks[i] == nullptr) {
-          for (int j = 0; j < i; ++j) free(blocks[j]);
-          return -1;
-        }
-      }
-      keep(blocks[i]);
-    }
-    for (void *p : blocks) free(p);
-    return 0;
-  };
   allocscope_check_report r;
-  ASSERT_EQ(allocscope_check_failures(benign, nullptr, 0, &r), 0);
-  EXPECT_EQ(r.allocations, 4u);
-  EXPECT_EQ(r.errors, 4u);
-  EXPECT_EQ(r.successes, 0u);
+  ASSERT_EQ(allocscope_check_failures(exempts_the_third, nullptr, 0, &r), 0);
+  EXPECT_EQ(text(r), text(4, 4, 4, 0, 0, 0, 0));
 }
 
 TEST_F(CheckFailures, ForkTurnsACrashIntoAReportedPoint) {
@@ -240,11 +198,8 @@ TEST_F(CheckFailures, ForkTurnsACrashIntoAReportedPoint) {
                                            remember, &seen),
             0);
   // Still here: the crash was the child's.
-  EXPECT_EQ(r.allocations, 4u);
-  EXPECT_EQ(r.points, 4u);
-  EXPECT_EQ(r.errors, 3u);  // points 1, 2, 4; point 3 neither erred nor succeeded
-  EXPECT_EQ(r.successes, 0u);
-  EXPECT_EQ(r.leaks, 0u);
+  // Points 1, 2 and 4 erred; point 3 neither erred nor succeeded: it crashed.
+  EXPECT_EQ(text(r), text(4, 4, 3, 0, 0, 0, 0));
   ASSERT_EQ(seen.points.size(), 4u);
   EXPECT_EQ(seen.points[2].outcome, ALLOCSCOPE_CHECK_SIGNALED);
   EXPECT_EQ(seen.points[2].value, SIGSEGV);
@@ -278,9 +233,7 @@ TEST_F(CheckFailures, ForkReportsAnExitAndMeasuresLeaksInTheChild) {
 
   // And a leak found in a child is the same leak as in process.
   ASSERT_EQ(allocscope_check_failures(leaks_after_the_fifth, nullptr, ALLOCSCOPE_CHECK_FORK, &r), 0);
-  EXPECT_EQ(r.leaks, 1u);
-  EXPECT_EQ(r.first_leak, 5u);
-  EXPECT_EQ(r.leaked_bytes, 16 + 32 + 48 + 64);
+  EXPECT_EQ(text(r), text(8, 8, 8, 0, 1, 5, 16 + 32 + 48 + 64));
 }
 
 TEST_F(CheckFailures, PersistentReachesAllocationsInTheErrorPath) {
@@ -299,9 +252,7 @@ TEST_F(CheckFailures, PersistentReachesAllocationsInTheErrorPath) {
                                            ALLOCSCOPE_CHECK_PERSISTENT, &r, remember, &seen),
             0);
   EXPECT_EQ(g_message_failures, 1) << "persistent: the message's allocation fails too";
-  EXPECT_EQ(r.points, 2u);
-  EXPECT_EQ(r.errors, 2u);
-  EXPECT_EQ(r.leaks, 0u);
+  EXPECT_EQ(text(r), text(2, 2, 2, 0, 0, 0, 0));
   ASSERT_EQ(seen.points.size(), 2u);
   EXPECT_EQ(seen.points[0].failed, 1u);
   EXPECT_EQ(seen.points[1].failed, 2u);
@@ -334,10 +285,7 @@ TEST_F(CheckFailures, AResidueEveryCallKeepsIsNoLeak) {
   };
   allocscope_check_report r;
   ASSERT_EQ(allocscope_check_failures(grows, nullptr, 0, &r), 0);
-  EXPECT_EQ(r.allocations, 3u);
-  EXPECT_EQ(r.leaks, 1u);
-  EXPECT_EQ(r.first_leak, 3u);
-  EXPECT_EQ(r.leaked_bytes, 32);
+  EXPECT_EQ(text(r), text(3, 3, 3, 0, 1, 3, 32));
   for (void *p : *cache) free(p);
   cache->clear();
 }
@@ -360,14 +308,9 @@ TEST_F(CheckFailures, ARegionLeftMappedIsALeakOfItsPages) {
   const int rc = allocscope_check_failures_each(strands_a_region, nullptr, 0, &r, remember, &seen);
   allocscope_config("kv_direct:0");
   ASSERT_EQ(rc, 0);
-  EXPECT_EQ(r.allocations, 2u);
   // Point 1: a failure injected into a kv allocation fails its arena attempt, and kv
   // sends it to a region anyway (fault.h): fn sees no failure.
-  EXPECT_EQ(r.successes, 1u);
-  EXPECT_EQ(r.errors, 1u);
-  EXPECT_EQ(r.leaks, 1u);
-  EXPECT_EQ(r.first_leak, 2u);
-  EXPECT_EQ(r.leaked_bytes, 512 << 10);
+  EXPECT_EQ(text(r), text(2, 2, 1, 1, 1, 2, 512 << 10));
 }
 
 TEST_F(CheckFailures, WhatFnSetsUpOnFirstUseIsNeitherAPointNorALeak) {
@@ -398,11 +341,7 @@ TEST_F(CheckFailures, WhatFnSetsUpOnFirstUseIsNeitherAPointNorALeak) {
   allocscope_check_report r;
   Seen seen;
   ASSERT_EQ(allocscope_check_failures_each(lazily_tabled, nullptr, 0, &r, remember, &seen), 0);
-  EXPECT_EQ(r.allocations, 3u);
-  EXPECT_EQ(r.errors, 3u);
-  EXPECT_EQ(r.leaks, 1u);
-  EXPECT_EQ(r.first_leak, 2u);
-  EXPECT_EQ(r.leaked_bytes, 32);
+  EXPECT_EQ(text(r), text(3, 3, 3, 0, 1, 2, 32));
   ASSERT_EQ(seen.points.size(), 3u);
   EXPECT_EQ(seen.points[0].size, 32u);
   EXPECT_EQ(seen.points[1].size, 48u);
@@ -610,7 +549,7 @@ TEST_F(CheckFailures, TheGtestHelperPrintsEachFailingPointWithItsStack) {
   EXPECT_THAT(message, ::testing::HasSubstr("1 of 8 failure points leaked or crashed"));
   EXPECT_THAT(message, ::testing::HasSubstr("point 5 (malloc(80) failed): fn returned -1, leaked 160 bytes"));
   EXPECT_THAT(message, ::testing::HasSubstr("#0 preload_check_failures_test+0x"));
-  EXPECT_THAT(message, ::testing::HasSubstr("leaks_after_the_fifth+0x"));
+  EXPECT_THAT(message, ::testing::HasSubstr("allocate_sample+0x"));
   EXPECT_THAT(message, ::testing::HasSubstr("addr2line -f -C -e /"));
 
   const allocscope::testing::CheckOutcome hidden =
