@@ -305,6 +305,8 @@ struct RegionTry : Try {
     }
     gate::change(gate::kRegions, 0);
     if (want < old) budget::uncharge_outside(old - want);  // a shrink
+    // A failure check's leak count: regions are outside jemalloc's per-thread counters.
+    fault::count_region_bytes(t_state, static_cast<int64_t>(want) - static_cast<int64_t>(old));
     return p;
   }
   bool backend_is_jemalloc() const override { return false; }
@@ -625,13 +627,15 @@ void after_free(ThreadState &t) {
 void release(void *p, int jemalloc_flags) noexcept {
   if (region::contains(p)) {
     const size_t bytes = region::usable_size(p);
-    if (region::release(p))
+    if (region::release(p)) {
       budget::uncharge_outside(bytes);
-    else
+      fault::count_region_bytes(t_state, -static_cast<int64_t>(bytes));
+    } else {
       report(region::in_free_space(p)
                  ? "free(%p): no region starts there any more (freed twice?); ignored"
                  : "free(%p): inside a region but not its start; ignored",
              p);
+    }
     return;
   }
   ThreadState &t = t_state;

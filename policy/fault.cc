@@ -35,6 +35,7 @@ std::atomic<uint64_t> g_random{FaultSettings{}.seed.load()};
 std::atomic<uint64_t> g_candidates{0};  // passed the filters (for interval)
 std::atomic<uint64_t> g_eligible{0};    // eligible allocations seen (the nth counter)
 std::atomic<int> g_nth_threads{0};      // threads with an armed allocscope_fail_nth
+std::atomic<int> g_checks{0};           // failure checks running (check.h)
 
 // fault.caller / fault.reject over the first fault.depth frames outside allocscope.
 bool stack_allows() {
@@ -154,12 +155,33 @@ void announce(size_t size, Flags flags, const char *function, CallSite *site, ui
 void update() {
   const bool armed = (g_settings.enabled.load() && g_settings.probability.load() > 0) ||
                      g_settings.nth.load() > 0 || g_settings.record[0] != '\0' ||
-                     g_nth_threads.load() > 0;
+                     g_nth_threads.load() > 0 || g_checks.load() > 0;
   if (armed) gate::change(gate::kFaults, 0);
   else gate::change(0, gate::kFaults);
 }
 
+// A failure check attached to the thread counts this eligible allocation: is it one the
+// check fails?
+bool check_says_fail(ThreadState &t, size_t size, const char *function) {
+  CheckedThread *c = attached_check(t);
+  if (c == nullptr) return false;
+  const uint64_t n = ++c->eligible;
+  if (c->fail_at == 0 || n < c->fail_at || (n > c->fail_at && !c->persistent)) return false;
+  if (c->failed++ == 0 && c->on_first_failure != nullptr) c->on_first_failure(*c, size, function);
+  return true;
+}
+
 }  // namespace
+
+void attach_check(ThreadState &t, CheckedThread *c) {
+  if (c != nullptr) t.fault.check_generation = c->generation.load(std::memory_order_relaxed);
+  t.fault.check = c;
+}
+
+void count_checks(int delta) {
+  g_checks.fetch_add(delta);
+  update();
+}
 
 void settings_changed(Key key) {
   if (key == Key::kFaultSeed || key == Key::kFaultReset) g_random.store(g_settings.seed.load());
@@ -182,8 +204,8 @@ bool inject(size_t size, Flags flags, bool nofail, const char *function, const v
   const uint64_t nth = numbered ? g_eligible.fetch_add(1, std::memory_order_relaxed) + 1 : 0;
   if (site != nullptr && g_settings.record[0] != '\0')
     site->count.fetch_add(1, std::memory_order_relaxed);
-  // 2. nth: the thread's countdown, then the process's.
-  bool fail = false;
+  // 2. nth: a check running on the thread, the thread's countdown, then the process's.
+  bool fail = check_says_fail(t, size, function);
   if (t.fault.fail_nth != 0) {
     if (--t.fault.fail_nth == 0) {
       fail = true;

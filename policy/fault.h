@@ -10,8 +10,9 @@
 //      limits it to threads that called allocscope_fault_mark(1); fault.size_min/max;
 //      fault.callsite (one call site); fault.caller / fault.reject (modules among the
 //      first fault.depth frames);
-//   2. nth: the thread's allocscope_fail_nth() countdown, then the process's fault.nth
-//      countdown (each fails exactly one allocation);
+//   2. nth: a failure check running on the thread (CheckedThread below, check.h) counts
+//      the allocation and may fail it; the thread's allocscope_fail_nth() countdown, then
+//      the process's fault.nth countdown (each fails exactly one allocation);
 //   3. probability 0 disables everything below, as in the kernel;
 //   4. times (failures left; -1 = unlimited), space (bytes that pass before failures
 //      start), interval (every N-th candidate), probability (a percentage with decimals,
@@ -28,11 +29,54 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <atomic>
+
 #include "flags.h"
 #include "options.h"
+#include "thread_state.h"
 
 namespace allocscope {
 namespace fault {
+
+// A failure check (check.h) running on a thread, as inject() and the engine see it: the
+// thread's eligible allocations are counted here, the one numbered fail_at is failed
+// (with `persistent`, every later one too), and the first failure is handed to
+// on_first_failure, which runs inside malloc (no allocation, no lock). The engine adds
+// the kv region bytes the thread maps and frees (jemalloc's per-thread counters, which
+// give the check its leaks, do not see regions). check.cc owns these; a thread points at
+// one from t_state.fault.check with the generation it attached in, and a check that ends
+// a run bumps `generation`, so a thread still attached to an older run (one fn left
+// running) lets go at its next allocation instead of counting into the next run.
+struct CheckedThread {
+  std::atomic<uint32_t> generation;
+  uint64_t eligible;     // eligible allocations so far in this run
+  uint64_t fail_at;      // the one to fail, 1-based; 0: none on this thread
+  bool persistent;       // ... and every later one
+  uint32_t failed;       // allocations failed in this run
+  int64_t region_bytes;  // kv region bytes mapped minus unmapped on this thread
+  void (*on_first_failure)(CheckedThread &c, size_t size, const char *function);
+};
+
+// The check the calling thread (t) is attached to, or nullptr (none, or its run ended).
+inline CheckedThread *attached_check(ThreadState &t) {
+  CheckedThread *c = t.fault.check;
+  if (c == nullptr) return nullptr;
+  if (c->generation.load(std::memory_order_acquire) != t.fault.check_generation) {
+    t.fault.check = nullptr;
+    return nullptr;
+  }
+  return c;
+}
+// Attaches t, the calling thread's state, to c in its current generation (nullptr
+// detaches).
+void attach_check(ThreadState &t, CheckedThread *c);
+// A check starts (+1) or ends (-1) somewhere in the process: while any runs, every
+// allocation goes through the engine (gate::kFaults), so that inject() sees it.
+void count_checks(int delta);
+// The engine: t mapped (bytes > 0) or unmapped kv region bytes.
+inline void count_region_bytes(ThreadState &t, int64_t bytes) {
+  if (CheckedThread *c = attached_check(t)) c->region_bytes += bytes;
+}
 
 // A fault.* key was set (g_fault_settings): restarts the random sequence for fault.seed
 // and fault.reset, and brings gate::kFaults in step.

@@ -7,6 +7,7 @@
 #include "atomic_reserve.h"
 #include "backend.h"
 #include "budget.h"
+#include "check.h"
 #include "control.h"
 #include "gate.h"
 #include "options.h"
@@ -54,6 +55,7 @@ void postfork_child() {
 
 void on_thread_exit(ThreadState &t) {
   EngineGuard guard;
+  check::thread_exit(t);  // first: a failure check counts the thread's bytes up to here
   scope::thread_exit(t);
   reserve::release(t);
   budget::thread_exit(t);

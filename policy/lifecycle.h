@@ -9,10 +9,10 @@
 //                LockRank (kFork below lists the modules in that order), postfork_parent
 //                and postfork_child release them in reverse; each module's postfork_child
 //                also forgets the threads the child does not have.
-//   exit         lifecycle::stop(), from the preload's destructor.
-//   thread exit  the exit handler (thread_state.h: watch_thread_exit) drops the scope
-//                counts the thread holds, releases its reserve and takes it out of the
-//                budget.
+//   exit         lifecycle::stop(), from the preload's destructor and _exit.
+//   thread exit  the exit handler (thread_state.h: watch_thread_exit) ends the thread's
+//                part in a failure check (check.h), drops the scope counts the thread
+//                holds, releases its reserve and takes it out of the budget.
 #pragma once
 
 namespace allocscope {

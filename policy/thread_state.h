@@ -16,6 +16,9 @@
 namespace allocscope {
 
 struct ThreadState;
+namespace fault {
+struct CheckedThread;
+}
 
 // scope.cc: allocscope_save/clear/restore.
 struct ScopeThread {
@@ -50,10 +53,13 @@ struct ReserveThread {
   bool exhausted;    // reported once per reserve
 };
 
-// fault.cc: allocscope_fail_nth's countdown (0 = off or done) and allocscope_fault_mark.
+// fault.cc: allocscope_fail_nth's countdown (0 = off or done) and allocscope_fault_mark;
+// the failure check the thread is attached to (fault.h: CheckedThread, check.h).
 struct FaultThread {
   unsigned fail_nth;
   bool marked;
+  uint32_t check_generation;
+  fault::CheckedThread *check;
 };
 
 struct ThreadState {

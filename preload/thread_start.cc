@@ -8,13 +8,15 @@
 // activity callback that joining installs. So a new thread joins first, then runs its
 // start routine; and the thread that creates it joins too, which covers the main thread.
 // Threads glibc starts itself (SIGEV_THREAD timers, POSIX AIO) do not come through here;
-// budget.h says what that costs.
+// budget.h says what that costs. A thread started inside a failure check with
+// ALLOCSCOPE_CHECK_ALL_THREADS takes part in it (policy/check.h) before its first free.
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "budget.h"
+#include "check.h"
 #include "compiler.h"
 #include "thread_state.h"
 
@@ -32,6 +34,7 @@ pthread_create_fn real_pthread_create() {
 struct ThreadStart {
   void *(*routine)(void *);
   void *arg;
+  allocscope::check::Inheritance check;
 };
 
 // Not noexcept: cancellation unwinds through it.
@@ -39,6 +42,7 @@ void *start_thread(void *p) {
   allocscope::budget::know(allocscope::t_state);  // first: the free below counts
   allocscope::budget::thread_arrived();
   const ThreadStart start = *static_cast<ThreadStart *>(p);
+  allocscope::check::thread_started(allocscope::t_state, start.check);  // before the free
   free(p);
   return start.routine(start.arg);
 }
@@ -55,7 +59,7 @@ AS_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
   // Allocated under the caller's policy, like glibc's own allocations for the thread.
   auto *start = static_cast<ThreadStart *>(malloc(sizeof(ThreadStart)));
   if (start == nullptr) return EAGAIN;  // what glibc returns when it lacks memory
-  *start = ThreadStart{routine, arg};
+  *start = ThreadStart{routine, arg, allocscope::check::thread_starting(allocscope::t_state)};
   allocscope::budget::thread_expected();  // it may free memory before it has joined
   const int rc = real(thread, attr, start_thread, start);
   if (rc != 0) {

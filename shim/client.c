@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "allocscope.h"
+#include "allocscope_testing.h"
 
 allocscope_cookie_t allocscope_save(allocscope_flags_t flags) { (void)flags; return 0; }
 allocscope_cookie_t allocscope_clear(allocscope_flags_t flags) { (void)flags; return 0; }
@@ -82,6 +83,23 @@ size_t allocscope_reserve_left(void) { return 0; }
 int allocscope_fail_nth(unsigned n) { (void)n; return 0; }
 unsigned allocscope_fail_nth_left(void) { return 0; }
 int allocscope_fault_mark(int on) { (void)on; return 0; }
+
+/* Failure checks need the preload's fault injection: -ENOSYS, so that a test can skip. */
+int allocscope_check_failures_each(int (*fn)(void *), void *arg, unsigned flags,
+                                   allocscope_check_report *report,
+                                   allocscope_check_each_fn each, void *each_arg) {
+  (void)fn;
+  (void)arg;
+  (void)flags;
+  (void)each;
+  (void)each_arg;
+  if (report != NULL) memset(report, 0, sizeof(*report));
+  return -ENOSYS;
+}
+int allocscope_check_failures(int (*fn)(void *), void *arg, unsigned flags,
+                              allocscope_check_report *report) {
+  return allocscope_check_failures_each(fn, arg, flags, report, NULL, NULL);
+}
 
 int allocscope_active(void) { return 0; }
 const char *allocscope_version(void) { return ALLOCSCOPE_VERSION; }

@@ -20,6 +20,7 @@
 
 #include "allocscope.h"
 #include "allocscope.hpp"
+#include "allocscope_gtest.h"
 #include "preload_support.h"
 
 namespace {
@@ -409,6 +410,42 @@ TEST_F(Pool, ForkWhileAnotherThreadUsesThePool) {
   }
   stop = true;
   churn.join();
+  allocscope_pool_destroy(pool);
+}
+
+// allocscope_pool_create's failure paths, through the GoogleTest helper (allocscope_gtest.h):
+// with each of its allocations failed in turn (the pool, then each held-back element) it
+// must return NULL with ENOMEM and keep nothing: no leak, and no failure it hides.
+TEST(PoolFailurePaths, CreateKeepsNothingWhicheverAllocationFails) {
+  int calls = 0, wrong_errno = 0;  // counters, not containers: fn must not allocate for them
+  ALLOCSCOPE_EXPECT_FAILURES_REPORTED(0, [&] {
+    ++calls;
+    allocscope_pool *pool = allocscope_pool_create(64, 8);
+    if (pool == nullptr) {
+      if (errno != ENOMEM) ++wrong_errno;
+      return -1;
+    }
+    allocscope_pool_destroy(pool);
+    return 0;
+  });
+  EXPECT_EQ(calls, 2 + 9) << "a warm-up and a counted run, then the pool and its 8 elements";
+  EXPECT_EQ(wrong_errno, 0);
+}
+
+// An element's allocation may fail: the pool hands out a held-back element instead (a
+// success by design, so _HANDLED: no leaks, no crashes), and returning it refills the pool.
+// In a fork child per point, as a test of code that might crash would run.
+TEST(PoolFailurePaths, AllocationFallsBackToTheHeldBackElementsWithoutLeaking) {
+  allocscope_pool *pool = allocscope_pool_create(64, 2);
+  ASSERT_NE(pool, nullptr);
+  ALLOCSCOPE_EXPECT_FAILURES_HANDLED(ALLOCSCOPE_CHECK_FORK, [&] {
+    void *a = allocscope_pool_alloc(pool, 0);
+    void *b = allocscope_pool_alloc(pool, 0);
+    if (a == nullptr || b == nullptr) return -1;  // never: two are held back
+    allocscope_pool_free(pool, b);
+    allocscope_pool_free(pool, a);
+    return 0;
+  });
   allocscope_pool_destroy(pool);
 }
 
