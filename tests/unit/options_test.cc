@@ -32,8 +32,17 @@ const std::vector<KeyRow> &key_rows() {
        // A reserve or a fault exemption belongs to a thread, zeroing to a call site.
        {"nofail|bogus", "reserve", "nofault", "zero", "kv|reserve", "noreclaim_class(16)", "|"},
        {"nofail|kv", "NORMAL", "none", "noreclaim_class(15)|memalloc", "retry_mayfail|nowarn"}},
-      {"limit", "a size (0 = no limit), e.g. 512M", {"lots", "-1", "1T", "1.5G", "0x10"},
-       {"0", "512M", "18446744073709551615"}},
+      {"limit",
+       "a size (0 = no limit), e.g. 512M, or cgroup[-HEADROOM] (the cgroup's limit less a size, "
+       "or less 5 %)",
+       {"lots", "-1", "1T", "1.5G", "0x10", "cgroupX", "cgroup-", "cgroup-5%", "cgroup+1M"},
+       {"0", "512M", "18446744073709551615", "cgroup", "CGROUP-256M"}},
+      {"limit_scope",
+       "process (each process its own limit) or tree (one limit for the process and its "
+       "descendants)",
+       {"both", "", "trees"},
+       {"process", "TREE"}},
+      {"cgroup_dir", "a directory with memory.max or memory.limit_in_bytes", {""}, {"/tmp/x"}},
       {"arena_limit", "a size (0 = none): the jemalloc arena's share of the budget", {"x"},
        {"0", "16M"}},
       {"nowait_reserve", "a size up to 512M (0 = off): memory mapped in advance for NOWAIT",
@@ -115,9 +124,9 @@ Setting parsed(std::string_view pair) {
   Setting out{};
   const int bad = parse_config(
       pair, "test",
-      [](const Setting &s, void *ctx) {
+      [](const Setting &s, void *ctx) -> Refusal {
         *static_cast<Setting *>(ctx) = s;
-        return true;
+        return nullptr;
       },
       [](const char *line, void *) { ADD_FAILURE() << line; }, &out);
   EXPECT_EQ(bad, 0) << pair;
@@ -262,7 +271,7 @@ TEST(Options, EachBadPairIsOneLineAndTheOthersParse) {
 TEST(Options, ControlCharactersAreShownAsQuestionMarks) {
   EXPECT_EQ(errors_of("limit:1\n2"),
             "ALLOCSCOPE_CONF: bad value '1?2' for key 'limit': expected a size (0 = no limit), "
-            "e.g. 512M\n");
+            "e.g. 512M, or cgroup[-HEADROOM] (the cgroup's limit less a size, or less 5 %)\n");
   EXPECT_EQ(errors_of(std::string("bo\x01gus\x7f:1")),
             "ALLOCSCOPE_CONF: unknown key 'bo?gus?' (known keys: " + key_list(false) + ")\n");
   const std::string long_value(5000, 'v');
@@ -373,7 +382,7 @@ TEST(Options, CheckConfigAppliesNothing) {
   EXPECT_EQ(bad, 1);
   EXPECT_EQ(errors,
             "ALLOCSCOPE_CONF: bad value 'lots' for key 'limit': expected a size (0 = no limit), "
-            "e.g. 512M\n");
+            "e.g. 512M, or cgroup[-HEADROOM] (the cgroup's limit less a size, or less 5 %)\n");
   EXPECT_EQ(g_config.policy.load(), policy);
   EXPECT_EQ(g_config.retry_max.load(), retry_max);
   EXPECT_FALSE(g_config.strict.load());
