@@ -59,8 +59,8 @@ void publish_words() {
   for (;;) {
     const uint32_t current = engaged.load();
     const size_t cap = g_size_cap.load();
-    g_gate.direct_max.store(direct_max_for(current));
-    g_gate.new_direct_max.store(new_direct_max_for(current));
+    g_gate.direct_below.store(direct_below_for(current));
+    g_gate.new_direct_below.store(new_direct_below_for(current));
     if (engaged.load() == current && g_size_cap.load() == cap) break;
   }
 }

@@ -108,16 +108,17 @@ inline constexpr size_t kLimitDirectMax = 32 << 10;
 
 // The words the entry points read, on one cache line:
 //   - engaged: the bits in force;
-//   - direct_max: the largest request an allocation entry point hands straight to
-//     jemalloc: up to max_size while nothing in kAllocBits is engaged; kLimitDirectMax
-//     while only a limit is (and it is not near); none otherwise;
-//   - new_direct_max: the same for plain operator new, and none while a new_handler is
+//   - direct_below: requests smaller than it an allocation entry point hands straight to
+//     jemalloc: up to max_size while nothing in kAllocBits is engaged; up to
+//     kLimitDirectMax (and max_size) while only a limit is, and it is not near; none
+//     otherwise, not even 0 bytes (an exclusive bound, so 0 means none);
+//   - new_direct_below: the same for plain operator new, and none while a new_handler is
 //     installed.
 // Derived from `engaged` by change(); AS_DEBUG_ASSERT checks they agree.
 struct alignas(64) EntryGate {
   std::atomic<uint32_t> engaged{0};
-  std::atomic<size_t> direct_max{SIZE_MAX};
-  std::atomic<size_t> new_direct_max{SIZE_MAX};
+  std::atomic<size_t> direct_below{SIZE_MAX};
+  std::atomic<size_t> new_direct_below{SIZE_MAX};
 };
 extern EntryGate g_gate AS_HIDDEN;
 
@@ -125,13 +126,19 @@ extern EntryGate g_gate AS_HIDDEN;
 // nothing is engaged.
 extern std::atomic<size_t> g_size_cap AS_HIDDEN;
 
-inline size_t direct_max_for(uint32_t bits) {
+// The exclusive bound that lets sizes up to `max` through (SIZE_MAX: every size but
+// SIZE_MAX itself, which jemalloc refuses anyway).
+inline size_t up_to(size_t max) { return max == SIZE_MAX ? SIZE_MAX : max + 1; }
+
+inline size_t direct_below_for(uint32_t bits) {
   const uint32_t alloc = bits & kAllocBits;
-  if (alloc == 0) return g_size_cap.load(std::memory_order_relaxed);
-  return alloc == kLimit ? kLimitDirectMax : 0;
+  const size_t cap = g_size_cap.load(std::memory_order_relaxed);
+  if (alloc == 0) return up_to(cap);
+  if (alloc != kLimit) return 0;
+  return up_to(cap < kLimitDirectMax ? cap : kLimitDirectMax);
 }
-inline size_t new_direct_max_for(uint32_t bits) {
-  return bits & kNewHandler ? 0 : direct_max_for(bits);
+inline size_t new_direct_below_for(uint32_t bits) {
+  return bits & kNewHandler ? 0 : direct_below_for(bits);
 }
 
 inline uint32_t bits() { return g_gate.engaged.load(std::memory_order_relaxed); }
@@ -172,11 +179,11 @@ bool nowait_everywhere();
 // `size` is what the allocation may add to jemalloc's count (its usable size is at most
 // that, rounded to a size class).
 inline bool is_direct(size_t size) {
-  return size <= g_gate.direct_max.load(std::memory_order_relaxed);
+  return size < g_gate.direct_below.load(std::memory_order_relaxed);
 }
 // Plain operator new's test (new_delete.cc).
 inline bool new_is_direct(size_t size) {
-  return size <= g_gate.new_direct_max.load(std::memory_order_relaxed);
+  return size < g_gate.new_direct_below.load(std::memory_order_relaxed);
 }
 // May a free be a plain jemalloc call? Yes unless regions exist or a NOFAIL allocation
 // waits to be woken.

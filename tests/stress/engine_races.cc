@@ -9,8 +9,8 @@
 //   2. reclaim::add() reusing a slot while reclaim::run_pass() on another thread looks at
 //      it: run_pass reads the slot's class (to honour NORECLAIM_CLASS) before it claims the
 //      slot, while add() writes the class of a new registration there.
-//   3. gate::change() on two threads at once: each publishes the gate (direct_max and
-//      new_direct_max) for the bits it saw, and a store computed from bits another thread
+//   3. gate::change() on two threads at once: each publishes the gate (direct_below and
+//      new_direct_below) for the bits it saw, and a store computed from bits another thread
 //      has since changed must not be the last. Checked everywhere: after every round the
 //      gate must match the bits.
 #include <ftw.h>
@@ -94,10 +94,10 @@ int main() {
       as::gate::change(i % 2 ? bit : 0, i % 2 ? 0 : bit);
     });
     const uint32_t bits = as::gate::bits();
-    if (as::gate::g_gate.direct_max.load() != as::gate::direct_max_for(bits) ||
-        as::gate::g_gate.new_direct_max.load() != as::gate::new_direct_max_for(bits)) {
+    if (as::gate::g_gate.direct_below.load() != as::gate::direct_below_for(bits) ||
+        as::gate::g_gate.new_direct_below.load() != as::gate::new_direct_below_for(bits)) {
       fprintf(stderr, "engine_races: gate %zu, new %zu for bits %#x\n",
-              as::gate::g_gate.direct_max.load(), as::gate::g_gate.new_direct_max.load(), bits);
+              as::gate::g_gate.direct_below.load(), as::gate::g_gate.new_direct_below.load(), bits);
       return 1;
     }
   }

@@ -84,12 +84,13 @@ TEST_F(Budget, ALimitEngagesTheAccountingAndZeroDisengagesIt) {
   set_limit(size_t{1} << 30);
   EXPECT_EQ(limit(), size_t{1} << 30);
   EXPECT_TRUE(gate::limit_is_set());
-  EXPECT_EQ(gate::g_gate.direct_max.load(), gate::kLimitDirectMax)
+  EXPECT_EQ(gate::g_gate.direct_below.load(), gate::kLimitDirectMax + 1)
       << "small allocations stay direct while the limit is far";
   set_limit(0);
   EXPECT_EQ(limit(), 0u);
   EXPECT_FALSE(gate::bits() & (gate::kLimit | gate::kLimitNear));
-  EXPECT_EQ(gate::g_gate.direct_max.load(), gate::g_size_cap.load()) << "every size to max_size";
+  EXPECT_EQ(gate::g_gate.direct_below.load(), gate::up_to(gate::g_size_cap.load()))
+      << "every size to max_size";
   // The arena limit alone engages it too: then only the arena's share has a cap.
   set_arena_limit(size_t{1} << 30);
   EXPECT_EQ(arena_limit(), size_t{1} << 30);
@@ -243,11 +244,11 @@ TEST_F(Budget, NearExactlyWhenTheRoomIsLessThanEachThreadMayAllocateUnchecked) {
   EXPECT_FALSE(near()) << "room for this thread's unchecked allocations, exactly";
   ASSERT_TRUE(charge_outside(1, false, false));
   EXPECT_TRUE(near());
-  EXPECT_EQ(gate::g_gate.direct_max.load(), 0u) << "every allocation is checked";
+  EXPECT_EQ(gate::g_gate.direct_below.load(), 0u) << "every allocation is checked";
   EXPECT_EQ(stats::get(stats::g_counters.limit_near), counted + 1);
   uncharge_outside(1);
   EXPECT_FALSE(near());
-  EXPECT_EQ(gate::g_gate.direct_max.load(), gate::kLimitDirectMax);
+  EXPECT_EQ(gate::g_gate.direct_below.load(), gate::kLimitDirectMax + 1);
 
   // A second known thread needs its own kUncheckedPerThread of room.
   uncharge_outside(kMiB - kUncheckedPerThread);

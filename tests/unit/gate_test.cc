@@ -15,7 +15,7 @@ namespace gate {
 namespace {
 
 constexpr uint32_t kAllBits = (1u << kBitCount) - 1;
-constexpr size_t kAnySize = SIZE_MAX;
+constexpr size_t kAnySize = SIZE_MAX - 1;  // SIZE_MAX itself is never direct
 
 // Every test starts and ends with nothing published and nothing engaged: the gate is
 // process-wide state.
@@ -41,30 +41,31 @@ class Gate : public ::testing::Test {
   }
 };
 
-// The largest direct allocation for every set of bits: every size while no allocation bit
-// is engaged, the far limit's small sizes while only the limit is, none otherwise; plain
-// new also none while a new_handler is installed. Bits only frees and reallocs care about
-// change nothing here.
-TEST_F(Gate, DirectMaxForEveryCombinationOfBits) {
+// The bound below which allocations are direct, for every set of bits: every size while no
+// allocation bit is engaged, the far limit's small sizes while only the limit is, none (not
+// even 0 bytes) otherwise; plain new also none while a new_handler is installed. Bits only
+// frees and reallocs care about change nothing here.
+TEST_F(Gate, DirectBoundForEveryCombinationOfBits) {
   for (uint32_t b = 0; b <= kAllBits; ++b) {
     const uint32_t alloc = b & kAllocBits;
-    const size_t want = alloc == 0 ? SIZE_MAX : alloc == kLimit ? kLimitDirectMax : 0;
-    ASSERT_EQ(direct_max_for(b), want) << "bits " << b;
-    ASSERT_EQ(new_direct_max_for(b), (b & kNewHandler) ? 0 : want) << "bits " << b;
+    const size_t want = alloc == 0 ? SIZE_MAX : alloc == kLimit ? kLimitDirectMax + 1 : 0;
+    ASSERT_EQ(direct_below_for(b), want) << "bits " << b;
+    ASSERT_EQ(new_direct_below_for(b), (b & kNewHandler) ? 0 : want) << "bits " << b;
   }
   // Spelled out for the bits that matter most.
-  EXPECT_EQ(direct_max_for(0), SIZE_MAX);
-  EXPECT_EQ(direct_max_for(kLimit), kLimitDirectMax);
-  EXPECT_EQ(direct_max_for(kLimit | kLimitNear), 0u) << "a near limit checks every allocation";
-  EXPECT_EQ(direct_max_for(kLimit | kWaiters | kRegions | kKv | kNewHandler), kLimitDirectMax);
-  EXPECT_EQ(direct_max_for(kLimit | kOnFailure), 0u);
+  EXPECT_EQ(direct_below_for(0), SIZE_MAX);
+  EXPECT_EQ(direct_below_for(kLimit), kLimitDirectMax + 1);
+  EXPECT_EQ(direct_below_for(kLimit | kLimitNear), 0u) << "a near limit checks every allocation";
+  EXPECT_EQ(direct_below_for(kLimit | kWaiters | kRegions | kKv | kNewHandler),
+            kLimitDirectMax + 1);
+  EXPECT_EQ(direct_below_for(kLimit | kOnFailure), 0u);
   for (uint32_t bit : {kOnFailure, kKvToRegion, kFaults, kReserveScope, kAtomicReserve, kRefill,
                        kLimitNear, kExiting, kForeign})
-    EXPECT_EQ(direct_max_for(bit), 0u) << bit_name(bit);
+    EXPECT_EQ(direct_below_for(bit), 0u) << bit_name(bit);
   for (uint32_t bit : {kWaiters, kKv, kRegions, kNewHandler})
-    EXPECT_EQ(direct_max_for(bit), SIZE_MAX) << bit_name(bit);
-  EXPECT_EQ(new_direct_max_for(kNewHandler), 0u);
-  EXPECT_EQ(new_direct_max_for(kLimit), kLimitDirectMax);
+    EXPECT_EQ(direct_below_for(bit), SIZE_MAX) << bit_name(bit);
+  EXPECT_EQ(new_direct_below_for(kNewHandler), 0u);
+  EXPECT_EQ(new_direct_below_for(kLimit), kLimitDirectMax + 1);
 }
 
 // After any change(), the words the entry points read are those of the bits now engaged,
@@ -72,8 +73,8 @@ TEST_F(Gate, DirectMaxForEveryCombinationOfBits) {
 TEST_F(Gate, ChangeKeepsTheWordsInStepWithTheBits) {
   auto in_step = [] {
     const uint32_t b = g_gate.engaged.load();
-    return g_gate.direct_max.load() == direct_max_for(b) &&
-           g_gate.new_direct_max.load() == new_direct_max_for(b);
+    return g_gate.direct_below.load() == direct_below_for(b) &&
+           g_gate.new_direct_below.load() == new_direct_below_for(b);
   };
   ASSERT_TRUE(in_step());
   uint32_t previous = 0;
@@ -90,7 +91,7 @@ TEST_F(Gate, ChangeKeepsTheWordsInStepWithTheBits) {
   EXPECT_TRUE(in_step());
   change(0, kLimitNear);
   EXPECT_EQ(bits(), kLimit | kRegions);
-  EXPECT_EQ(g_gate.direct_max.load(), kLimitDirectMax);
+  EXPECT_EQ(g_gate.direct_below.load(), kLimitDirectMax + 1);
   change(kNewHandler, kRegions);
   EXPECT_EQ(bits(), kLimit | kNewHandler);
   EXPECT_TRUE(in_step());
@@ -98,8 +99,8 @@ TEST_F(Gate, ChangeKeepsTheWordsInStepWithTheBits) {
   EXPECT_TRUE(in_step());
   change(0, kAllBits);
   EXPECT_EQ(bits(), 0u);
-  EXPECT_EQ(g_gate.direct_max.load(), SIZE_MAX);
-  EXPECT_EQ(g_gate.new_direct_max.load(), SIZE_MAX);
+  EXPECT_EQ(g_gate.direct_below.load(), SIZE_MAX);
+  EXPECT_EQ(g_gate.new_direct_below.load(), SIZE_MAX);
 }
 
 // The default policy: NOFAIL and RETRY_MAYFAIL send failures to the engine, KV engages
@@ -116,10 +117,10 @@ TEST_F(Gate, TheDefaultPolicyEngagesWhatItNeeds) {
   EXPECT_EQ(bits(), 0u) << "kv_direct without KV anywhere sends nothing to a region";
   publish_default_policy(ALLOCSCOPE_KV);
   EXPECT_EQ(bits(), kKv | kKvToRegion);
-  EXPECT_EQ(direct_max_for(bits()), 0u) << "large allocations go to regions";
+  EXPECT_EQ(direct_below_for(bits()), 0u) << "large allocations go to regions";
   publish_kv_to_region(false);
   EXPECT_EQ(bits(), kKv);
-  EXPECT_EQ(g_gate.direct_max.load(), SIZE_MAX) << "KV alone concerns reallocs only";
+  EXPECT_EQ(g_gate.direct_below.load(), SIZE_MAX) << "KV alone concerns reallocs only";
   publish_default_policy(0);
   EXPECT_EQ(bits(), 0u);
 }
@@ -138,11 +139,11 @@ TEST_F(Gate, RulesReclaimersAndTheNewHandler) {
   EXPECT_EQ(bits(), 0u);
   publish_new_handler(true);
   EXPECT_EQ(bits(), kNewHandler);
-  EXPECT_EQ(g_gate.new_direct_max.load(), 0u);
-  EXPECT_EQ(g_gate.direct_max.load(), SIZE_MAX) << "only plain operator new cares";
+  EXPECT_EQ(g_gate.new_direct_below.load(), 0u);
+  EXPECT_EQ(g_gate.direct_below.load(), SIZE_MAX) << "only plain operator new cares";
   publish_new_handler(false);
   EXPECT_EQ(bits(), 0u);
-  EXPECT_EQ(g_gate.new_direct_max.load(), SIZE_MAX);
+  EXPECT_EQ(g_gate.new_direct_below.load(), SIZE_MAX);
 }
 
 // A bit several sources derive stays while any of them remains.
@@ -176,7 +177,7 @@ TEST_F(Gate, ScopeCounts) {
   EXPECT_EQ(bits(), kKv);
   count_scopes({0, -1, 1, 0});
   EXPECT_EQ(bits(), kReserveScope);
-  EXPECT_EQ(g_gate.direct_max.load(), 0u);
+  EXPECT_EQ(g_gate.direct_below.load(), 0u);
   count_scopes({0, 0, -1, 1});
   EXPECT_EQ(bits(), 0u) << "NOWAIT without the atomic reserve engages nothing";
   count_scopes({0, 0, 0, -1});
@@ -231,7 +232,7 @@ TEST_F(Gate, AllocationPredicates) {
 // every size up to it stays direct.
 TEST_F(Gate, MaxSizeBoundsTheDirectSizes) {
   publish_max_size(size_t{1} << 30);
-  EXPECT_EQ(direct_max_for(0), size_t{1} << 30);
+  EXPECT_EQ(direct_below_for(0), (size_t{1} << 30) + 1) << "an exclusive bound";
   EXPECT_TRUE(is_direct(size_t{1} << 30));
   EXPECT_FALSE(is_direct((size_t{1} << 30) + 1));
   EXPECT_FALSE(new_is_direct((size_t{1} << 30) + 1));
@@ -241,31 +242,24 @@ TEST_F(Gate, MaxSizeBoundsTheDirectSizes) {
   engage_exactly(0);
   EXPECT_TRUE(is_direct(size_t{1} << 30)) << "the cap is back with the bits";
   publish_max_size(SIZE_MAX);
-  EXPECT_TRUE(is_direct(SIZE_MAX));
+  EXPECT_TRUE(is_direct(SIZE_MAX - 1));
+  EXPECT_FALSE(is_direct(SIZE_MAX)) << "the one size no bound lets through: jemalloc refuses it";
 }
 
-// DISABLED: fails (engine bug). While only a far limit is engaged, direct_max is
-// kLimitDirectMax whatever max_size is, so with max_size below 32 KiB (it accepts any size
-// from 1) a request between the two goes straight to jemalloc and succeeds:
-// ALLOCSCOPE_CONF=max_size:1K,limit:1G lets malloc(2048) through, where the size cap must
-// fail it with ENOMEM even under NOFAIL (shim/allocscope.h). direct_max_for(kLimit) should
-// be min(kLimitDirectMax, max_size).
-TEST_F(Gate, DISABLED_AFarLimitKeepsTheMaxSizeCap) {
+// While only a far limit is engaged, small allocations are direct up to kLimitDirectMax,
+// but never past max_size (which accepts any size from 1): with max_size:1K,limit:1G,
+// malloc(2048) must reach the engine and fail.
+TEST_F(Gate, AFarLimitKeepsTheMaxSizeCap) {
   publish_max_size(1024);
   engage_exactly(kLimit);
   EXPECT_FALSE(is_direct(2048));
   EXPECT_FALSE(new_is_direct(2048));
 }
 
-// DISABLED: fails. gate.h says direct_max is "none" while anything in kAllocBits but a
-// far limit is engaged, but it is 0 and is_direct() tests size <= direct_max, so a request
-// of 0 bytes stays direct whatever is engaged: malloc(0), calloc(0, n) and operator new(0)
-// go straight to jemalloc, which allocates a block for them. Fault injection and
-// allocscope_fail_nth never see them (a sweep by count cannot fail a malloc(0)), a NOWAIT
-// malloc(0) under nowait_reserve comes from the ordinary arena (which may mmap), and a
-// near limit does not count it. Either direct_max needs a value below every size, or the
-// documentation should say that size 0 is always direct.
-TEST_F(Gate, DISABLED_WhenEngagedNoSizeIsDirectNotEvenZero) {
+// "None direct" includes 0 bytes: malloc(0), calloc(0, n) and operator new(0) reach the
+// engine too while it is engaged (fault injection and allocscope_fail_nth count them; a
+// NOWAIT malloc(0) under nowait_reserve comes from the atomic reserve).
+TEST_F(Gate, WhenEngagedNoSizeIsDirectNotEvenZero) {
   engage_exactly(kOnFailure);
   EXPECT_FALSE(is_direct(0));
   engage_exactly(kFaults);
