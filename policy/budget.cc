@@ -259,8 +259,9 @@ void on_activity(void *, uint64_t, uint64_t) {
   const uint32_t bits = gate::bits();
   if (t_holds_mutex || t.budget.exited || t.budget.exiting || !(bits & gate::kLimit)) return;
   const int64_t net = load(t.budget.allocated) - load(t.budget.deallocated);
-  const int64_t grown = net - t.budget.net_at_check;
-  t.budget.net_at_check = net;
+  // Relaxed atomics: reconfigure() re-baselines it from another thread.
+  const int64_t grown = net - __atomic_load_n(&t.budget.net_at_check, __ATOMIC_RELAXED);
+  __atomic_store_n(&t.budget.net_at_check, net, __ATOMIC_RELAXED);
   if (!(bits & gate::kLimitNear)) {
     if (grown <= 0) {
       // In a tree, frees may leave this process with more grant than it needs, which
@@ -462,6 +463,9 @@ void reconfigure(int64_t limit, int64_t arena_limit) ABSL_EXCLUSIVE_LOCKS_REQUIR
       }
       __atomic_store_n(&t->budget.left, 0, __ATOMIC_RELAXED);
       t->budget.net_at_join = load(t->budget.allocated) - load(t->budget.deallocated);
+      // Its next check measures growth from here: what it freed while nothing was
+      // engaged must not hide what it allocates now.
+      __atomic_store_n(&t->budget.net_at_check, t->budget.net_at_join, __ATOMIC_RELAXED);
       t->budget.generation = generation;
     }
   }

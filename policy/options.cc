@@ -153,7 +153,7 @@ bool fault_times(std::string_view v, Setting *s) {
 }
 
 bool fault_callsite(std::string_view v, Setting *s) {
-  if (v == "off") return s->module = {}, true;
+  if (equals_ignore_case(v, "off")) return s->module = {}, true;
   return parse_callsite(v, &s->module, &s->offset) &&
          s->module.size() < sizeof(FaultSettings::callsite_module);
 }
@@ -163,8 +163,8 @@ bool module_list(std::string_view v, Setting *) {
 }
 
 bool fault_threads(std::string_view v, Setting *s) {
-  if (v == "all") return s->on = false, true;
-  if (v == "marked") return s->on = true, true;
+  if (equals_ignore_case(v, "all")) return s->on = false, true;
+  if (equals_ignore_case(v, "marked")) return s->on = true, true;
   return false;
 }
 
@@ -324,7 +324,7 @@ bool parse_size(std::string_view text, size_t *out) {
 
 bool parse_rules(std::string_view text, RuleText *out, int *count) {
   *count = 0;
-  if (text == "none") return true;
+  if (equals_ignore_case(text, "none")) return true;
   for (size_t pos = 0; pos <= text.size();) {
     size_t end = text.find('/', pos);
     if (end == std::string_view::npos) end = text.size();

@@ -19,16 +19,21 @@ struct RuleSet {
   Flags any;
 };
 
-// Two sets: configure() fills the one not in use, then publishes it, so readers never
-// see a set being written. (Configuration is serialised by config's lock.)
+// Two sets: configure() fills the one it did not fill last time, then publishes it, so
+// readers of the previous set never see it being written. The choice follows the last
+// set filled, not g_current: after "none" publishes nullptr, the set before it may still
+// be read. (A reader would have to stay inside flags_for across two reconfigurations to
+// see a set rewritten. Configuration is serialised by config's lock.)
 RuleSet g_sets[2];
+int g_last_filled = 1;
 std::atomic<RuleSet *> g_current{nullptr};
 
 }  // namespace
 
 bool configure(std::string_view text) {
-  RuleSet *next = g_current.load() == &g_sets[0] ? &g_sets[1] : &g_sets[0];
+  RuleSet *next = &g_sets[g_last_filled ^ 1];
   if (!parse_rules(text, next->rules, &next->count)) return false;
+  g_last_filled ^= 1;
   next->any = 0;
   for (int i = 0; i < next->count; ++i) next->any |= next->rules[i].flags;
   g_current.store(next->count != 0 ? next : nullptr, std::memory_order_release);

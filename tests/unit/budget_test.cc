@@ -290,6 +290,28 @@ TEST_F(Budget, DirectAllocationsBringTheLimitNearInTime) {
   EXPECT_FALSE(near()) << "the frees took it far again";
 }
 
+// The same when the limit is engaged again after the thread freed much while none was:
+// its checks measure growth from the new baseline, not from its last check under the old
+// limit (which would hide the first kCheckInterval it allocates now).
+TEST_F(Budget, ALimitSetAgainMeasuresGrowthFromItsBaseline) {
+  limit_above_charged(64 * kMiB);
+  std::vector<void *> earlier;
+  for (int i = 0; i < 32; ++i) earlier.push_back(allocate(64 * kKiB));
+  set_limit(0);
+  for (void *p : earlier) release(p);
+  const size_t c0 = limit_above_charged(kMiB);
+  const size_t block = 16 * kKiB;
+  size_t total = 0;
+  while (!near() && total < 2 * kMiB) {
+    allocate(block);
+    total += block;
+  }
+  ASSERT_TRUE(near()) << "never came near";
+  EXPECT_LE(total, kMiB - kUncheckedPerThread + kCheckInterval + block)
+      << "the first check after the limit came back measured from the old baseline";
+  EXPECT_EQ(charged(), c0 + total);
+}
+
 // charged() stays exact as threads come and go: what an exiting thread leaves allocated
 // stays charged, what a thread frees of another's comes off, and an exiting thread's
 // allowance goes back.

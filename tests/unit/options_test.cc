@@ -297,6 +297,7 @@ TEST(Options, SettingsCarryTheParsedValue) {
   EXPECT_EQ(parsed("fault.times:7").signed_number, 7);
   EXPECT_EQ(parsed("fault.threads:marked").on, true);
   EXPECT_EQ(parsed("fault.threads:all").on, false);
+  EXPECT_EQ(parsed("fault.threads:Marked").on, true) << "keywords take any case";
   EXPECT_EQ(parsed("nofail_in_nowait:fail").action, ConflictAction::kFail);
   EXPECT_EQ(parsed("nofail_in_nowait:wait").action, ConflictAction::kWait);
   EXPECT_EQ(parsed("policy:normal").flags, 0u);
@@ -305,6 +306,7 @@ TEST(Options, SettingsCarryTheParsedValue) {
   EXPECT_EQ(site.module, "libfoo.so.1");
   EXPECT_EQ(site.offset, 0x1a2bu);
   EXPECT_EQ(parsed("fault.callsite:off").module, "") << "off: no call site";
+  EXPECT_EQ(parsed("fault.callsite:OFF").module, "");
 }
 
 // fault.probability in 2^-64 units (FaultSettings::probability): 100 is UINT64_MAX (always),

@@ -36,6 +36,7 @@ TEST(ParseRules, ModulesAndFlagsInOrder) {
   ASSERT_EQ(one.size(), 1u);
   EXPECT_EQ(one[0].flags, ALLOCSCOPE_KV | ALLOCSCOPE_NORECLAIM_CLASS(2));
   EXPECT_TRUE(rules_of("none").empty());
+  EXPECT_TRUE(rules_of("NONE").empty()) << "keywords take any case, as the flag words do";
 }
 
 TEST(ParseRules, SixteenRulesAtMost) {
