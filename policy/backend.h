@@ -18,7 +18,11 @@
 // (nullptr is a no-op), renamed like the rest: _Znwm -> je__Znwm, ...
 extern "C" {
 void *je_operator_new(size_t size) __asm__("je__Znwm");
-void *je_operator_new_array(size_t size) __asm__("je__Znam");
 void je_operator_delete_sized(void *p, size_t size) noexcept __asm__("je__ZdlPvm");
 void je_operator_delete_array_sized(void *p, size_t size) noexcept __asm__("je__ZdaPvm");
+// jemalloc's malloc and free again, typed noexcept (they are) for the gate's call words
+// (gate.h): malloc and free are noexcept, and a call through a pointer to a function that
+// might throw needs a frame to terminate in, so it could not be their tail call.
+void *je_malloc_noexcept(size_t size) noexcept __asm__("je_malloc");
+void je_free_noexcept(void *p) noexcept __asm__("je_free");
 }

@@ -58,6 +58,7 @@ inline bool within_max_size(size_t size) {
 // refilled, not if kv sends it straight to a region, nor if a limit is set and it exceeds
 // the thread's allowance.
 inline bool may_skip_engine(size_t size) {
+  if (AS_LIKELY(gate::is_checked(size))) return true;  // nothing but failure handling
   const uint32_t bits = gate::bits();
   if (bits & (gate::kFaults | gate::kRefill | gate::kForeign)) return false;
   if (!within_max_size(size)) return false;

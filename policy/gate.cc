@@ -60,7 +60,11 @@ void publish_words() {
     const uint32_t current = engaged.load();
     const size_t cap = g_size_cap.load();
     g_gate.direct_below.store(direct_below_for(current));
-    g_gate.new_direct_below.store(new_direct_below_for(current));
+    g_gate.checked_below.store(checked_below_for(current));
+    g_gate.new_below.store(new_below_for(current));
+    g_gate.malloc_call.store(malloc_call_for(current));
+    g_gate.new_call.store(new_call_for(current));
+    g_gate.free_call.store(free_call_for(current));
     if (engaged.load() == current && g_size_cap.load() == cap) break;
   }
 }

@@ -3,6 +3,9 @@
 // Words (they mean one thing each, everywhere in the tree):
 //   direct     an entry point calls jemalloc itself, as a tail call: no engine, no
 //              policy, no accounting. The opposite is "engaged".
+//   checked    an entry point calls jemalloc and tests its result: the engine sees the
+//              request only if jemalloc returned NULL. What failure handling alone
+//              costs (kOnFailure).
 //   engaged    a gate bit is set: something is in force that some entry point cannot
 //              ignore (a limit, a policy that acts on failure, regions, ...).
 //   engine     the slow path (engine.h): resolves the policy, charges the budget,
@@ -27,6 +30,7 @@
 
 #include <atomic>
 
+#include "backend.h"
 #include "compiler.h"
 #include "flags.h"
 #include "thread_state.h"
@@ -43,9 +47,10 @@ enum Bit : uint32_t {
   // thread's allowance, and while the limit is near all are (budget.h).
   kLimit = 1u << 0,
   // Failures need the engine: the default policy, a rule or some thread's scope has
-  // NOFAIL or RETRY_MAYFAIL, or reclaimers are registered. Successes still cost nothing
-  // extra. Process-wide even for one thread's scope: the fast path then reads one global
-  // word, not a thread-local one too, and other threads only pay a NULL check meanwhile.
+  // NOFAIL or RETRY_MAYFAIL, or reclaimers are registered. A success costs a NULL test
+  // (checked, above). Process-wide even for one thread's scope: the fast path then reads
+  // one global word, not a thread-local one too, and other threads only pay the NULL test
+  // meanwhile.
   kOnFailure = 1u << 1,
   // A NOFAIL allocation is waiting for memory: frees must wake it (budget.h).
   kWaiters = 1u << 2,
@@ -85,13 +90,14 @@ enum Bit : uint32_t {
 // What each kind of entry point cannot ignore. Allocation: the limit, failure handling,
 // kv's straight-to-region sizes, fault injection, reserves. Free: waiters to wake,
 // regions (a limit needs nothing from a free: jemalloc counts the bytes freed).
-// Realloc: all but a limit, which its size test covers, and a new_handler, which concerns
-// plain new only. A thread exiting: everything (budget.h).
+// Realloc: all but a limit, which its size test covers, failure handling, which its NULL
+// test covers, and a new_handler, which concerns plain new only. A thread exiting:
+// everything (budget.h).
 inline constexpr uint32_t kAllocBits = kLimit | kLimitNear | kOnFailure | kKvToRegion |
                                        kFaults | kReserveScope | kAtomicReserve | kRefill |
                                        kExiting | kForeign;
 inline constexpr uint32_t kFreeBits = kWaiters | kRegions | kExiting | kForeign;
-inline constexpr uint32_t kReallocBits = ~(kLimit | kNewHandler);
+inline constexpr uint32_t kReallocBits = ~(kLimit | kOnFailure | kNewHandler);
 // What stops an engaged realloc from trying jemalloc before the engine: only failure
 // handling and waiters allow it (the engine then runs only when jemalloc failed).
 inline constexpr uint32_t kReallocEngineFirstBits =
@@ -106,20 +112,47 @@ inline constexpr uint32_t kResizeInPlaceBits = kLimit | kRegions | kForeign;
 // allocations under it).
 inline constexpr size_t kLimitDirectMax = 32 << 10;
 
-// The words the entry points read, on one cache line:
+// The entry points' functions the gate's call words point at, other than jemalloc's:
+// malloc and plain operator new that test jemalloc's result for NULL before the engine
+// sees the request (checked), and free's engaged half. They live in the preload
+// (malloc_api.cc, new_delete.cc). Weak: the unit tests link the policy without the preload,
+// and there the gate falls back to the engaged paths for what needs them (call words
+// that nothing calls through anyway).
+using MallocFn = void *(*)(size_t size) noexcept;
+using NewFn = void *(*)(size_t size);
+using FreeFn = void (*)(void *p) noexcept;
+void *malloc_checked(size_t size) noexcept __attribute__((weak));
+void *new_checked(size_t size) __attribute__((weak));
+void free_engaged(void *p) noexcept __attribute__((weak));
+
+// The words the entry points read, on one cache line. The bounds are exclusive (0 lets
+// no request through, not even 0 bytes; SIZE_MAX every one jemalloc could serve):
 //   - engaged: the bits in force;
 //   - direct_below: requests smaller than it an allocation entry point hands straight to
 //     jemalloc: up to max_size while nothing in kAllocBits is engaged; up to
 //     kLimitDirectMax (and max_size) while only a limit is, and it is not near; none
-//     otherwise, not even 0 bytes (an exclusive bound, so 0 means none);
-//   - new_direct_below: the same for plain operator new, and none while a new_handler is
-//     installed.
+//     otherwise;
+//   - checked_below: the same, with failure handling (kOnFailure) not counted: requests
+//     smaller than it go to jemalloc, and to the engine only when jemalloc returns NULL
+//     (the engaged halves' first test, may_skip_engine);
+//   - malloc_call: what malloc calls for requests below checked_below: je_malloc, or
+//     malloc_checked while failure handling is engaged. One word and one jump for both,
+//     so that failure handling costs a successful malloc a NULL test and no more;
+//   - new_below, new_call: the same for plain operator new (jemalloc's own, or
+//     new_checked); none while a new_handler is installed;
+//   - free_call: what free calls: je_free, or free_engaged while something in kFreeBits
+//     is engaged. free makes no test of its own.
 // Derived from `engaged` by change(); AS_DEBUG_ASSERT checks they agree.
 struct alignas(64) EntryGate {
   std::atomic<uint32_t> engaged{0};
   std::atomic<size_t> direct_below{SIZE_MAX};
-  std::atomic<size_t> new_direct_below{SIZE_MAX};
+  std::atomic<size_t> checked_below{SIZE_MAX};
+  std::atomic<size_t> new_below{SIZE_MAX};
+  std::atomic<MallocFn> malloc_call{je_malloc_noexcept};
+  std::atomic<NewFn> new_call{je_operator_new};
+  std::atomic<FreeFn> free_call{je_free_noexcept};
 };
+static_assert(sizeof(EntryGate) == 64, "the gate is one cache line");
 extern EntryGate g_gate AS_HIDDEN;
 
 // max_size (options.h): larger requests take the engine, which fails them, even while
@@ -130,15 +163,31 @@ extern std::atomic<size_t> g_size_cap AS_HIDDEN;
 // SIZE_MAX itself, which jemalloc refuses anyway).
 inline size_t up_to(size_t max) { return max == SIZE_MAX ? SIZE_MAX : max + 1; }
 
-inline size_t direct_below_for(uint32_t bits) {
-  const uint32_t alloc = bits & kAllocBits;
+// Is the preload linked in (the weak functions above defined)?
+inline bool entry_calls_linked() { return &malloc_checked != nullptr; }
+
+inline size_t checked_below_for(uint32_t bits) {
+  const uint32_t alloc = bits & kAllocBits & ~kOnFailure;
   const size_t cap = g_size_cap.load(std::memory_order_relaxed);
   if (alloc == 0) return up_to(cap);
   if (alloc != kLimit) return 0;
   return up_to(cap < kLimitDirectMax ? cap : kLimitDirectMax);
 }
-inline size_t new_direct_below_for(uint32_t bits) {
-  return bits & kNewHandler ? 0 : direct_below_for(bits);
+inline size_t direct_below_for(uint32_t bits) {
+  return bits & kOnFailure ? 0 : checked_below_for(bits);
+}
+inline size_t new_below_for(uint32_t bits) {
+  if (bits & kNewHandler) return 0;
+  return entry_calls_linked() ? checked_below_for(bits) : direct_below_for(bits);
+}
+inline MallocFn malloc_call_for(uint32_t bits) {
+  return (bits & kOnFailure) && entry_calls_linked() ? malloc_checked : je_malloc_noexcept;
+}
+inline NewFn new_call_for(uint32_t bits) {
+  return (bits & kOnFailure) && entry_calls_linked() ? new_checked : je_operator_new;
+}
+inline FreeFn free_call_for(uint32_t bits) {
+  return (bits & kFreeBits) && entry_calls_linked() ? free_engaged : je_free_noexcept;
 }
 
 inline uint32_t bits() { return g_gate.engaged.load(std::memory_order_relaxed); }
@@ -175,22 +224,52 @@ bool nowait_everywhere();
 
 // ---- The predicates the entry points use ----
 
-// Every allocation entry point's first test: one compare with a global word and a branch.
-// `size` is what the allocation may add to jemalloc's count (its usable size is at most
-// that, rounded to a size class).
-inline bool is_direct(size_t size) {
-  return size < g_gate.direct_below.load(std::memory_order_relaxed);
+// `size` < `word`, as one compare of the register with the word in memory and a branch:
+// the compiler does not fold a load (atomic or volatile) into the compare by itself, and
+// the load would be one more instruction on every malloc. A relaxed load either way.
+inline bool below(const std::atomic<size_t> &word, size_t size) {
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+  bool is_below;
+  asm volatile("cmpq %[word], %[size]" : "=@ccb"(is_below) : [size] "r"(size), [word] "m"(word));
+  return is_below;
+#else
+  return size < word.load(std::memory_order_relaxed);
+#endif
 }
-// Plain operator new's test (new_delete.cc).
-inline bool new_is_direct(size_t size) {
-  return size < g_gate.new_direct_below.load(std::memory_order_relaxed);
+// No bit of `mask` engaged, as one test of the word in memory and a branch (as below()).
+inline bool none_engaged(uint32_t mask) {
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+  bool none;
+  asm volatile("testl %[mask], %[word]" : "=@ccz"(none) : [mask] "ri"(mask), [word] "m"(g_gate.engaged));
+  return none;
+#else
+  return !(bits() & mask);
+#endif
 }
-// May a free be a plain jemalloc call? Yes unless regions exist or a NOFAIL allocation
-// waits to be woken.
-inline bool free_is_direct() { return !(bits() & kFreeBits); }
-// May a realloc to `size` be a plain jemalloc call? When nothing in kReallocBits is
-// engaged and the new size is one malloc could hand to jemalloc directly.
-inline bool realloc_is_direct(size_t size) { return !(bits() & kReallocBits) && is_direct(size); }
+
+// Every allocation entry point's first test but malloc's and plain new's: one compare
+// with a global word and a branch. `size` is what the allocation may add to jemalloc's
+// count (its usable size is at most that, rounded to a size class).
+inline bool is_direct(size_t size) { return below(g_gate.direct_below, size); }
+// The engaged halves' first test: may jemalloc try, the engine following only if it
+// returns NULL?
+inline bool is_checked(size_t size) { return below(g_gate.checked_below, size); }
+// malloc's test, and what it then calls (malloc_api.cc).
+inline bool malloc_is_direct(size_t size) { return below(g_gate.checked_below, size); }
+inline MallocFn malloc_call() { return g_gate.malloc_call.load(std::memory_order_relaxed); }
+// Plain operator new's (new_delete.cc).
+inline bool new_is_direct(size_t size) { return below(g_gate.new_below, size); }
+inline NewFn new_call() { return g_gate.new_call.load(std::memory_order_relaxed); }
+// What free calls; the other frees (sized, dallocx) test free_is_direct(): a plain
+// jemalloc call unless regions exist or a NOFAIL allocation waits to be woken.
+inline FreeFn free_call() { return g_gate.free_call.load(std::memory_order_relaxed); }
+inline bool free_is_direct() { return none_engaged(kFreeBits); }
+// Is failure handling engaged (a checked call that got NULL must then go to the engine)?
+inline bool failure_handled() { return bits() & kOnFailure; }
+// May a realloc to `size` go to jemalloc, the engine following only if it fails (and
+// failure_handled())? When nothing in kReallocBits is engaged and the new size is one
+// malloc could hand to jemalloc.
+inline bool realloc_is_direct(size_t size) { return none_engaged(kReallocBits) && is_checked(size); }
 // An engaged realloc: may it try jemalloc first, and the engine only if that fails?
 inline bool realloc_tries_jemalloc_first() { return !(bits() & kReallocEngineFirstBits); }
 // May xallocx be a plain jemalloc call?

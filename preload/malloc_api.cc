@@ -98,10 +98,22 @@ inline void *aligned(const char *name, size_t align, size_t size, const void *ca
 }
 
 // jemalloc's realloc leaves errno alone when it fails; glibc sets ENOMEM.
+// A realloc jemalloc failed while failure handling is engaged: the engine (the block at
+// ptr is still the caller's).
+[[gnu::noinline]] void *realloc_failed(const char *name, void *ptr, size_t size,
+                                       const void *caller) noexcept {
+  Request r(name, size, caller);
+  r.old = ptr;
+  return allocate(r);
+}
+
 inline void *realloc_impl(const char *name, void *ptr, size_t size, const void *caller) {
   if (AS_LIKELY(allocscope::gate::realloc_is_direct(size))) {
     void *result = je_realloc(ptr, size);
-    if (AS_UNLIKELY(result == nullptr) && size != 0) errno = ENOMEM;
+    if (AS_UNLIKELY(result == nullptr) && size != 0) {
+      if (allocscope::gate::failure_handled()) return realloc_failed(name, ptr, size, caller);
+      errno = ENOMEM;
+    }
     return result;
   }
   return realloc_engaged(name, ptr, size, caller);
@@ -109,16 +121,39 @@ inline void *realloc_impl(const char *name, void *ptr, size_t size, const void *
 
 }  // namespace
 
+// One compare and one jump, to je_malloc or (failure handling engaged) malloc_checked.
 AS_EXPORT void *malloc(size_t size) noexcept {
-  if (AS_LIKELY(is_direct(size))) return je_malloc(size);
+  if (AS_LIKELY(allocscope::gate::malloc_is_direct(size)))
+    return allocscope::gate::malloc_call()(size);
   return malloc_engaged(size, __builtin_return_address(0));
 }
 
-AS_EXPORT void free(void *ptr) noexcept {
-  if (AS_LIKELY(allocscope::gate::free_is_direct())) return je_free(ptr);
-  if (AS_UNLIKELY(allocscope::foreign::active())) return g_process.free(ptr);
-  allocscope::release(ptr);
+// One jump: to je_free, or to free_engaged when a free must do more.
+AS_EXPORT void free(void *ptr) noexcept { return allocscope::gate::free_call()(ptr); }
+
+namespace allocscope {
+namespace gate {
+
+namespace {
+[[gnu::noinline]] void *malloc_failed(size_t size, const void *caller) noexcept {
+  return allocate(Request("malloc", size, caller));
 }
+}  // namespace
+
+// Reached by malloc's jump, so the return address is malloc's caller's.
+void *malloc_checked(size_t size) noexcept {
+  void *p = je_malloc(size);
+  if (AS_LIKELY(p != nullptr)) return p;
+  return malloc_failed(size, __builtin_return_address(0));
+}
+
+void free_engaged(void *ptr) noexcept {
+  if (AS_UNLIKELY(foreign::active())) return g_process.free(ptr);
+  release(ptr);
+}
+
+}  // namespace gate
+}  // namespace allocscope
 
 AS_EXPORT void *calloc(size_t n, size_t size) noexcept {
   size_t bytes;

@@ -102,10 +102,7 @@ inline void *new_nothrow_impl(size_t size, size_t align, const void *caller) noe
   if (p != nullptr) allocscope::release_sized(p, size, flags);
 }
 
-inline void delete_impl(void *p) noexcept {
-  if (AS_LIKELY(allocscope::gate::free_is_direct())) je_free(p);
-  else delete_engaged(p, 0, 0);
-}
+inline void delete_impl(void *p) noexcept { allocscope::gate::free_call()(p); }
 
 inline void sized_delete(void *p, size_t size, int flags) noexcept {
   if (AS_UNLIKELY(p == nullptr)) return;
@@ -117,14 +114,30 @@ inline void sized_delete(void *p, size_t size, int flags) noexcept {
 
 #define AS_NEW __attribute__((visibility("default")))
 
-// Plain new makes malloc's one test: the engaged paths' finer tests (limit, reserves,
-// kv_direct) stay out of it.
+namespace allocscope {
+namespace gate {
+
+// Plain new while failure handling is engaged (gate.h), reached by operator new's jump:
+// the return address is its caller's. jemalloc's malloc rather than its new, which would
+// run the new_handler loop and throw itself.
+void *new_checked(size_t size) {
+  void *p = je_malloc(size);
+  if (AS_LIKELY(p != nullptr)) return p;
+  return new_slow("operator new", size, 0, __builtin_return_address(0));
+}
+
+}  // namespace gate
+}  // namespace allocscope
+
+// Plain new makes malloc's one test and jump (to jemalloc's own new, or new_checked): the
+// engaged paths' finer tests (limit, reserves, kv_direct) stay out of it. new[] is the
+// same call in jemalloc.
 AS_NEW void *operator new(size_t size) {
-  if (AS_LIKELY(allocscope::gate::new_is_direct(size))) return je_operator_new(size);
+  if (AS_LIKELY(allocscope::gate::new_is_direct(size))) return allocscope::gate::new_call()(size);
   return new_engaged(size, __builtin_return_address(0));
 }
 AS_NEW void *operator new[](size_t size) {
-  if (AS_LIKELY(allocscope::gate::new_is_direct(size))) return je_operator_new_array(size);
+  if (AS_LIKELY(allocscope::gate::new_is_direct(size))) return allocscope::gate::new_call()(size);
   return new_engaged(size, __builtin_return_address(0));
 }
 AS_NEW void *operator new(size_t size, const std::nothrow_t &) noexcept {

@@ -9,8 +9,8 @@
 //   2. reclaim::add() reusing a slot while reclaim::run_pass() on another thread looks at
 //      it: run_pass reads the slot's class (to honour NORECLAIM_CLASS) before it claims the
 //      slot, while add() writes the class of a new registration there.
-//   3. gate::change() on two threads at once: each publishes the gate (direct_below and
-//      new_direct_below) for the bits it saw, and a store computed from bits another thread
+//   3. gate::change() on two threads at once: each publishes the gate (its bounds and
+//      call words) for the bits it saw, and a store computed from bits another thread
 //      has since changed must not be the last. Checked everywhere: after every round the
 //      gate must match the bits.
 #include <ftw.h>
@@ -95,9 +95,11 @@ int main() {
     });
     const uint32_t bits = as::gate::bits();
     if (as::gate::g_gate.direct_below.load() != as::gate::direct_below_for(bits) ||
-        as::gate::g_gate.new_direct_below.load() != as::gate::new_direct_below_for(bits)) {
+        as::gate::g_gate.checked_below.load() != as::gate::checked_below_for(bits) ||
+        as::gate::g_gate.new_below.load() != as::gate::new_below_for(bits) ||
+        as::gate::g_gate.free_call.load() != as::gate::free_call_for(bits)) {
       fprintf(stderr, "engine_races: gate %zu, new %zu for bits %#x\n",
-              as::gate::g_gate.direct_below.load(), as::gate::g_gate.new_direct_below.load(), bits);
+              as::gate::g_gate.direct_below.load(), as::gate::g_gate.new_below.load(), bits);
       return 1;
     }
   }

@@ -12,6 +12,20 @@
 
 namespace allocscope {
 namespace gate {
+
+// The preload's checked and engaged halves (gate.h's weak functions), defined here so
+// that this test sees the gate as the preload does. Only their addresses matter: the test
+// compares the call words with them and never calls through the words.
+void *malloc_checked(size_t) noexcept {
+  ADD_FAILURE() << "called";
+  return nullptr;
+}
+void *new_checked(size_t) {
+  ADD_FAILURE() << "called";
+  return nullptr;
+}
+void free_engaged(void *) noexcept { ADD_FAILURE() << "called"; }
+
 namespace {
 
 constexpr uint32_t kAllBits = (1u << kBitCount) - 1;
@@ -44,13 +58,23 @@ class Gate : public ::testing::Test {
 // The bound below which allocations are direct, for every set of bits: every size while no
 // allocation bit is engaged, the far limit's small sizes while only the limit is, none (not
 // even 0 bytes) otherwise; plain new also none while a new_handler is installed. Bits only
-// frees and reallocs care about change nothing here.
+// frees and reallocs care about change nothing here. The checked bound is the same with
+// failure handling not counted, and malloc and plain new use it, calling the checked
+// halves while failure handling is engaged.
 TEST_F(Gate, DirectBoundForEveryCombinationOfBits) {
+  ASSERT_TRUE(entry_calls_linked());
   for (uint32_t b = 0; b <= kAllBits; ++b) {
-    const uint32_t alloc = b & kAllocBits;
-    const size_t want = alloc == 0 ? SIZE_MAX : alloc == kLimit ? kLimitDirectMax + 1 : 0;
-    ASSERT_EQ(direct_below_for(b), want) << "bits " << b;
-    ASSERT_EQ(new_direct_below_for(b), (b & kNewHandler) ? 0 : want) << "bits " << b;
+    const auto bound = [](uint32_t alloc) {
+      return alloc == 0 ? SIZE_MAX : alloc == kLimit ? kLimitDirectMax + 1 : 0;
+    };
+    const size_t checked = bound(b & kAllocBits & ~kOnFailure);
+    ASSERT_EQ(direct_below_for(b), bound(b & kAllocBits)) << "bits " << b;
+    ASSERT_EQ(checked_below_for(b), checked) << "bits " << b;
+    ASSERT_EQ(new_below_for(b), (b & kNewHandler) ? 0 : checked) << "bits " << b;
+    const bool failures = b & kOnFailure;
+    ASSERT_EQ(malloc_call_for(b), failures ? malloc_checked : je_malloc_noexcept) << "bits " << b;
+    ASSERT_EQ(new_call_for(b), failures ? new_checked : je_operator_new) << "bits " << b;
+    ASSERT_EQ(free_call_for(b), (b & kFreeBits) ? free_engaged : je_free_noexcept) << "bits " << b;
   }
   // Spelled out for the bits that matter most.
   EXPECT_EQ(direct_below_for(0), SIZE_MAX);
@@ -64,8 +88,11 @@ TEST_F(Gate, DirectBoundForEveryCombinationOfBits) {
     EXPECT_EQ(direct_below_for(bit), 0u) << bit_name(bit);
   for (uint32_t bit : {kWaiters, kKv, kRegions, kNewHandler})
     EXPECT_EQ(direct_below_for(bit), SIZE_MAX) << bit_name(bit);
-  EXPECT_EQ(new_direct_below_for(kNewHandler), 0u);
-  EXPECT_EQ(new_direct_below_for(kLimit), kLimitDirectMax + 1);
+  EXPECT_EQ(new_below_for(kNewHandler), 0u);
+  EXPECT_EQ(new_below_for(kLimit), kLimitDirectMax + 1);
+  EXPECT_EQ(checked_below_for(kOnFailure), SIZE_MAX) << "failure handling: every size checked";
+  EXPECT_EQ(checked_below_for(kLimit | kOnFailure), kLimitDirectMax + 1);
+  EXPECT_EQ(checked_below_for(kOnFailure | kFaults), 0u) << "faults need the engine's count";
 }
 
 // After any change(), the words the entry points read are those of the bits now engaged,
@@ -74,7 +101,10 @@ TEST_F(Gate, ChangeKeepsTheWordsInStepWithTheBits) {
   auto in_step = [] {
     const uint32_t b = g_gate.engaged.load();
     return g_gate.direct_below.load() == direct_below_for(b) &&
-           g_gate.new_direct_below.load() == new_direct_below_for(b);
+           g_gate.checked_below.load() == checked_below_for(b) &&
+           g_gate.new_below.load() == new_below_for(b) &&
+           g_gate.malloc_call.load() == malloc_call_for(b) &&
+           g_gate.new_call.load() == new_call_for(b) && g_gate.free_call.load() == free_call_for(b);
   };
   ASSERT_TRUE(in_step());
   uint32_t previous = 0;
@@ -100,7 +130,9 @@ TEST_F(Gate, ChangeKeepsTheWordsInStepWithTheBits) {
   change(0, kAllBits);
   EXPECT_EQ(bits(), 0u);
   EXPECT_EQ(g_gate.direct_below.load(), SIZE_MAX);
-  EXPECT_EQ(g_gate.new_direct_below.load(), SIZE_MAX);
+  EXPECT_EQ(g_gate.new_below.load(), SIZE_MAX);
+  EXPECT_EQ(g_gate.malloc_call.load(), je_malloc_noexcept);
+  EXPECT_EQ(g_gate.free_call.load(), je_free_noexcept);
 }
 
 // The default policy: NOFAIL and RETRY_MAYFAIL send failures to the engine, KV engages
@@ -139,11 +171,11 @@ TEST_F(Gate, RulesReclaimersAndTheNewHandler) {
   EXPECT_EQ(bits(), 0u);
   publish_new_handler(true);
   EXPECT_EQ(bits(), kNewHandler);
-  EXPECT_EQ(g_gate.new_direct_below.load(), 0u);
+  EXPECT_EQ(g_gate.new_below.load(), 0u);
   EXPECT_EQ(g_gate.direct_below.load(), SIZE_MAX) << "only plain operator new cares";
   publish_new_handler(false);
   EXPECT_EQ(bits(), 0u);
-  EXPECT_EQ(g_gate.new_direct_below.load(), SIZE_MAX);
+  EXPECT_EQ(g_gate.new_below.load(), SIZE_MAX);
 }
 
 // A bit several sources derive stays while any of them remains.
@@ -222,7 +254,18 @@ TEST_F(Gate, AllocationPredicates) {
   EXPECT_FALSE(new_is_direct(1));
   engage_exactly(kOnFailure);
   EXPECT_FALSE(is_direct(1));
-  EXPECT_FALSE(new_is_direct(1));
+  EXPECT_TRUE(is_checked(kAnySize)) << "failure handling alone: jemalloc first";
+  EXPECT_TRUE(malloc_is_direct(kAnySize));
+  EXPECT_EQ(malloc_call(), malloc_checked);
+  EXPECT_TRUE(new_is_direct(kAnySize));
+  EXPECT_EQ(new_call(), new_checked);
+  EXPECT_TRUE(failure_handled());
+  engage_exactly(kOnFailure | kLimit);
+  EXPECT_TRUE(malloc_is_direct(kLimitDirectMax));
+  EXPECT_FALSE(malloc_is_direct(kLimitDirectMax + 1)) << "a far limit's window, checked";
+  engage_exactly(kOnFailure | kReserveScope);
+  EXPECT_FALSE(malloc_is_direct(1));
+  EXPECT_FALSE(is_checked(0));
   EXPECT_FALSE(limit_is_set());
   engage_exactly(kLimit);
   EXPECT_TRUE(limit_is_set());
@@ -275,19 +318,21 @@ TEST_F(Gate, FreePredicate) {
   for (uint32_t b = 0; b <= kAllBits; ++b) {
     engage_exactly(b);
     ASSERT_EQ(free_is_direct(), (b & engaging) == 0) << "bits " << b;
+    ASSERT_EQ(free_call(), (b & engaging) == 0 ? je_free_noexcept : free_engaged) << "bits " << b;
   }
   engage_exactly(kAllBits & ~engaging);
   EXPECT_TRUE(free_is_direct()) << "a limit, scopes, faults: a free is still jemalloc's";
 }
 
-// realloc is direct with nothing engaged but a limit (its size test covers that) or a
-// new_handler; when engaged, it tries jemalloc first only while what is engaged is about
-// failures (the engine then runs only when jemalloc fails).
+// realloc is direct with nothing engaged but a limit (its size test covers that), failure
+// handling (its NULL test does) or a new_handler; when engaged, it tries jemalloc first
+// only while what is engaged is about failures (the engine then runs only when jemalloc
+// fails).
 TEST_F(Gate, ReallocPredicates) {
   for (uint32_t b = 0; b <= kAllBits; ++b) {
     if (!reachable(b)) continue;
     engage_exactly(b);
-    const bool only_limit_or_handler = (b & ~(kLimit | kNewHandler)) == 0;
+    const bool only_limit_or_handler = (b & ~(kLimit | kOnFailure | kNewHandler)) == 0;
     ASSERT_EQ(realloc_is_direct(16), only_limit_or_handler) << "bits " << b;
     ASSERT_EQ(realloc_is_direct(kLimitDirectMax + 1), only_limit_or_handler && !(b & kLimit))
         << "bits " << b;
@@ -297,6 +342,8 @@ TEST_F(Gate, ReallocPredicates) {
   engage_exactly(kKv);
   EXPECT_FALSE(realloc_is_direct(16)) << "a KV realloc may move to a region";
   EXPECT_FALSE(realloc_tries_jemalloc_first());
+  engage_exactly(kOnFailure);
+  EXPECT_TRUE(realloc_is_direct(16)) << "failure handling: jemalloc, then the NULL test";
   engage_exactly(kOnFailure | kWaiters);
   EXPECT_FALSE(realloc_is_direct(16));
   EXPECT_TRUE(realloc_tries_jemalloc_first());

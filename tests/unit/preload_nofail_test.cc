@@ -6,8 +6,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <chrono>
+#include <new>
 #include <string>
 #include <thread>
 
@@ -21,6 +24,7 @@ namespace {
 
 using preload_support::kMiB;
 using test_support::Clock;
+using test_support::in_child;
 using test_support::ms_since;
 
 // The policy tests' fixture, named after this file's area.
@@ -121,6 +125,62 @@ TEST_F(Nofail, CallSiteNofailInANowaitScopeIsReportedOncePerSiteAndWaits) {
   fill_budget();
   EXPECT_EQ(allocscope_alloc(kMiB, ALLOCSCOPE_NOFAIL | ALLOCSCOPE_NOWARN), nullptr)
       << "nofail_in_nowait:fail turns it into NOWAIT";
+}
+
+// policy:nofail with no limit: jemalloc itself refuses (a lowered RLIMIT_AS). While only
+// failure handling is engaged, malloc, plain new, realloc and calloc call jemalloc and
+// test its result (gate.h: checked); a NULL must still reach the engine, whose NOFAIL loop
+// backs off until the address space comes back (another thread raises the limit). The
+// same call without NOFAIL fails at once: the lowered limit really refuses it.
+enum class Entry { kMalloc, kNew, kRealloc, kCalloc };
+
+void *call(Entry entry, void *old, size_t size) {
+  switch (entry) {
+    case Entry::kMalloc: return malloc(size);
+    case Entry::kNew: return ::operator new(size, std::nothrow);
+    case Entry::kRealloc: return realloc(old, size);
+    case Entry::kCalloc: return calloc(1, size);
+  }
+  return nullptr;
+}
+
+int nofail_waits_for_jemalloc(Entry entry) {
+  constexpr size_t kBig = 64 * kMiB;
+  volatile size_t big = kBig;  // not a constant the compiler could reason about
+  if (allocscope_config("policy:nofail,stall_warn_ms:0") != 0) return 10;
+  std::atomic<bool> lowered{false};
+  std::thread raiser([&lowered] {  // started first: its stack needs address space too
+    while (!lowered.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
+    if (setrlimit(RLIMIT_AS, &unlimited) != 0) _exit(11);
+  });
+  void *old = malloc(kMiB);
+  const rlimit lower{test_support::statm().size + 16 * kMiB, RLIM_INFINITY};
+  if (old == nullptr || setrlimit(RLIMIT_AS, &lower) != 0) return 12;
+  if (allocscope_config("policy:normal") != 0) return 13;
+  if (call(entry, old, big) != nullptr || errno != ENOMEM) return 14;
+  if (allocscope_config("policy:nofail") != 0) return 15;
+  const unsigned long long waits = preload_support::stat("waits", "nofail");
+  lowered = true;
+  const auto start = Clock::now();
+  void *p = call(entry, old, big);
+  const int64_t waited = ms_since(start);
+  raiser.join();
+  if (p == nullptr) return 16;
+  if (waited < 150) return 17;
+  if (preload_support::stat("waits", "nofail") <= waits) return 18;
+  return 0;
+}
+
+TEST(NofailWithoutLimit, EachCheckedEntryPointWaitsWhenJemallocRefuses) {
+  ASSERT_PRELOADED();
+  for (Entry entry : {Entry::kMalloc, Entry::kNew, Entry::kRealloc, Entry::kCalloc}) {
+    EXPECT_EQ(in_child([entry] { return nofail_waits_for_jemalloc(entry); }, 20), 0)
+        << "entry " << static_cast<int>(entry)
+        << ": 14 the lowered RLIMIT_AS did not refuse; 16 NULL under NOFAIL; 17 returned "
+           "without waiting; 18 the NOFAIL loop did not wait";
+  }
 }
 
 }  // namespace
