@@ -121,7 +121,9 @@ inline constexpr size_t kLimitDirectMax = 32 << 10;
 using MallocFn = void *(*)(size_t size) noexcept;
 using NewFn = void *(*)(size_t size);
 using FreeFn = void (*)(void *p) noexcept;
-void *malloc_checked(size_t size) noexcept __attribute__((weak));
+// (malloc_checked is named for the assembly that defines it on x86-64.)
+void *malloc_checked(size_t size) noexcept __asm__("allocscope_malloc_checked")
+    __attribute__((weak));
 void *new_checked(size_t size) __attribute__((weak));
 void free_engaged(void *p) noexcept __attribute__((weak));
 
