@@ -303,29 +303,54 @@ void link(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
 
 // The calling thread (t) joins the limit in full: its counters from mallctl, its activity
 // callback, its baseline. Under g_mutex.
+// jemalloc's counters of the calling thread, through mallctl.
+void counters_from_mallctl(const uint64_t **allocated, const uint64_t **deallocated) {
+  size_t len = sizeof(*allocated);
+  je_mallctl("thread.allocatedp", allocated, &len, nullptr, 0);
+  len = sizeof(*deallocated);
+  je_mallctl("thread.deallocatedp", deallocated, &len, nullptr, 0);
+}
+
+// Whether `t` points at the calling thread's own counters (a debug check: the TLS block is
+// one, static, so the layout learnt once holds in every thread).
+[[maybe_unused]] bool counters_match_mallctl(const ThreadState &t) {
+  const uint64_t *allocated = nullptr, *deallocated = nullptr;
+  counters_from_mallctl(&allocated, &deallocated);
+  return t.budget.allocated == allocated && t.budget.deallocated == deallocated;
+}
+
+// experimental.thread.activity_callback's MIB, looked up once: by name, each thread's
+// mallctl would parse the name again, which cost more than the rest of a join.
+size_t g_activity_mib[4] ABSL_GUARDED_BY(g_mutex);
+size_t g_activity_miblen ABSL_GUARDED_BY(g_mutex) = 0;  // 0: not looked up yet
+
 void join_locked(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
   if (!t.budget.callback) {
-    const uint64_t *allocated = nullptr, *deallocated = nullptr;
-    size_t len = sizeof(allocated);
-    je_mallctl("thread.allocatedp", &allocated, &len, nullptr, 0);
-    len = sizeof(deallocated);
-    je_mallctl("thread.deallocatedp", &deallocated, &len, nullptr, 0);
-    char *const base = reinterpret_cast<char *>(&t);
-    if (g_allocated_offset == 0) {
-      g_allocated_offset = reinterpret_cast<const char *>(allocated) - base;
-      g_deallocated_offset = reinterpret_cast<const char *>(deallocated) - base;
-      // Once: the threads registered before the layout was known.
-      for (ThreadState *other = g_threads; other != nullptr; other = other->budget.next)
-        point_at_counters(*other);
+    if (t.budget.allocated == nullptr) {
+      // The first thread to join learns the layout; a thread registered after that
+      // already points at its counters (point_at_counters).
+      const uint64_t *allocated = nullptr, *deallocated = nullptr;
+      counters_from_mallctl(&allocated, &deallocated);
+      char *const base = reinterpret_cast<char *>(&t);
+      if (g_allocated_offset == 0) {
+        g_allocated_offset = reinterpret_cast<const char *>(allocated) - base;
+        g_deallocated_offset = reinterpret_cast<const char *>(deallocated) - base;
+        // Once: the threads registered before the layout was known.
+        for (ThreadState *other = g_threads; other != nullptr; other = other->budget.next)
+          point_at_counters(*other);
+      }
+      t.budget.allocated = allocated;
+      t.budget.deallocated = deallocated;
     }
-    // The same layout in every thread, or the registration of threads without mallctl
-    // would read the wrong words: a debug check (the TLS block is one, static).
-    AS_DEBUG_ASSERT(reinterpret_cast<const char *>(allocated) - base == g_allocated_offset);
-    t.budget.allocated = allocated;
-    t.budget.deallocated = deallocated;
+    AS_DEBUG_ASSERT(counters_match_mallctl(t));
+    if (g_activity_miblen == 0) {
+      size_t len = sizeof(g_activity_mib) / sizeof(g_activity_mib[0]);
+      if (je_mallctlnametomib("experimental.thread.activity_callback", g_activity_mib, &len) == 0)
+        g_activity_miblen = len;
+    }
     ActivityThunk thunk{on_activity, nullptr};
-    if (je_mallctl("experimental.thread.activity_callback", nullptr, nullptr, &thunk,
-                   sizeof(thunk)) != 0)
+    if (g_activity_miblen == 0 || je_mallctlbymib(g_activity_mib, g_activity_miblen, nullptr,
+                                                  nullptr, &thunk, sizeof(thunk)) != 0)
       g_activity_checks = false;
     t.budget.callback = true;
     if (t.budget.uncounted) {
