@@ -144,7 +144,8 @@ void free_engaged(void *p) noexcept __attribute__((weak));
 //     new_checked); none while a new_handler is installed;
 //   - free_call: what free calls: je_free, or free_engaged while something in kFreeBits
 //     is engaged. free makes no test of its own.
-// Derived from `engaged` by change(); AS_DEBUG_ASSERT checks they agree.
+// Derived from `engaged` by change() (publish_words); gate_test and engine_races check
+// that they agree.
 struct alignas(64) EntryGate {
   std::atomic<uint32_t> engaged{0};
   std::atomic<size_t> direct_below{SIZE_MAX};
@@ -278,6 +279,8 @@ inline bool realloc_tries_jemalloc_first() { return !(bits() & kReallocEngineFir
 inline bool resize_in_place_is_direct() { return !(bits() & kResizeInPlaceBits); }
 // Is a limit (or an arena limit) set?
 inline bool limit_is_set() { return bits() & kLimit; }
+// Another allocator serves malloc: the preload passes its functions through (foreign.h).
+inline bool foreign_allocator() { return bits() & kForeign; }
 
 // What an aligned block may add to jemalloc's count, for is_direct(): at most size + align
 // (SIZE_MAX when that overflows).

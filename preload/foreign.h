@@ -21,7 +21,7 @@ namespace foreign {
 // Called once, from the preload's constructor.
 void detect();
 
-inline bool active() { return gate::bits() & gate::kForeign; }
+inline bool active() { return gate::foreign_allocator(); }
 
 // Each function as the process would resolve it without allocscope: the foreign
 // allocator's where it defines one, else the next object's (glibc's).
