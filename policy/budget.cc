@@ -546,6 +546,9 @@ Refusal set_cgroup_limit(uint64_t headroom, const char *dir) {
   return nullptr;
 }
 
+// A join was tried and refused (reported): start-up does not try, and report, again.
+std::atomic<bool> g_tree_refused{false};
+
 Refusal set_tree_scope(bool in_tree) {
   if (in_tree == g_tree.load()) return nullptr;
   join(t_state);  // learns the counters' layout before threads are re-baselined
@@ -559,7 +562,10 @@ Refusal set_tree_scope(bool in_tree) {
   const bool joined = secure_getenv(tree::kEnv) != nullptr
                           ? tree::join_from_environment()
                           : tree::create(g_limit.load(), g_cgroup.load() ? g_cgroup_dir : "");
-  if (!joined) return "the tree's shared budget could not be created or joined (reported above)";
+  if (!joined) {
+    g_tree_refused.store(true);
+    return "the tree's shared budget could not be created or joined (reported above)";
+  }
   {
     Locked lock;
     g_tree.store(true);
@@ -569,8 +575,9 @@ Refusal set_tree_scope(bool in_tree) {
   return nullptr;
 }
 
-void join_tree_from_environment() {
-  if (secure_getenv(tree::kEnv) != nullptr) set_tree_scope(true);
+Refusal join_tree_from_environment() {
+  if (secure_getenv(tree::kEnv) == nullptr || g_tree_refused.load()) return nullptr;
+  return set_tree_scope(true);
 }
 
 void process_exit() {

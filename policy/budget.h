@@ -85,8 +85,10 @@ Refusal set_cgroup_limit(uint64_t headroom, const char *dir);
 // made or joined (the process keeps its own budget).
 Refusal set_tree_scope(bool in_tree);
 // At start-up: a process whose environment names a tree joins it, whatever its
-// configuration says. At exit (exit or _exit; async-signal-safe): it gives its grant back.
-void join_tree_from_environment();
+// configuration says; a Refusal (reported) if the object is refused, unless the
+// configuration's limit_scope:tree already tried. At exit (exit or _exit;
+// async-signal-safe): it gives its grant back.
+Refusal join_tree_from_environment();
 void process_exit();
 size_t arena_limit();
 void set_emergency(size_t bytes);

@@ -14,10 +14,12 @@
 #include "pool.h"
 #include "reclaim.h"
 #include "region.h"
+#include "report.h"
 #include "reserve.h"
 #include "scope.h"
 #include "sys.h"
 #include "thread_state.h"
+#include "tree_budget.h"
 
 namespace allocscope {
 namespace lifecycle {
@@ -75,8 +77,12 @@ void start() {
   if (backable < g_config.max_size.load()) g_config.max_size.store(backable);
   gate::publish_max_size(g_config.max_size.load());
   if (const char *conf = secure_getenv("ALLOCSCOPE_CONF")) apply_config(conf, "ALLOCSCOPE_CONF");
-  // A descendant of a tree budget joins it whatever its configuration says (tree_budget.h).
-  budget::join_tree_from_environment();
+  // A descendant of a tree budget joins it whatever its configuration says (tree_budget.h);
+  // a refused object was reported, and is fatal like bad configuration with strict:true.
+  if (budget::join_tree_from_environment() != nullptr && g_config.strict.load()) {
+    report("%s: strict:true, so a tree budget that cannot be joined is fatal", tree::kEnv);
+    abort();
+  }
 }
 
 void stop() { budget::process_exit(); }

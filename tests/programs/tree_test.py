@@ -13,9 +13,15 @@ Real processes under the real command, each case asserted on what the programs p
 4. `sh -c` pipelines and `make -j2` on a generated Makefile give byte-identical output
    under a tree budget and without the preload.
 5. No shared budget object is left in /dev/shm afterwards.
+6. A child that clears ALLOCSCOPE_TREE leaves the tree: its 64 MB are not refused.
+7. The stats show the tree's figures (limit, charged, members, this process's grant).
+8. A refused ALLOCSCOPE_TREE (not a tree's name, gone, an unknown layout, another user's
+   when run as root) is one line and the process runs under its own budget; strict:true
+   makes it fatal.
 Exits 0 if all holds, 1 otherwise (77 when make is missing, for that case only: skipped).
 """
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -64,7 +70,8 @@ def lines(text):
     return [l for l in text.splitlines() if l]
 
 
-def holder_then_second(allocscope, flags, work, hold_seconds="0", kill_holder=False):
+def holder_then_second(allocscope, flags, work, hold_seconds="0", kill_holder=False,
+                       second_prefix=""):
     """The holder takes 64 MB and waits for a 'go' file; the second process asks for 64 MB;
     then 'go' (or SIGKILL for the holder)."""
     ready, go = os.path.join(work, "ready"), os.path.join(work, "go")
@@ -79,7 +86,7 @@ def holder_then_second(allocscope, flags, work, hold_seconds="0", kill_holder=Fa
         script = (f"{PY} -c '{HOLDER}' {ready} {go} {hold_seconds} & "
                   f"while [ ! -e {ready} ]; do sleep 0.02; done; "
                   f"(sleep 0.5; echo 'driver: go'; touch {go}) & "
-                  f"{PY} -c '{SECOND}'; wait")
+                  f"{second_prefix}{PY} -c '{SECOND}'; wait")
     return run(allocscope, flags, script)
 
 
@@ -149,6 +156,64 @@ def main():
                   f"make -j2: {status} {out!r} against {plain.stdout!r}: {err}")
         else:
             print("tree_test: make or cc missing: the make case is skipped")
+
+        # 6. A child that clears the variable leaves the tree.
+        status, out, err = holder_then_second(allocscope, ["--tree", "--limit", "96M"], work,
+                                              second_prefix="env -u ALLOCSCOPE_TREE ")
+        got = lines(out)
+        check(status == 0 and "second: got" in got and "holder: exits" in got,
+              f"cleared ALLOCSCOPE_TREE: the child was still refused: {got} {err}")
+
+        # 7. The tree's figures in the stats.
+        r = subprocess.run([allocscope, "run", "--tree", "--limit", "96M", "--conf",
+                            "stats_print:true", "--", PY, "-c",
+                            "b = bytearray(8 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
+                            "print('ok')"], capture_output=True, text=True, timeout=60)
+        stats = [json.loads(l[l.index("{"):]) for l in r.stderr.splitlines() if '"tree"' in l]
+        if check(r.returncode == 0 and stats, f"stats: no tree figures: {r.returncode} {r.stderr}"):
+            tree = stats[-1]["allocscope"]["budget"]["tree"]
+            # At exit: python3 has freed its objects; the interpreter's own heap is left.
+            check(tree["limit"] == 96 << 20 and tree["members"] >= 1 and
+                  0 < tree["charged"] <= tree["grant"] <= tree["limit"],
+                  f"stats: tree figures {tree}")
+
+        # 8. Refused objects: one line, the process runs under its own budget.
+        probe = subprocess.run([allocscope, "run", "--tree", "--limit", "96M", "--", "sh", "-c",
+                                'stat -c %s "/dev/shm${ALLOCSCOPE_TREE}"'],
+                               capture_output=True, text=True, timeout=60)
+        size = int(probe.stdout.strip())
+        unknown = f"/allocscope-tree-test{os.getpid()}"
+        with open("/dev/shm" + unknown, "wb") as f:
+            f.write(b"\xff" * size)  # no magic this version knows
+        os.chmod("/dev/shm" + unknown, 0o600)
+        refusals = [("/etc/passwd", "not the name of an allocscope tree budget"),
+                    ("/allocscope-tree-gone", "the shared budget is gone"),
+                    (unknown, "a layout this version does not know")]
+        if os.geteuid() == 0:
+            other = f"/allocscope-tree-other{os.getpid()}"
+            shutil.copy("/dev/shm" + unknown, "/dev/shm" + other)
+            os.chmod("/dev/shm" + other, 0o600)
+            os.chown("/dev/shm" + other, 65534, 65534)
+            refusals.append((other, "belongs to another user"))
+        try:
+            for name, why in refusals:
+                for strict in (False, True):
+                    conf = "limit:64M" + (",strict:true" if strict else "")
+                    r = subprocess.run([allocscope, "run", "--conf", conf, "--", "env",
+                                        f"ALLOCSCOPE_TREE={name}", PY, "-c", "print('ran')"],
+                                       capture_output=True, text=True, timeout=60)
+                    said = [l for l in r.stderr.splitlines() if why in l]
+                    if strict:
+                        check(r.returncode != 0 and "ran" not in r.stdout and len(said) == 1,
+                              f"{name} with strict:true: not fatal: {r.returncode} {r.stderr}")
+                    else:
+                        check(r.returncode == 0 and r.stdout == "ran\n" and len(said) == 1,
+                              f"{name}: {r.returncode} {r.stdout!r}, expected one line "
+                              f"'{why}': {r.stderr}")
+        finally:
+            for name in (unknown, f"/allocscope-tree-other{os.getpid()}"):
+                if os.path.exists("/dev/shm" + name):
+                    os.unlink("/dev/shm" + name)
 
         # 5. Nothing left behind.
         time.sleep(0.2)
