@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gdb.h"
 #include "options.h"
@@ -185,13 +186,63 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   Baseline &baseline = *baseline_or;
   OrderSites(baseline.sites, program);
   std::vector<Site> sites = baseline.sites;
-  if (o.max_points && static_cast<int64_t>(sites.size()) > *o.max_points)
-    sites.resize(static_cast<size_t>(*o.max_points));
   if (o.mode == SweepMode::kCallsite && !baseline.recorded)
     return absl::FailedPreconditionError(
         absl::StrCat("the baseline wrote no fault.record: the preload did not take effect, ",
                      preload, " has no fault injection, or CMD ended in _exit"));
-  const std::optional<int64_t> total = ExpectedPoints(o, baseline, sites.size());
+  // The points to run, by key (the n of nth, a site's number): those --shard and
+  // --resume leave, then --sample's draw, then --max-points.
+  const auto nth_id = [](int64_t n) {
+    return PointId("nth", {absl::StrCat("fault.nth:", n)});
+  };
+  std::optional<std::vector<int64_t>> keys;  // nullopt: nth, 1, 2, ... until not reached
+  if (o.mode == SweepMode::kCallsite) {
+    keys.emplace();
+    for (size_t i = 0; i < sites.size(); ++i)
+      if (o.filter.Accepts(PointId("callsite", CallsiteFault(sites[i].callsite))))
+        keys->push_back(static_cast<int64_t>(i) + 1);
+  } else if (o.sample || o.nth_end) {
+    if (!baseline.allocations && !o.nth_end)
+      return absl::FailedPreconditionError(
+          "--sample in nth mode draws from the baseline's allocations, and the baseline "
+          "recorded none");
+    const int64_t end =
+        o.nth_end ? *o.nth_end : static_cast<int64_t>(*baseline.allocations) + 1;
+    keys.emplace();
+    for (int64_t n = 1; n < end; ++n)
+      if (o.filter.Accepts(nth_id(n))) keys->push_back(n);
+  }
+  if (keys && o.sample) {
+    std::vector<int64_t> drawn;
+    for (const int64_t i : SampleIndices(static_cast<int64_t>(keys->size()), *o.sample, o.seed))
+      drawn.push_back((*keys)[static_cast<size_t>(i)]);
+    keys = std::move(drawn);
+  }
+  if (keys && o.max_points && static_cast<int64_t>(keys->size()) > *o.max_points)
+    keys->resize(static_cast<size_t>(*o.max_points));
+  // nth without a list: the n the filter accepts, found as the runner asks for them.
+  absl::Mutex nth_mu;
+  std::vector<int64_t> nth_keys;
+  int64_t nth_next = 1;
+  const auto nth_key = [&](int64_t i) {
+    absl::MutexLock lock(&nth_mu);
+    while (static_cast<int64_t>(nth_keys.size()) < i) {
+      if (o.filter.Accepts(nth_id(nth_next))) nth_keys.push_back(nth_next);
+      ++nth_next;
+    }
+    return nth_keys[static_cast<size_t>(i - 1)];
+  };
+  std::optional<int64_t> total;
+  if (keys) {
+    total = static_cast<int64_t>(keys->size());
+  } else {
+    total = ExpectedPoints(o, baseline, sites.size());
+    if (total && (o.filter.shard.count > 1 || !o.filter.skip.empty())) {
+      int64_t accepted = 0;
+      for (int64_t n = 1; n <= *total; ++n) accepted += o.filter.Accepts(nth_id(n)) ? 1 : 0;
+      total = accepted;
+    }
+  }
   Progress progress(stderr, total);
   progress.Note(absl::StrCat("baseline: exit status ", baseline.run.exit.exit_status.value_or(-1),
                              " in ", RoundSeconds(baseline.run.exit.duration, 4), " s, ",
@@ -200,24 +251,27 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
                              " allocations; ", SweepModeName(o.mode), " mode, about ",
                              total ? absl::StrCat(*total) : "?", " points, ", o.jobs, " jobs"));
   const absl::Time start = absl::Now();
+  const auto run_nth = [&](int64_t n) {
+    return RunPoint(launcher, baseline, n, absl::StrCat("nth ", n),
+                    {absl::StrCat("fault.nth:", n)}, std::nullopt);
+  };
+  const auto run_site = [&](int64_t i) {
+    const std::string &site = sites[static_cast<size_t>(i - 1)].callsite;
+    return RunPoint(launcher, baseline, i, absl::StrCat("site ", i), CallsiteFault(site), site);
+  };
   absl::StatusOr<std::vector<Point>> points_or;
-  if (o.mode == SweepMode::kNth) {
+  if (!keys) {
     points_or = RunPoints(
-        o.max_points,
-        [&](int64_t n) {
-          return RunPoint(launcher, baseline, n, absl::StrCat("nth ", n),
-                          {absl::StrCat("fault.nth:", n)}, std::nullopt);
-        },
-        o.jobs, true, progress, launcher.runner());
+        o.max_points, [&](int64_t i) { return run_nth(nth_key(i)); }, o.jobs, true, progress,
+        launcher.runner());
   } else {
     points_or = RunPoints(
-        static_cast<int64_t>(sites.size()),
+        static_cast<int64_t>(keys->size()),
         [&](int64_t i) {
-          const std::string &site = sites[static_cast<size_t>(i - 1)].callsite;
-          return RunPoint(launcher, baseline, i, absl::StrCat("site ", i),
-                          {absl::StrCat("fault.callsite:", site), "fault.times:1"}, site);
+          const int64_t key = (*keys)[static_cast<size_t>(i - 1)];
+          return o.mode == SweepMode::kNth ? run_nth(key) : run_site(key);
         },
-        o.jobs, false, progress, launcher.runner());
+        o.jobs, o.mode == SweepMode::kNth && !o.sample, progress, launcher.runner());
   }
   progress.Finish();
   const absl::Duration elapsed = absl::Now() - start;
@@ -227,11 +281,17 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
       points.front().outcome == Outcome::kNotReached)
     progress.Note(absl::StrCat("no failure was injected at the first allocation: does ", preload,
                                " support fault injection?"));
-  if (absl::Status s = AddCrashBacktraces(launcher, points, o.jobs, progress); !s.ok()) return s;
-  if (launcher.runner().stopped()) return absl::CancelledError("interrupted");
+  // Interrupted: the points that finished make a partial report, without gdb.
+  const bool interrupted = launcher.runner().stopped();
+  if (!interrupted) {
+    if (absl::Status s = AddCrashBacktraces(launcher, points, o.jobs, progress); !s.ok())
+      return s;
+  }
+  progress.Note(absl::StrCat("symbolising the call sites of ", points.size(), " points"));
   Symbolizer symbolizer(program);
   Symbolize(points, baseline, symbolizer);
   Report report;
+  report.complete = !interrupted && !launcher.runner().stopped();
   report.command = launcher.command();
   report.mode = std::string(SweepModeName(o.mode));
   report.library = preload;
@@ -243,6 +303,10 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   report.baseline = std::move(baseline);
   report.points = std::move(points);
   return report;
+}
+
+std::vector<std::string> CallsiteFault(const std::string &site) {
+  return {absl::StrCat("fault.callsite:", site), "fault.times:1"};
 }
 
 absl::string_view SweepModeName(SweepMode mode) {
