@@ -144,6 +144,10 @@ absl::Status CheckOptions(const SweepOptions &o) {
     return absl::InvalidArgumentError(absl::StrCat("--jobs ", o.jobs, ": at most ", kMaxJobs));
   if (!o.stdin_file.empty() && !IsRegularFile(o.stdin_file))
     return absl::InvalidArgumentError(absl::StrCat("--stdin ", o.stdin_file, ": no such file"));
+  if (!o.known.empty() && !IsRegularFile(o.known))
+    return absl::InvalidArgumentError(absl::StrCat("--known ", o.known, ": no such file"));
+  if (!o.resume.empty() && !IsRegularFile(o.resume))
+    return absl::InvalidArgumentError(absl::StrCat("--resume ", o.resume, ": no such file"));
   if (!o.workdir_template.empty() && !IsDirectory(o.workdir_template))
     return absl::InvalidArgumentError(
         absl::StrCat("--workdir-template ", o.workdir_template, ": not a directory"));
