@@ -243,6 +243,18 @@ std::string CountsLine(const Json &report) {
 int Finish(const Json &report, const SweepOptions &o, bool interrupted, bool write_json = true) {
   fputs(GroupTable(report).c_str(), stdout);
   printf("%s\n", CountsLine(report).c_str());
+  if (const Json *c = report.find("coverage"); c != nullptr && c->is_object()) {
+    const Json *known = c->find("points_known");
+    std::string line = absl::StrCat("coverage: ", c->find("points_run")->Dump(), " of ",
+                                    known != nullptr && !known->is_null() ? known->Dump() : "?",
+                                    " points");
+    if (const Json *mods = c->find("allocation_calls"); mods != nullptr && mods->is_array())
+      for (const Json &m : mods->as_array())
+        if (const Json *calls = m.find("calls"); calls != nullptr && calls->is_int())
+          absl::StrAppend(&line, "; ", m.find("failed")->Dump(), " of ", calls->Dump(),
+                          " allocation calls in ", JsonText(m, "module"), " failed");
+    printf("%s\n", line.c_str());
+  }
   fflush(stdout);
   const std::pair<const std::string *, std::string (*)(const Json &)> outputs[] = {
       {&o.html, ReportHtml},

@@ -11,6 +11,8 @@
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "absl/container/flat_hash_set.h"
+#include "coverage.h"
 #include "gdb.h"
 #include "options.h"
 #include "paths.h"
@@ -290,7 +292,26 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   progress.Note(absl::StrCat("symbolising the call sites of ", points.size(), " points"));
   Symbolizer symbolizer(program);
   Symbolize(points, baseline, symbolizer);
+  // Coverage: the allocation calls in the program's code against the frames runs went
+  // through (a strdup's call site is libc's; the program's call is a frame above it).
+  absl::flat_hash_set<std::string> failed, executed;
+  for (const Site &site : baseline.sites) executed.insert(site.callsite);
+  for (const Point &p : points)
+    for (const Injection &in : p.injections) {
+      if (in.callsite) failed.insert(*in.callsite);
+      failed.insert(in.backtrace.begin(), in.backtrace.end());
+    }
+  executed.insert(failed.begin(), failed.end());
+  std::optional<int64_t> known;
+  if (o.mode == SweepMode::kCallsite)
+    known = static_cast<int64_t>(baseline.sites.size());
+  else if (baseline.allocations)
+    known = static_cast<int64_t>(*baseline.allocations);
+  progress.Note("scanning the program for allocation calls");
+  std::optional<Json> coverage = CoverageJson(static_cast<int64_t>(points.size()), known,
+                                              {RealPath(program)}, failed, executed, symbolizer);
   Report report;
+  report.coverage = std::move(coverage);
   report.complete = !interrupted && !launcher.runner().stopped();
   report.command = launcher.command();
   report.mode = std::string(SweepModeName(o.mode));

@@ -137,6 +137,28 @@ class Sweeps(unittest.TestCase):
         self.assertEqual({p["outcome"] for p in shared["points"]}, {"handled"})
         self.assertEqual(shared["isolation"]["kind"], "shared")
 
+    # ---- coverage --------------------------------------------------------------------
+
+    def test_coverage_lists_the_allocation_calls_no_point_failed(self):
+        _, whole = self.sweep("--mode", "callsite", expect=1)
+        scan = whole["coverage"]["allocation_calls"][0]
+        self.assertEqual(scan["module"], os.path.basename(TARGET))
+        # Every allocation in sweep_target.c is a call of its own, strdup's included.
+        self.assertEqual(scan["calls"], whole["coverage"]["points_known"])
+        self.assertEqual((scan["failed"], scan["unreached"]), (scan["calls"], []))
+        _, part = self.sweep("--mode", "callsite", "--max-points", "3", expect=0)
+        c = part["coverage"]
+        self.assertEqual((c["points_run"], c["points_known"]), (3, scan["calls"]))
+        scan = c["allocation_calls"][0]
+        self.assertEqual(scan["failed"], 3)
+        self.assertEqual(len(scan["unreached"]), scan["calls"] - 3)
+        for u in scan["unreached"]:
+            self.assertRegex(u["source"] or "", r"sweep_target\.c:\d+$", u)
+            # The baseline records direct callers only: strdup's is libc, so the program's
+            # call to it is seen only in a failed allocation's stack.
+            if u["calls"] != "strdup":
+                self.assertTrue(u["executed"], u)
+
     # ---- scale -----------------------------------------------------------------------
 
     def test_shards_merge_to_the_whole(self):
