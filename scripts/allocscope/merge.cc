@@ -83,6 +83,11 @@ absl::StatusOr<Json> MergeReports(const std::vector<Json> &reports,
   for (const auto &[key, value] : first.as_object()) {
     if (key == "points") {
       merged.set(key, all);
+    } else if (key == "coverage" && value.is_object()) {
+      Json c{Json::Object{}};
+      for (const auto &[k, v] : value.as_object())
+        c.set(k, k == "points_run" ? Json(static_cast<int64_t>(all.as_array().size())) : v);
+      merged.set(key, std::move(c));
     } else if (key == "complete") {
       merged.set(key, complete);
     } else if (key == "selection") {

@@ -202,6 +202,12 @@ Json SelectionJson(const Selection &s) {
       {"resumed_points", s.resumed_points}};
 }
 
+Json Notes(const std::vector<std::string> &notes) {
+  Json out{Json::Array{}};
+  for (const std::string &n : notes) out.push(n);
+  return out;
+}
+
 // The "point" number of a JSON point, for ordering resumed and new points together.
 int64_t PointKey(const Json &p) {
   const Json *key = p.find("point");
@@ -233,6 +239,14 @@ Json ReportJson(const Report &report) {
   Json points{Json::Array{}};
   for (Json &p : all) points.push(std::move(p));
   Json summary = SummaryJson(report.summary, points);
+  // A resumed sweep ran some of its points before: coverage counts them all.
+  std::optional<Json> coverage = report.coverage;
+  if (coverage && !report.resumed.empty()) {
+    Json updated{Json::Object{}};
+    for (const auto &[k, v] : coverage->as_object())
+      updated.set(k, k == "points_run" ? Json(static_cast<int64_t>(points.as_array().size())) : v);
+    coverage = std::move(updated);
+  }
   return Json::Object{{"schema", kReportSchema},
                       {"complete", report.complete},
                       {"command", std::move(command)},
@@ -251,7 +265,8 @@ Json ReportJson(const Report &report) {
                       {"max_points", Json::Optional(report.max_points)},
                       {"baseline", BaselineJson(report.baseline)},
                       {"points", std::move(points)},
-                      {"coverage", report.coverage ? *report.coverage : Json()},
+                      {"coverage", coverage ? *coverage : Json()},
+                      {"notes", Notes(report.notes)},
                       {"summary", std::move(summary)}};
 }
 

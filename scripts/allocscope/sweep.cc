@@ -16,6 +16,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -408,8 +409,12 @@ int SweepMain(std::vector<std::string> command) {
   if (const int status = PrepareLaunch("sweep", pieces, command, &launch); status != kExitOk)
     return status;
   // Runs start in other directories: the program by an absolute path.
-  if (!launch.program.empty() && launch.program[0] != '/')
-    launch.program = absl::StrCat(CurrentDirectory(), "/", launch.program);
+  if (!launch.program.empty() && launch.program[0] != '/') {
+    absl::string_view relative = launch.program;
+    while (absl::ConsumePrefix(&relative, "./")) {
+    }
+    launch.program = absl::StrCat(CurrentDirectory(), "/", relative);
+  }
   absl::StatusOr<std::string> root = MakeRoot();
   if (!root.ok()) {
     Complain("sweep", root.status().message());

@@ -119,6 +119,7 @@ struct Report {
   Selection selection;
   std::optional<Json> coverage;  // coverage.cc's analysis
   std::vector<Json> resumed;     // points of --resume's report, as they were
+  std::vector<std::string> notes;  // what a reader should know (modules without debug info)
 
   std::string mode;
   std::string library;

@@ -292,6 +292,13 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   progress.Note(absl::StrCat("symbolising the call sites of ", points.size(), " points"));
   Symbolizer symbolizer(program);
   Symbolize(points, baseline, symbolizer);
+  for (const std::string &note : symbolizer.notes()) progress.Note(note);
+  // A fault key that failed nothing says so, rather than passing for a clean run.
+  int64_t unmatched = 0;
+  for (const Point &p : points) unmatched += p.injections.empty() ? 1 : 0;
+  if (unmatched > 0 && o.mode == SweepMode::kCallsite)
+    progress.Note(absl::StrCat(unmatched, " point", unmatched == 1 ? "'s" : "s'",
+                               " fault.callsite never matched an allocation (not-reached)"));
   // Coverage: the allocation calls in the program's code against the frames runs went
   // through (a strdup's call site is libc's; the program's call is a frame above it).
   absl::flat_hash_set<std::string> failed, executed;
@@ -312,6 +319,7 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
                                               {RealPath(program)}, failed, executed, symbolizer);
   Report report;
   report.coverage = std::move(coverage);
+  report.notes = symbolizer.notes();
   report.complete = !interrupted && !launcher.runner().stopped();
   report.command = launcher.command();
   report.mode = std::string(SweepModeName(o.mode));

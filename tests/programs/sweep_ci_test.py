@@ -137,6 +137,26 @@ class Sweeps(unittest.TestCase):
         self.assertEqual({p["outcome"] for p in shared["points"]}, {"handled"})
         self.assertEqual(shared["isolation"]["kind"], "shared")
 
+    # ---- names -----------------------------------------------------------------------
+
+    def test_names_without_debug_info_are_true_or_absent(self):
+        # Without .symtab and debug info, main is covered by no symbol: its frames are '?',
+        # not the nearest exported symbol; with .symtab left, main is named by it. Either
+        # way one note names the module and how to get its debug info.
+        for flag, function in (("--strip-all", None), ("--strip-debug", "main")):
+            stripped = os.path.join(self.cwd, "target" + flag.replace("-", "_"))
+            shutil.copy(TARGET, stripped)
+            subprocess.run(["strip", flag, stripped], check=True)
+            _, report = self.sweep("--mode", "callsite", command=[stripped], expect=1)
+            crash = [p for p in report["points"] if p["outcome"] == "crash"][0]
+            self.assertEqual((crash["function"], crash["source"]), (function, None), flag)
+            self.assertEqual(crash["stack"][0]["function"], function, flag)
+            notes = [n for n in report["notes"] if os.path.basename(stripped) in n]
+            self.assertEqual(len(notes), 1, report["notes"])
+            self.assertIn("-dbgsym", notes[0])
+            self.assertIn("debuginfod", notes[0])
+            os.unlink(stripped)
+
     # ---- coverage --------------------------------------------------------------------
 
     def test_coverage_lists_the_allocation_calls_no_point_failed(self):
