@@ -87,7 +87,14 @@ std::string ReplayCommand(const Report &report, const std::vector<std::string> &
   argv.insert(argv.end(), report.command.begin(), report.command.end());
   // stdin from the same file as in the sweep (a file, never a terminal or a pipe, so the
   // program's allocations, and so nth counts, are the same).
-  return absl::StrCat(ShellJoin(argv), " < ", ShellQuote(report.stdin_file.value_or("/dev/null")));
+  // In the directory the sweep started in: the runs worked in copies of it, so it is as
+  // the first run found it. (--workdir-template's runs copied another directory, which
+  // a replay line must not write into: `sweep --replay` copies it.)
+  const std::string cd = report.cwd.empty() || report.isolation.kind == "template"
+                             ? ""
+                             : absl::StrCat("cd ", ShellQuote(report.cwd), " && ");
+  return absl::StrCat(cd, ShellJoin(argv), " < ",
+                      ShellQuote(report.stdin_file.value_or("/dev/null")));
 }
 
 bool IsFailingOutcome(absl::string_view outcome) {

@@ -139,8 +139,8 @@ std::string JsonText(const Json &object, absl::string_view key);
 // order): "nth-7" for fault.nth:7 alone, else MODE-<16 hex digits of their FNV-1a hash>.
 std::string PointId(absl::string_view mode, const std::vector<std::string> &fault);
 
-// The shell command that reproduces one point alone: `allocscope run --conf PAIRS -- CMD`
-// with stdin from the same file.
+// The shell command that reproduces one point alone: `cd CWD && allocscope run --conf
+// PAIRS -- CMD < STDIN`, stdin from the same file as in the sweep.
 std::string ReplayCommand(const Report &report, const std::vector<std::string> &fault);
 
 // The outcomes a CI gate fails on: crash, hang, leak, wrong-output (by name, so the

@@ -183,6 +183,7 @@ Summary Summarize(const std::vector<Point> &points, const Baseline &baseline, in
 
 absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::string &program,
                              const std::string &preload) {
+  fputs("allocscope sweep: running the baseline (no failures)\n", stderr);
   absl::StatusOr<Baseline> baseline_or = RunBaseline(launcher);
   if (!baseline_or.ok()) return baseline_or.status();
   Baseline &baseline = *baseline_or;
