@@ -87,7 +87,7 @@ uint64_t ElfFile::link_base() const {
   return lowest & ~uint64_t{0xfff};
 }
 
-absl::StatusOr<std::string> ElfFile::Section(absl::string_view name) const {
+absl::StatusOr<std::vector<ElfFile::SectionInfo>> ElfFile::Sections() const {
   File file(path_);
   if (!file.ok()) return absl::NotFoundError(absl::StrCat(path_, ": ", strerror(errno)));
   // SHN_XINDEX and e_shnum 0 mean the counts live in section 0: only objects with 65280
@@ -102,14 +102,37 @@ absl::StatusOr<std::string> ElfFile::Section(absl::string_view name) const {
   std::string name_table(names.sh_size, '\0');
   if (!file.Read(names.sh_offset, name_table.data(), name_table.size()))
     return absl::InvalidArgumentError(absl::StrCat(path_, ": truncated section names"));
+  std::vector<SectionInfo> out;
   for (const Elf64_Shdr &s : sections) {
-    if (s.sh_name >= name_table.size() || s.sh_type == SHT_NOBITS) continue;
-    if (absl::string_view(name_table.c_str() + s.sh_name) != name) continue;
-    std::string contents(s.sh_size, '\0');
-    if (!file.Read(s.sh_offset, contents.data(), contents.size()))
-      return absl::InvalidArgumentError(absl::StrCat(path_, ": truncated section ", name));
-    return contents;
+    SectionInfo info;
+    if (s.sh_name < name_table.size()) info.name = name_table.c_str() + s.sh_name;
+    info.type = s.sh_type;
+    info.flags = s.sh_flags;
+    info.addr = s.sh_addr;
+    info.offset = s.sh_offset;
+    info.size = s.sh_size;
+    info.entsize = s.sh_entsize;
+    info.link = s.sh_link;
+    out.push_back(std::move(info));
   }
+  return out;
+}
+
+absl::StatusOr<std::string> ElfFile::Contents(const SectionInfo &section) const {
+  if (section.type == SHT_NOBITS) return std::string();
+  File file(path_);
+  if (!file.ok()) return absl::NotFoundError(absl::StrCat(path_, ": ", strerror(errno)));
+  std::string contents(section.size, '\0');
+  if (!file.Read(section.offset, contents.data(), contents.size()))
+    return absl::InvalidArgumentError(absl::StrCat(path_, ": truncated section ", section.name));
+  return contents;
+}
+
+absl::StatusOr<std::string> ElfFile::Section(absl::string_view name) const {
+  absl::StatusOr<std::vector<SectionInfo>> sections = Sections();
+  if (!sections.ok()) return sections.status();
+  for (const SectionInfo &s : *sections)
+    if (s.name == name && s.type != SHT_NOBITS) return Contents(s);
   return absl::NotFoundError(absl::StrCat(path_, ": no section ", name));
 }
 

@@ -34,6 +34,17 @@ class ElfFile {
   // The contents of the section called `name` (e.g. ".rodata").
   absl::StatusOr<std::string> Section(absl::string_view name) const;
 
+  // The section table, names resolved.
+  struct SectionInfo {
+    std::string name;
+    uint32_t type = 0;
+    uint64_t flags = 0, addr = 0, offset = 0, size = 0, entsize = 0;
+    uint32_t link = 0;
+  };
+  absl::StatusOr<std::vector<SectionInfo>> Sections() const;
+  // A section's bytes (empty for SHT_NOBITS).
+  absl::StatusOr<std::string> Contents(const SectionInfo &section) const;
+
  private:
   ElfFile(std::string path, const Elf64_Ehdr &header, std::vector<Elf64_Phdr> segments)
       : path_(std::move(path)), header_(header), segments_(std::move(segments)) {}

@@ -30,11 +30,15 @@ Every configuration it is given (--conf, --limit, --policy and ALLOCSCOPE_CONF
 from the environment) is checked with the preload's own parser before anything
 runs: a bad pair is reported in the preload's words and nothing runs.)";
 
-constexpr absl::string_view kExitStatus = R"(  0    the command ran (a sweep: whatever it found)
-  2    a usage or configuration error; nothing was run
+constexpr absl::string_view kExitStatus = R"(  0    the command ran (a sweep: no failing point, or only those --known lists)
+  1    a sweep found a crash, hang, leak or wrong-output point not in --known
+       (sweep --replay: the point's outcome differs from the report's)
+  2    a usage or configuration error, nothing was run; or a sweep's baseline
+       crashed or hung
   126  CMD was found but cannot be executed
   127  CMD was not found
-  130  a sweep was interrupted (SIGINT or SIGTERM); its runs were killed
+  130  a sweep was interrupted (SIGINT or SIGTERM); its runs were killed and
+       the report holds the points that finished
 `allocscope run` otherwise exits with CMD's own status, or 128+N when signal N
 ended it, as a shell does.)";
 

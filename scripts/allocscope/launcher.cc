@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "json.h"
+#include "workdir.h"
 
 namespace allocscope::cmd {
 
@@ -50,6 +51,11 @@ absl::StatusOr<RunRecord> Launcher::Run(const std::string &dir,
   request.stdout_path = absl::StrCat(dir, "/stdout");
   request.stderr_path = absl::StrCat(dir, "/stderr");
   request.timeout = timeout_;
+  if (!workdir_source_.empty()) {
+    request.cwd = absl::StrCat(dir, "/cwd");
+    if (absl::Status s = CopyTree(workdir_source_, request.cwd, workdir_exclude_); !s.ok())
+      return s;
+  }
   absl::StatusOr<RunExit> exit = runner_.Run(request);
   if (!exit.ok()) return exit.status();
   runs_.fetch_add(1);

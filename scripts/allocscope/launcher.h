@@ -23,13 +23,21 @@ class Launcher {
   Launcher(std::string program, std::vector<std::string> command, Environment env,
            std::string stdin_path, absl::Duration timeout, std::string root);
 
+  // Each run starts in a fresh copy of `source` (workdir.h), leaving `exclude` out; never
+  // called: runs start in the sweep's own working directory.
+  void CopyWorkdirFrom(std::string source, std::string exclude) {
+    workdir_source_ = std::move(source);
+    workdir_exclude_ = std::move(exclude);
+  }
+
   // A new directory for one run, ROOT/NAME.
   absl::StatusOr<std::string> NewDir(absl::string_view name) const;
 
   // The environment of a run with these fault.* pairs after the sweep's configuration.
   Environment RunEnvironment(const std::vector<std::string> &pairs) const;
 
-  // Runs CMD once with `pairs`, its output in DIR/stdout and DIR/stderr.
+  // Runs CMD once with `pairs`, its output in DIR/stdout and DIR/stderr (and its working
+  // directory DIR/cwd, when copied).
   absl::StatusOr<RunRecord> Run(const std::string &dir, const std::vector<std::string> &pairs);
 
   const std::vector<std::string> &command() const { return command_; }
@@ -46,6 +54,7 @@ class Launcher {
   std::string stdin_path_;
   absl::Duration timeout_;
   std::string root_;
+  std::string workdir_source_, workdir_exclude_;
   GroupRunner runner_;
   std::atomic<int64_t> runs_{0};
 };

@@ -31,6 +31,8 @@ absl::StatusOr<std::vector<Point>> RunPoints(std::optional<int64_t> last,
       if (runner.stopped()) return;
       absl::StatusOr<Point> point = run_point(key);
       absl::MutexLock lock(&mu);
+      // Once stopped, a run in flight was killed by the stop: its outcome says nothing.
+      if (runner.stopped()) return;
       if (!point.ok()) {
         error.Update(point.status());
         return;
@@ -51,8 +53,7 @@ absl::StatusOr<std::vector<Point>> RunPoints(std::optional<int64_t> last,
   std::vector<std::thread> threads;
   for (int i = 0; i < jobs && (!last || i < *last); ++i) threads.emplace_back(worker);
   for (std::thread &t : threads) t.join();
-  if (runner.stopped()) return absl::CancelledError("interrupted");
-  if (!error.ok()) return error;
+  if (!error.ok() && !runner.stopped()) return error;
   std::vector<Point> points;
   for (auto &[key, point] : results) points.push_back(std::move(point));
   return points;

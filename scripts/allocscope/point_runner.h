@@ -20,7 +20,8 @@ using RunPointFn = std::function<absl::StatusOr<Point>(int64_t key)>;
 // threads, counting each on `progress`. With stop_on_unreached it issues no key above
 // the first not-reached one and drops the not-reached results above it (reached ones
 // already in flight are kept). Issues nothing more once `runner` is stopped, or a point
-// failed to run (its error is returned). The points come back in key order.
+// failed to run (its error is returned). The points come back in key order; once
+// `runner` is stopped, those that finished before (the caller asks runner.stopped()).
 absl::StatusOr<std::vector<Point>> RunPoints(std::optional<int64_t> last,
                                              const RunPointFn &run_point, int jobs,
                                              bool stop_on_unreached, Progress &progress,

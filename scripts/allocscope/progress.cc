@@ -16,7 +16,18 @@ constexpr int kBarWidth = 30;
 }  // namespace
 
 Progress::Progress(FILE *stream, std::optional<int64_t> total)
-    : stream_(stream), tty_(isatty(fileno(stream)) == 1), total_(total), last_(absl::Now()) {}
+    : stream_(stream),
+      tty_(isatty(fileno(stream)) == 1),
+      total_(total),
+      last_(absl::Now()),
+      start_(last_) {}
+
+std::string Progress::EtaText() const {
+  if (!total_ || done_ <= 0 || done_ >= *total_) return "";
+  const absl::Duration left = (absl::Now() - start_) / static_cast<double>(done_) *
+                              static_cast<double>(*total_ - done_);
+  return absl::StrCat("  ETA ", absl::FormatDuration(absl::Trunc(left, absl::Seconds(1))));
+}
 
 std::string Progress::CountsText() const {
   std::vector<std::string> parts;
@@ -60,14 +71,16 @@ void Progress::Draw() {
           : 0;
   const std::string bar = std::string(static_cast<size_t>(filled), '#') +
                           std::string(static_cast<size_t>(kBarWidth - filled), '.');
-  fputs(absl::StrCat("\r\033[K[", bar, "] ", done_, TotalText(), "  ", CountsText()).c_str(),
+  fputs(absl::StrCat("\r\033[K[", bar, "] ", done_, TotalText(), "  ", CountsText(), EtaText())
+            .c_str(),
         stream_);
   fflush(stream_);
 }
 
 void Progress::Line() {
   printed_ = done_;
-  fputs(absl::StrCat("allocscope sweep: ", done_, TotalText(), " points  ", CountsText(), "\n")
+  fputs(absl::StrCat("allocscope sweep: ", done_, TotalText(), " points  ", CountsText(),
+                     EtaText(), "\n")
             .c_str(),
         stream_);
   fflush(stream_);

@@ -29,6 +29,8 @@ class Progress {
  private:
   std::string CountsText() const;
   std::string TotalText() const;
+  // "  ETA 1m12s" from the rate so far, when the total is known.
+  std::string EtaText() const;
   void Draw();
   void Line();
 
@@ -40,6 +42,7 @@ class Progress {
   int64_t printed_ = 0;  // done_ when the last line was printed
   int64_t last_tenth_ = 0;
   absl::Time last_;
+  absl::Time start_;
 };
 
 }  // namespace allocscope::cmd

@@ -1,5 +1,8 @@
-// report_html.cc: the sweep's report as one self-contained HTML page (--html): no script,
-// no outside resource; backtraces and output fold away in <details>.
+// report_html.cc: the sweep's report as one self-contained HTML page (--html): no outside
+// resource. One row per group of points (GroupPoints: crashes first), each with the
+// source line of the failing allocation's caller and the command that replays it; the
+// points, stacks and output fold away in <details>. A few lines of inline script filter
+// the rows by outcome and by text; without script every row shows.
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -16,34 +19,34 @@ table{border-collapse:collapse;width:100%} th,td{border:1px solid #ccc;padding:3
 text-align:left;vertical-align:top} th{background:#eee}
 tr.clean td.outcome{background:#d8f0d8} tr.handled td.outcome{background:#d8e4f8}
 tr.crash td.outcome{background:#f8c8c8} tr.hang td.outcome{background:#f8e0b0}
-tr.not-reached td.outcome{background:#e8e8e8}
-span.badge{display:inline-block;padding:1px 8px;margin-right:6px;border-radius:8px}
-span.clean{background:#d8f0d8} span.handled{background:#d8e4f8} span.crash{background:#f8c8c8}
-span.hang{background:#f8e0b0} span.not-reached{background:#e8e8e8}
+tr.leak td.outcome,tr.wrong-output td.outcome{background:#f0d0f0}
+tr.oom-exit td.outcome{background:#e0e8f0} tr.not-reached td.outcome{background:#e8e8e8}
+span.badge{display:inline-block;padding:1px 8px;margin-right:6px;border-radius:8px;background:#eee}
 details summary{cursor:pointer} pre{margin:2px 0;white-space:pre-wrap}
+#filter label{margin-right:10px}
+)";
+
+// Shows the rows whose outcome is ticked and whose text holds the search string.
+constexpr absl::string_view kScript = R"(
+function allocscopeFilter(){
+  var on={};document.querySelectorAll('#filter input[type=checkbox]').forEach(function(c){on[c.value]=c.checked;});
+  var q=document.getElementById('q').value.toLowerCase();
+  document.querySelectorAll('tr.group').forEach(function(r){
+    var show=on[r.dataset.outcome]!==false&&(q===''||r.textContent.toLowerCase().indexOf(q)>=0);
+    r.style.display=show?'':'none';});
+}
 )";
 
 std::string Escape(absl::string_view text) {
   std::string out;
   for (const char c : text) {
     switch (c) {
-      case '&':
-        out.append("&amp;");
-        break;
-      case '<':
-        out.append("&lt;");
-        break;
-      case '>':
-        out.append("&gt;");
-        break;
-      case '"':
-        out.append("&quot;");
-        break;
-      case '\'':
-        out.append("&#x27;");
-        break;
-      default:
-        out.push_back(c);
+      case '&': out.append("&amp;"); break;
+      case '<': out.append("&lt;"); break;
+      case '>': out.append("&gt;"); break;
+      case '"': out.append("&quot;"); break;
+      case '\'': out.append("&#x27;"); break;
+      default: out.push_back(c);
     }
   }
   return out;
@@ -55,63 +58,101 @@ std::string Details(absl::string_view title, absl::string_view text) {
                       "</pre></details>");
 }
 
-std::string Frames(const std::vector<Symbol> &frames) {
+// A stack's frames, one a line: module+offset, function, file:line.
+std::string StackText(const Json *stack) {
+  if (stack == nullptr || !stack->is_array()) return "";
   std::vector<std::string> lines;
-  for (const Symbol &f : frames) {
-    std::vector<std::string> where;
-    if (f.function) where.push_back(*f.function);
-    if (f.source) where.push_back(*f.source);
-    lines.push_back(where.empty() ? f.frame
-                                  : absl::StrCat(f.frame, "  ", absl::StrJoin(where, " ")));
+  for (const Json &f : stack->as_array()) {
+    std::string line = JsonText(f, "module").empty()
+                           ? JsonText(f, "offset")
+                           : absl::StrCat(JsonText(f, "module"), "+", JsonText(f, "offset"));
+    if (!JsonText(f, "function").empty()) absl::StrAppend(&line, "  ", JsonText(f, "function"));
+    if (!JsonText(f, "file").empty()) {
+      absl::StrAppend(&line, "  ", JsonText(f, "file"));
+      if (const Json *n = f.find("line"); n != nullptr && n->is_int())
+        absl::StrAppend(&line, ":", n->as_int());
+    }
+    lines.push_back(line);
   }
   return absl::StrJoin(lines, "\n");
 }
 
-std::string Row(const Point &p) {
-  std::string details;
-  if (!p.injection_frames.empty())
-    details += Details("injection backtrace", Frames(p.injection_frames.front()));
-  if (p.crash_backtrace)
-    details += Details("crash backtrace (gdb)", absl::StrJoin(*p.crash_backtrace, "\n"));
-  details += Details("stderr", p.run.stderr_tail);
-  const std::string cells[] = {p.label, p.callsite.value_or("-"),
-                               p.injections.empty() ? "" : p.injections.front().function,
-                               p.function.value_or("?"), p.source.value_or("-")};
-  std::string tds;
+std::string GroupRow(const PointGroup &g) {
+  const Json &p = g.first();
+  std::vector<std::string> ids;
+  for (const Json *q : g.points) ids.push_back(JsonText(*q, "id"));
+  std::string outcome = g.outcome;
+  if (!JsonText(p, "signal_name").empty())
+    absl::StrAppend(&outcome, " (", JsonText(p, "signal_name"), ")");
+  std::string details = Details(absl::StrCat(g.points.size(), " points"), absl::StrJoin(ids, " "));
+  details += Details("allocation stack", StackText(p.find("stack")));
+  details += Details("crash stack", StackText(p.find("crash_stack")));
+  if (const Json *bt = p.find("crash_backtrace"); bt != nullptr && bt->is_array()) {
+    std::vector<std::string> lines;
+    for (const Json &l : bt->as_array()) lines.push_back(l.is_string() ? l.as_string() : "");
+    details += Details("crash backtrace (gdb)", absl::StrJoin(lines, "\n"));
+  }
+  details += Details("stderr", JsonText(p, "stderr"));
+  const std::string function = JsonText(p, "function");
+  const std::string source = JsonText(p, "source");
+  const std::string cells[] = {JsonText(p, "callsite").empty() ? "-" : JsonText(p, "callsite"),
+                               function.empty() ? "?" : function, source.empty() ? "-" : source};
+  std::string tds = absl::StrCat("<td>", g.points.size(), "</td>");
   for (const std::string &c : cells) absl::StrAppend(&tds, "<td><code>", Escape(c), "</code></td>");
-  return absl::StrCat("<tr class=\"", Escape(OutcomeName(p.outcome)), "\">", tds,
-                      "<td class=\"outcome\">", Escape(OutcomeText(p)), "</td><td>", details,
-                      "</td></tr>");
+  return absl::StrCat("<tr class=\"group ", Escape(g.outcome), "\" data-outcome=\"",
+                      Escape(g.outcome), "\"><td class=\"outcome\">", Escape(outcome), "</td>",
+                      tds, "<td><code>", Escape(JsonText(p, "replay")), "</code></td><td>",
+                      details, "</td></tr>");
+}
+
+std::string Number(const Json *v) {
+  if (v == nullptr || v->is_null()) return "-";
+  return v->Dump();
 }
 
 }  // namespace
 
-std::string ReportHtml(const Report &report) {
-  const Summary &s = report.summary;
-  std::string badges;
-  for (const Outcome o : kOutcomes)
-    absl::StrAppend(&badges, "<span class=\"badge ", Escape(OutcomeName(o)), "\">",
-                    Escape(OutcomeName(o)), " ", s.counts[static_cast<int>(o)], "</span>");
-  const Baseline &b = report.baseline;
-  const std::string base =
-      absl::StrFormat("exit status %s in %.15g s, %d call sites, %s allocations",
-                      b.run.exit.exit_status ? absl::StrCat(*b.run.exit.exit_status) : "-",
-                      RoundSeconds(b.run.exit.duration, 4), b.sites.size(),
-                      b.allocations ? absl::StrCat(*b.allocations) : "?");
+std::string ReportHtml(const Json &report) {
+  std::vector<std::string> command;
+  if (const Json *c = report.find("command"); c != nullptr && c->is_array())
+    for (const Json &arg : c->as_array()) command.push_back(arg.is_string() ? arg.as_string() : "");
+  const Json *summary = report.find("summary");
+  std::string badges, boxes;
+  if (const Json *counts = summary != nullptr ? summary->find("counts") : nullptr;
+      counts != nullptr && counts->is_object()) {
+    for (const auto &[name, n] : counts->as_object()) {
+      absl::StrAppend(&badges, "<span class=\"badge\">", Escape(name), " ", n.Dump(), "</span>");
+      absl::StrAppend(&boxes, "<label><input type=\"checkbox\" value=\"", Escape(name),
+                      "\" checked onchange=\"allocscopeFilter()\">", Escape(name), "</label>");
+    }
+  }
   std::vector<std::string> rows;
-  for (const Point &p : report.points) rows.push_back(Row(p));
-  const std::string command = Escape(ShellJoin(report.command));
+  for (const PointGroup &g : GroupPoints(report)) rows.push_back(GroupRow(g));
+  const Json *baseline = report.find("baseline");
+  const std::string base =
+      baseline == nullptr
+          ? "-"
+          : absl::StrCat("exit status ", Number(baseline->find("exit_status")), " in ",
+                         Number(baseline->find("duration")), " s, ",
+                         Number(baseline->find("allocations")), " allocations");
+  const Json *complete = report.find("complete");
+  const bool partial = complete != nullptr && complete->is_bool() && !complete->as_bool();
+  const std::string title = Escape(ShellJoin(command));
   return absl::StrCat(
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>allocscope "
       "sweep: ",
-      command, "</title>\n<style>", kStyle, "</style></head><body>\n<h1>allocscope sweep: <code>",
-      command, "</code></h1>\n<p>", badges, "</p>\n<p>Mode <b>", Escape(report.mode), "</b>, ",
-      s.points, " points in ", absl::StrFormat("%.15g", s.sweep_seconds), " s (",
-      s.runs_per_second ? absl::StrFormat("%.15g", *s.runs_per_second) : "-", " runs/s), jobs ",
-      report.jobs, ",\ntimeout ", absl::StrFormat("%.15g", report.timeout),
-      " s. Baseline: ", Escape(base), ".</p>\n", Details("baseline stderr", b.run.stderr_tail),
-      "\n<table><tr><th>point</th><th>call site</th><th>allocator</th><th>function</th>"
-      "<th>source</th>\n<th>outcome</th><th>details</th></tr>\n",
+      title, "</title>\n<style>", kStyle, "</style><script>", kScript,
+      "</script></head><body>\n<h1>allocscope sweep: <code>", title, "</code></h1>\n",
+      partial ? "<p><b>Interrupted: the points that finished.</b></p>\n" : "", "<p>", badges,
+      "</p>\n<p>Mode <b>", Escape(JsonText(report, "mode")), "</b>, ",
+      summary != nullptr ? Number(summary->find("points")) : "-", " points in ",
+      summary != nullptr ? Number(summary->find("sweep_seconds")) : "-",
+      " s. Baseline: ", Escape(base), ".</p>\n",
+      baseline != nullptr ? Details("baseline stderr", JsonText(*baseline, "stderr")) : "",
+      "\n<p id=\"filter\">", boxes,
+      " <input id=\"q\" placeholder=\"filter\" oninput=\"allocscopeFilter()\"></p>\n"
+      "<table><tr><th>outcome</th><th>points</th><th>call site</th><th>function</th>"
+      "<th>caller's source line</th><th>replay</th><th>details</th></tr>\n",
       absl::StrJoin(rows, "\n"), "\n</table></body></html>\n");
 }
 

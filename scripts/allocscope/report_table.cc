@@ -1,4 +1,6 @@
-// report_table.cc: the sweep's table on stdout, one row per point.
+// report_table.cc: the sweep's tables on stdout: one row per point (ReportTable), or one
+// row per group of points (GroupTable, what the sweep prints: a thousand nth points at a
+// dozen call sites are a dozen rows).
 #include <algorithm>
 #include <array>
 
@@ -37,7 +39,41 @@ std::string ShortSource(const std::optional<std::string> &source) {
   return slash == std::string::npos ? *source : source->substr(slash + 1);
 }
 
+
+// Rows of cells, each column as wide as its widest cell, the last one unpadded.
+template <size_t N>
+std::string Align(const std::vector<std::array<std::string, N>> &rows) {
+  size_t widths[N] = {};
+  for (const auto &row : rows)
+    for (size_t i = 0; i + 1 < N; ++i) widths[i] = std::max(widths[i], DisplayWidth(row[i]));
+  std::string out;
+  for (const auto &row : rows) {
+    for (size_t i = 0; i + 1 < N; ++i)
+      absl::StrAppend(&out, row[i], std::string(widths[i] - DisplayWidth(row[i]) + 2, ' '));
+    absl::StrAppend(&out, row[N - 1], "\n");
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string GroupTable(const Json &report) {
+  std::vector<std::array<std::string, 6>> rows = {
+      {"outcome", "points", "first point", "call site", "function", "source"}};
+  for (const PointGroup &g : GroupPoints(report)) {
+    const Json &p = g.first();
+    std::string outcome = g.outcome;
+    const std::string signal = JsonText(p, "signal_name");
+    if (g.outcome == "crash" && !signal.empty()) absl::StrAppend(&outcome, " (", signal, ")");
+    const std::string function = JsonText(p, "function");
+    const std::string source = JsonText(p, "source");
+    rows.push_back({outcome, absl::StrCat(g.points.size()), JsonText(p, "id"),
+                    JsonText(p, "callsite").empty() ? "-" : JsonText(p, "callsite"),
+                    Shorten(function.empty() ? "?" : function, kFunctionWidth),
+                    ShortSource(source.empty() ? std::nullopt : std::optional<std::string>(source))});
+  }
+  return Align(rows);
+}
 
 std::string ReportTable(const std::vector<Point> &points) {
   std::vector<std::array<std::string, 5>> rows = {

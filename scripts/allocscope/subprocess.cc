@@ -44,6 +44,8 @@ class SpawnSetup {
     posix_spawn_file_actions_addopen(&actions_, fd, path.c_str(), flags, 0644);
   }
   void Dup(int from, int to) { posix_spawn_file_actions_adddup2(&actions_, from, to); }
+  // After the opens (their paths are absolute anyway), before the exec.
+  void Chdir(const std::string &dir) { posix_spawn_file_actions_addchdir_np(&actions_, dir.c_str()); }
 
   // Starts `program` (found on PATH with path_search) with argv; an errno value, 0 on
   // success.
@@ -148,6 +150,7 @@ absl::StatusOr<RunExit> GroupRunner::Run(const SpawnRequest &request) {
     setup.Dup(1, 2);
   else
     setup.Open(2, request.stderr_path, O_WRONLY | O_CREAT | O_TRUNC);
+  if (!request.cwd.empty()) setup.Chdir(request.cwd);
   CStringArray envp(request.env.Entries());
   const absl::Time start = absl::Now();
   pid_t pid;

@@ -53,6 +53,7 @@ struct SpawnRequest {
   std::string stdin_path;   // read
   std::string stdout_path;  // created or truncated
   std::string stderr_path;  // likewise; "" = the same file as stdout
+  std::string cwd;          // the working directory to start in; "" = this process's
   absl::Duration timeout;
 };
 

@@ -11,10 +11,15 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "exit_status.h"
 #include "flag_types.h"
 #include "interrupt.h"
@@ -22,8 +27,13 @@
 #include "paths.h"
 #include "preload.h"
 #include "sweep_report.h"
+#include "known.h"
+#include "merge.h"
+#include "replay.h"
+#include "shard.h"
 #include "sweeper.h"
 #include "verbs.h"
+#include "workdir.h"
 
 namespace allocscope::cmd {
 
@@ -55,6 +65,29 @@ ABSL_FLAG(std::string, stdin, "",
           "the file every run reads as stdin (default: the sweep's own stdin, read once, "
           "unless it is a terminal)");
 ABSL_FLAG(bool, keep, false, "keep the working directory with each run's output and fault logs");
+ABSL_FLAG(std::string, known, "",
+          "a file of point ids (one a line, '#' comments) whose failures are known: they do not "
+          "make the exit status 1");
+ABSL_FLAG(std::string, write_known, "",
+          "write the ids of every failing point (crash, hang, leak, wrong-output) to this file, "
+          "for --known");
+ABSL_FLAG(std::string, junit, "", "write JUnit XML to this file: a testcase per group of points");
+ABSL_FLAG(std::string, sarif, "",
+          "write SARIF 2.1.0 to this file: a result per failing group, at its source line");
+ABSL_FLAG(std::string, replay, "",
+          "run the point with this id of the report named after the flags (sweep --replay ID "
+          "REPORT.json) and report its outcome");
+ABSL_FLAG(allocscope::cmd::ShardSpec, shard, {},
+          "K/N: run only the points of shard K of N (split by a hash of each point's id)");
+ABSL_FLAG(std::string, resume, "",
+          "a report of this sweep (--json) to complete: its points are kept, the others run");
+ABSL_FLAG(std::optional<allocscope::cmd::PositiveCount>, sample, std::nullopt,
+          "run N points drawn at random (with --seed) from all of them; the report says so");
+ABSL_FLAG(int64_t, seed, 1, "the seed of --sample's draw");
+ABSL_FLAG(std::string, workdir_template, "",
+          "start every run in a fresh copy of this directory (default: of the current one)");
+ABSL_FLAG(bool, shared_cwd, false,
+          "start every run in the current directory itself, seeing the files earlier runs left");
 
 namespace allocscope::cmd {
 namespace {
@@ -69,6 +102,11 @@ struct SweepOptions {
   std::optional<int64_t> max_points;
   std::string json, html, stdin_file, conf;
   bool keep;
+  std::string known, write_known, junit, sarif, replay, resume, workdir_template;
+  ShardSpec shard;
+  std::optional<int64_t> sample;
+  int64_t seed;
+  bool shared_cwd;
 };
 
 SweepOptions ReadFlags() {
@@ -81,7 +119,24 @@ SweepOptions ReadFlags() {
           absl::GetFlag(FLAGS_html),
           absl::GetFlag(FLAGS_stdin),
           absl::GetFlag(FLAGS_conf),
-          absl::GetFlag(FLAGS_keep)};
+          absl::GetFlag(FLAGS_keep),
+          absl::GetFlag(FLAGS_known),
+          absl::GetFlag(FLAGS_write_known),
+          absl::GetFlag(FLAGS_junit),
+          absl::GetFlag(FLAGS_sarif),
+          absl::GetFlag(FLAGS_replay),
+          absl::GetFlag(FLAGS_resume),
+          absl::GetFlag(FLAGS_workdir_template),
+          absl::GetFlag(FLAGS_shard),
+          absl::GetFlag(FLAGS_sample) ? std::optional<int64_t>(absl::GetFlag(FLAGS_sample)->value)
+                                      : std::nullopt,
+          absl::GetFlag(FLAGS_seed),
+          absl::GetFlag(FLAGS_shared_cwd)};
+}
+
+bool IsDirectory(const std::string &path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 // Usage errors found before anything runs.
@@ -90,7 +145,22 @@ absl::Status CheckOptions(const SweepOptions &o) {
     return absl::InvalidArgumentError(absl::StrCat("--jobs ", o.jobs, ": at most ", kMaxJobs));
   if (!o.stdin_file.empty() && !IsRegularFile(o.stdin_file))
     return absl::InvalidArgumentError(absl::StrCat("--stdin ", o.stdin_file, ": no such file"));
-  for (const std::string &path : {o.json, o.html}) {
+  if (!o.known.empty() && !IsRegularFile(o.known))
+    return absl::InvalidArgumentError(absl::StrCat("--known ", o.known, ": no such file"));
+  if (!o.resume.empty() && !IsRegularFile(o.resume))
+    return absl::InvalidArgumentError(absl::StrCat("--resume ", o.resume, ": no such file"));
+  if (!o.workdir_template.empty() && !IsDirectory(o.workdir_template))
+    return absl::InvalidArgumentError(
+        absl::StrCat("--workdir-template ", o.workdir_template, ": not a directory"));
+  if (!o.workdir_template.empty() && o.shared_cwd)
+    return absl::InvalidArgumentError(
+        "--workdir-template and --shared-cwd: each run starts in a copy, or all share one");
+  if (o.seed < 0)
+    return absl::InvalidArgumentError(absl::StrCat("--seed ", o.seed, ": expected 0 or more"));
+  if (!o.resume.empty() && (o.shard.count > 0 || o.sample))
+    return absl::InvalidArgumentError(
+        "--resume takes the selection of the report it completes: no --shard or --sample");
+  for (const std::string &path : {o.json, o.html, o.junit, o.sarif, o.write_known}) {
     if (path.empty()) continue;
     const std::string dir = Dirname(path);
     if (access(dir.c_str(), W_OK) != 0)
@@ -148,8 +218,163 @@ absl::StatusOr<std::string> SweepStdin(const SweepOptions &o, const std::string 
   return path;
 }
 
+std::string CurrentDirectory() {
+  char buf[PATH_MAX];
+  return getcwd(buf, sizeof(buf)) != nullptr ? std::string(buf) : std::string(".");
+}
+
+// The one-line summary under the table: the counts of the outcomes found.
+std::string CountsLine(const Json &report) {
+  const Json *summary = report.find("summary");
+  std::vector<std::string> parts;
+  if (const Json *counts = summary ? summary->find("counts") : nullptr; counts && counts->is_object())
+    for (const auto &[name, n] : counts->as_object())
+      if (!n.is_int() || n.as_int() != 0) parts.push_back(absl::StrCat(n.Dump(), " ", name));
+  const Json *points = summary ? summary->find("points") : nullptr;
+  const Json *seconds = summary ? summary->find("sweep_seconds") : nullptr;
+  const Json *rate = summary ? summary->find("runs_per_second") : nullptr;
+  return absl::StrCat(points ? points->Dump() : "0", " points: ",
+                      parts.empty() ? "none" : absl::StrJoin(parts, ", "), "; ",
+                      seconds ? seconds->Dump() : "-", " s, ",
+                      rate && !rate->is_null() ? rate->Dump() : "-", " runs/s");
+}
+
+// Prints the report and writes the files the flags ask for; the exit status: 130 when
+// interrupted, 1 when a failing point is not in --known, 0 otherwise.
+int Finish(const Json &report, const SweepOptions &o, bool interrupted, bool write_json = true) {
+  fputs(GroupTable(report).c_str(), stdout);
+  printf("%s\n", CountsLine(report).c_str());
+  if (const Json *c = report.find("coverage"); c != nullptr && c->is_object()) {
+    const Json *known = c->find("points_known");
+    std::string line = absl::StrCat("coverage: ", c->find("points_run")->Dump(), " of ",
+                                    known != nullptr && !known->is_null() ? known->Dump() : "?",
+                                    " points");
+    if (const Json *mods = c->find("allocation_calls"); mods != nullptr && mods->is_array())
+      for (const Json &m : mods->as_array())
+        if (const Json *calls = m.find("calls"); calls != nullptr && calls->is_int())
+          absl::StrAppend(&line, "; ", m.find("failed")->Dump(), " of ", calls->Dump(),
+                          " allocation calls in ", JsonText(m, "module"), " failed");
+    printf("%s\n", line.c_str());
+  }
+  fflush(stdout);
+  const std::pair<const std::string *, std::string (*)(const Json &)> outputs[] = {
+      {&o.html, ReportHtml},
+      {&o.junit, ReportJunit},
+      {&o.sarif, ReportSarif},
+      {&o.write_known, KnownText},
+  };
+  int status = kExitOk;
+  if (write_json && !o.json.empty()) {
+    if (absl::Status s = WriteTextFile(o.json, report.Dump(1) + "\n"); !s.ok()) {
+      Complain("sweep", s.message());
+      status = kExitUsage;
+    }
+  }
+  for (const auto &[path, writer] : outputs) {
+    if (path->empty()) continue;
+    if (absl::Status s = WriteTextFile(*path, writer(report)); !s.ok()) {
+      Complain("sweep", s.message());
+      status = kExitUsage;
+    }
+  }
+  if (interrupted) {
+    fputs("\nallocscope sweep: interrupted; the report holds the points that finished\n", stderr);
+    return kExitInterrupted;
+  }
+  if (status != kExitOk) return status;
+  absl::flat_hash_set<std::string> known;
+  if (!o.known.empty()) {
+    absl::StatusOr<absl::flat_hash_set<std::string>> read = ReadKnown(o.known);
+    if (!read.ok()) {
+      Complain("sweep", read.status().message());
+      return kExitUsage;
+    }
+    known = *std::move(read);
+  }
+  const std::vector<std::string> fresh = NewFailures(report, known);
+  if (fresh.empty()) return kExitOk;
+  std::vector<std::string> shown(fresh.begin(), fresh.begin() + std::min<size_t>(fresh.size(), 10));
+  Complain("sweep", absl::StrCat(fresh.size(), " failing point", fresh.size() == 1 ? "" : "s",
+                                 o.known.empty() ? "" : " not in --known", ": ",
+                                 absl::StrJoin(shown, " "), fresh.size() > shown.size() ? " ..." : ""));
+  return 1;
+}
+
+// `allocscope sweep merge OUT.json IN.json...`
+int MergeMain(const std::vector<std::string> &args, const SweepOptions &o) {
+  if (args.size() < 2) {
+    Complain("sweep", "merge: expected OUT.json IN.json... (allocscope sweep merge OUT IN...)");
+    return kExitUsage;
+  }
+  std::vector<Json> reports;
+  const std::vector<std::string> inputs(args.begin() + 1, args.end());
+  for (const std::string &path : inputs) {
+    absl::StatusOr<Json> r = ReadReport(path);
+    if (!r.ok()) {
+      Complain("sweep", absl::StrCat("merge: ", r.status().message()));
+      return kExitUsage;
+    }
+    reports.push_back(*std::move(r));
+  }
+  absl::StatusOr<Json> merged = MergeReports(reports, inputs);
+  if (!merged.ok()) {
+    Complain("sweep", absl::StrCat("merge: ", merged.status().message()));
+    return kExitUsage;
+  }
+  if (absl::Status s = WriteTextFile(args[0], merged->Dump(1) + "\n"); !s.ok()) {
+    Complain("sweep", s.message());
+    return kExitUsage;
+  }
+  return Finish(*merged, o, false);
+}
+
+// How the runs see the working directory: a copy per run of the current directory or of
+// --workdir-template, or (--shared-cwd) the directory itself.
+absl::StatusOr<Isolation> ChooseIsolation(const SweepOptions &o, const std::string &root) {
+  Isolation iso;
+  if (o.shared_cwd) {
+    iso.source = CurrentDirectory();
+    return iso;
+  }
+  iso.kind = o.workdir_template.empty() ? "copy" : "template";
+  iso.source = o.workdir_template.empty() ? CurrentDirectory() : RealPath(o.workdir_template);
+  absl::StatusOr<uint64_t> bytes = MeasureWorkdir(iso.source, root);
+  if (!bytes.ok()) return bytes.status();
+  iso.bytes = *bytes;
+  return iso;
+}
+
 int SweepMain(std::vector<std::string> command) {
-  const SweepOptions o = ReadFlags();
+  SweepOptions o = ReadFlags();
+  if (!command.empty() && command[0] == "merge" && o.replay.empty())
+    return MergeMain(std::vector<std::string>(command.begin() + 1, command.end()), o);
+  // --replay ID REPORT.json: the command, its configuration and stdin come from the report.
+  std::optional<Json> replay_report, replay_point;
+  if (!o.replay.empty()) {
+    if (command.size() != 1) {
+      Complain("sweep", "--replay ID takes one report: allocscope sweep --replay ID REPORT.json");
+      return kExitUsage;
+    }
+    absl::StatusOr<Json> r = ReadReport(command[0]);
+    absl::StatusOr<Json> p = r.ok() ? FindPoint(*r, o.replay, command[0]) : r.status();
+    if (!p.ok()) {
+      Complain("sweep", p.status().message());
+      return kExitUsage;
+    }
+    replay_report = *std::move(r);
+    replay_point = *std::move(p);
+    command.clear();
+    for (const Json &arg : replay_report->find("command")->as_array())
+      command.push_back(arg.is_string() ? arg.as_string() : "");
+    if (o.conf.empty()) o.conf = JsonText(*replay_report, "conf");
+    if (o.stdin_file.empty()) o.stdin_file = JsonText(*replay_report, "stdin");
+    if (o.stdin_file.empty()) o.stdin_file = "/dev/null";
+    if (const Json *iso = replay_report->find("isolation"); iso != nullptr) {
+      const std::string kind = JsonText(*iso, "kind");
+      if (kind == "shared") o.shared_cwd = true;
+      if (kind == "template") o.workdir_template = JsonText(*iso, "source");
+    }
+  }
   if (command.empty()) {
     Complain("sweep", "no command given (allocscope sweep [FLAGS] -- CMD [ARGS...])");
     return kExitUsage;
@@ -158,18 +383,53 @@ int SweepMain(std::vector<std::string> command) {
     Complain("sweep", s.message());
     return kExitUsage;
   }
+  // --resume: the report's points are kept; only the others run.
+  std::optional<Json> resumed;
+  if (!o.resume.empty()) {
+    absl::StatusOr<Json> r = ReadReport(o.resume);
+    if (!r.ok()) {
+      Complain("sweep", absl::StrCat("--resume ", r.status().message()));
+      return kExitUsage;
+    }
+    Json args{Json::Array{}};
+    for (const std::string &a : command) args.push(a);
+    if (r->find("command")->Dump() != args.Dump() ||
+        JsonText(*r, "mode") != SweepModeName(o.mode)) {
+      Complain("sweep", absl::StrCat("--resume ", o.resume, ": a sweep of another command or mode "
+                                     "(resume with the same --mode and CMD)"));
+      return kExitUsage;
+    }
+    resumed = *std::move(r);
+  }
   const Environment current = Environment::Current();
-  const std::vector<ConfPiece> pieces = BaseConfiguration(current);
+  std::vector<ConfPiece> pieces = BaseConfiguration(current);
+  if (replay_report && absl::GetFlag(FLAGS_conf).empty() && !o.conf.empty())
+    pieces.push_back({"the report's conf", o.conf});
   Launch launch;
   if (const int status = PrepareLaunch("sweep", pieces, command, &launch); status != kExitOk)
     return status;
+  // Runs start in other directories: the program by an absolute path.
+  if (!launch.program.empty() && launch.program[0] != '/') {
+    absl::string_view relative = launch.program;
+    while (absl::ConsumePrefix(&relative, "./")) {
+    }
+    launch.program = absl::StrCat(CurrentDirectory(), "/", relative);
+  }
   absl::StatusOr<std::string> root = MakeRoot();
   if (!root.ok()) {
     Complain("sweep", root.status().message());
     return kExitUsage;
   }
+  absl::StatusOr<Isolation> isolation = ChooseIsolation(o, *root);
+  if (!isolation.ok()) {
+    RemoveTree(*root);
+    Complain("sweep", isolation.status().message());
+    return kExitUsage;
+  }
   absl::StatusOr<Report> report = absl::UnknownError("not run");
+  std::optional<std::string> kept_stdin;
   bool interrupted = false;
+  int replay_status = kExitOk;
   {
     absl::StatusOr<std::string> stdin_path = SweepStdin(o, *root);
     if (!stdin_path.ok()) {
@@ -178,41 +438,92 @@ int SweepMain(std::vector<std::string> command) {
       Launcher launcher(launch.program, command,
                         PreloadEnvironment(current, launch.preload, pieces), *stdin_path, o.timeout,
                         *root);
+      if (isolation->kind != "shared") launcher.CopyWorkdirFrom(isolation->source, *root);
       InterruptWatch watch([&launcher] { launcher.runner().Stop(); });
-      report = Sweep({o.mode, static_cast<int>(o.jobs), o.max_points, o.conf}, launcher,
-                     launch.program, launch.preload);
+      if (replay_point) {
+        absl::StatusOr<ReplayResult> r = ReplayPoint(launcher, *replay_report, *replay_point);
+        watch.Release();
+        RemoveTree(*root);
+        if (watch.interrupted()) return kExitInterrupted;
+        if (!r.ok()) {
+          Complain("sweep", r.status().message());
+          return kExitUsage;
+        }
+        const std::string was = JsonText(*replay_point, "outcome");
+        printf("%s: %s%s\n", o.replay.c_str(), r->text.c_str(),
+               r->outcome == was ? ", as in the sweep" : absl::StrCat("; the sweep found ", was).c_str());
+        if (!r->matched) {
+          std::vector<std::string> fault;
+          for (const Json &f : replay_point->find("fault")->as_array()) fault.push_back(f.as_string());
+          printf("%s: %s never matched: no allocation was failed\n", o.replay.c_str(),
+                 absl::StrJoin(fault, ",").c_str());
+        }
+        return r->outcome == was ? kExitOk : 1;
+      }
+      SweepPlan plan{o.mode, static_cast<int>(o.jobs), o.max_points, o.conf};
+      plan.filter.shard = o.shard;
+      plan.sample = o.sample;
+      plan.seed = static_cast<uint64_t>(o.seed);
+      if (resumed) {
+        for (const Json &p : resumed->find("points")->as_array()) {
+          plan.filter.skip.insert(JsonText(p, "id"));
+          // nth: the point the program never reached ends the sweep; nothing past it runs.
+          if (JsonText(p, "outcome") == "not-reached" && o.mode == SweepMode::kNth)
+            if (const Json *n = p.find("point"); n != nullptr && n->is_int())
+              plan.nth_end = plan.nth_end ? std::min(*plan.nth_end, n->as_int()) : n->as_int();
+        }
+      }
+      report = Sweep(plan, launcher, launch.program, launch.preload);
       watch.Release();
       interrupted = watch.interrupted();
+      // The replay lines read stdin from a file that outlives the sweep: --stdin's, or
+      // the saved copy next to the report.
+      if (report.ok() && *stdin_path != "/dev/null" && o.stdin_file.empty()) {
+        for (const std::string &out : {o.json, o.html, o.junit, o.sarif}) {
+          if (out.empty()) continue;
+          const std::string copy = absl::StrCat(out, ".stdin");
+          std::ifstream in(*stdin_path, std::ios::binary);
+          std::stringstream data;
+          data << in.rdbuf();
+          if (WriteTextFile(copy, data.str()).ok()) kept_stdin = RealPath(copy);
+          break;
+        }
+      } else if (report.ok()) {
+        kept_stdin = *stdin_path;
+      }
     }
   }
+  (void)replay_status;
   if (o.keep)
     Complain("sweep", absl::StrCat("runs kept in ", *root));
   else
     RemoveTree(*root);
-  if (interrupted) {
-    fputs("\nallocscope sweep: interrupted\n", stderr);
-    return kExitInterrupted;
-  }
   if (!report.ok()) {
+    if (interrupted) {
+      fputs("\nallocscope sweep: interrupted\n", stderr);
+      return kExitInterrupted;
+    }
     Complain("sweep", report.status().message());
     return kExitUsage;
   }
-  fputs(ReportTable(report->points).c_str(), stdout);
-  printf("%s\n", SummaryText(report->summary).c_str());
-  fflush(stdout);
-  if (!o.json.empty()) {
-    if (absl::Status s = WriteTextFile(o.json, ReportJson(*report).Dump(1) + "\n"); !s.ok()) {
-      Complain("sweep", s.message());
-      return kExitUsage;
-    }
+  report->allocscope = RealPath("/proc/self/exe");
+  report->cwd = CurrentDirectory();
+  report->stdin_file = kept_stdin;
+  report->isolation = *isolation;
+  if (o.shard.count > 0) {
+    report->selection.shard_index = o.shard.index;
+    report->selection.shard_count = o.shard.count;
   }
-  if (!o.html.empty()) {
-    if (absl::Status s = WriteTextFile(o.html, ReportHtml(*report)); !s.ok()) {
-      Complain("sweep", s.message());
-      return kExitUsage;
-    }
+  if (o.sample) {
+    report->selection.sample = o.sample;
+    report->selection.seed = o.seed;
   }
-  return kExitOk;
+  if (resumed) {
+    report->selection.resumed_from = RealPath(o.resume);
+    report->resumed = resumed->find("points")->as_array();
+    report->selection.resumed_points = static_cast<int64_t>(report->resumed.size());
+  }
+  return Finish(ReportJson(*report), o, interrupted || !report->complete);
 }
 
 }  // namespace
@@ -221,7 +532,9 @@ const Verb kSweepVerb = {
     "sweep",
     "fail CMD's allocation points one by one, report each outcome",
     "[--mode nth|callsite] [--jobs N] [--timeout S] [--max-points N] [--json FILE] "
-    "[--html FILE] [--conf STR] [--stdin FILE] [--keep] -- CMD [ARGS...]",
+    "[--html FILE] [--junit FILE] [--sarif FILE] [--known FILE] [--write-known FILE] "
+    "[--shard K/N] [--sample N [--seed S]] [--resume FILE] [--workdir-template DIR | "
+    "--shared-cwd] [--conf STR] [--stdin FILE] [--keep] -- CMD [ARGS...]",
     R"(Walks CMD's allocation-failure points with fault injection and reports what
 each one does to it. A baseline run (no failures; fault.record lists every call
 site of the allocator) comes first. Then, in parallel jobs:
@@ -238,12 +551,38 @@ not-reached (no failure was injected). Each injected call site is symbolised
 with addr2line (function, source line, the first frames of the injection
 backtrace).
 
-Prints a table and the counts on stdout and a progress bar on stderr; --json
-writes everything, --html a self-contained page. CMD's stdin (--stdin, else the
-sweep's own stdin unless it is a terminal) is read once and replayed to every
-run. --keep leaves the working directory (each run's output and fault logs) in
-place. Exits 0 when the sweep ran, whatever it found; 2 on a usage error or when
-the baseline itself crashed or hung; 130 when interrupted. For example:
+Prints a table on stdout, one row per group of points (same outcome and same
+failing place: a crash's stack, else the call site), failing groups first, then
+the counts; a progress bar goes to stderr. --json writes everything (its
+"schema" is documented in README.md), --html a self-contained page (groups,
+filterable, with each group's replay command), --junit JUnit XML (a testcase per
+group), --sarif SARIF 2.1.0 (a result per failing group at its source line).
+
+Every point has a stable id (nth-7, callsite-<hash>: from the mode and the
+fault.* pairs, never the run order) and a replay command line that reproduces it
+alone; --replay ID REPORT.json runs that point again the same way and says
+whether the outcome is the report's. A fault.* key that failed nothing is
+reported as not-reached.
+
+CI: the exit status is 1 when a crash, hang, leak or wrong-output point is found
+whose id --known FILE does not list (--write-known FILE writes the failing ids).
+
+Isolation: each run (the baseline and a replay too) starts in a fresh copy of
+the current directory (at most 64 MiB and 10000 files; past that the sweep
+stops with a message), or of --workdir-template DIR; --shared-cwd runs them all
+in the current directory. CMD's stdin (--stdin, else the sweep's own stdin
+unless it is a terminal) is read once into a file and every run reads that
+file, so allocation counts match between runs and replays; the saved copy is
+written beside the report (REPORT.stdin) for the replay lines.
+
+Scale: --shard K/N runs the points whose id hashes to shard K of N;
+"allocscope sweep merge OUT.json IN.json..." merges the shards' reports (or a
+report and its resumption); --resume REPORT.json runs only the points that
+report lacks (after a Ctrl-C, which writes the partial report); --sample N
+--seed S runs N points drawn at random, and the report says so.
+
+--keep leaves the working directory (each run's output and fault logs) in
+place. Exits 130 when interrupted. For example:
   allocscope sweep --mode nth --json report.json -- sqlite3 :memory: <in.sql)",
     {{"mode", "nth|callsite"},
      {"jobs", "N"},
@@ -253,7 +592,18 @@ the baseline itself crashed or hung; 130 when interrupted. For example:
      {"html", "FILE"},
      {"conf", "STR"},
      {"stdin", "FILE"},
-     {"keep", ""}},
+     {"keep", ""},
+     {"known", "FILE"},
+     {"write-known", "FILE"},
+     {"junit", "FILE"},
+     {"sarif", "FILE"},
+     {"replay", "ID"},
+     {"shard", "K/N"},
+     {"resume", "FILE"},
+     {"sample", "N"},
+     {"seed", "S"},
+     {"workdir-template", "DIR"},
+     {"shared-cwd", ""}},
     true,
     SweepMain,
 };

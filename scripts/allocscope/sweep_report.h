@@ -90,8 +90,37 @@ struct Summary {
   double baseline_seconds = 0;
 };
 
+// The JSON report's "schema": raised whenever a field changes meaning or goes away
+// (README.md, "The sweep's JSON report", documents each field of this version).
+inline constexpr int kReportSchema = 2;
+
+// How each run saw the starting working directory (--workdir-template, --shared-cwd).
+struct Isolation {
+  std::string kind = "shared";  // "copy" (of cwd), "template" (of --workdir-template), "shared"
+  std::string source;           // the directory copied or shared
+  uint64_t bytes = 0;           // what one copy holds
+};
+
+// What part of the points this sweep ran (--shard, --sample, --resume).
+struct Selection {
+  std::optional<int64_t> shard_index, shard_count;  // --shard K/N
+  std::optional<int64_t> sample, seed;              // --sample N --seed S
+  std::optional<std::string> resumed_from;          // --resume REPORT.json
+  int64_t resumed_points = 0;                       // points taken from it, not run again
+};
+
 struct Report {
   std::vector<std::string> command;
+  std::string allocscope;  // this command's path, for the replay lines
+  std::string cwd;         // where the sweep started
+  std::optional<std::string> stdin_file;  // what every run read as stdin (replay lines)
+  bool complete = true;    // false: interrupted, the points are those that finished
+  Isolation isolation;
+  Selection selection;
+  std::optional<Json> coverage;  // coverage.cc's analysis
+  std::vector<Json> resumed;     // points of --resume's report, as they were
+  std::vector<std::string> notes;  // what a reader should know (modules without debug info)
+
   std::string mode;
   std::string library;
   std::string conf;
@@ -103,6 +132,49 @@ struct Report {
   Summary summary;
 };
 
+// The string member `key` of a JSON object, or "" (absent, null, or not a string).
+std::string JsonText(const Json &object, absl::string_view key);
+
+// A point's stable id, from the mode and the fault.* pairs that select it (never the run
+// order): "nth-7" for fault.nth:7 alone, else MODE-<16 hex digits of their FNV-1a hash>.
+std::string PointId(absl::string_view mode, const std::vector<std::string> &fault);
+
+// The shell command that reproduces one point alone: `cd CWD && allocscope run --conf
+// PAIRS -- CMD < STDIN`, stdin from the same file as in the sweep.
+std::string ReplayCommand(const Report &report, const std::vector<std::string> &fault);
+
+// The outcomes a CI gate fails on: crash, hang, leak, wrong-output (by name, so the
+// classes outcome.h adds count as soon as they exist).
+bool IsFailingOutcome(absl::string_view outcome);
+
+// Points of a JSON report that share an outcome and a place: a crash's stack (its
+// crash_stack frames, else its gdb backtrace's functions, else its call site), or any
+// other outcome's failing call site. Failing groups first (crashes, then hangs, leaks,
+// wrong output), then by size; within a group, points in report order.
+struct PointGroup {
+  std::string outcome;
+  std::string key;                  // the place, as text
+  std::vector<const Json *> points;
+  const Json &first() const { return *points.front(); }
+};
+std::vector<PointGroup> GroupPoints(const Json &report);
+
+// "file:line" of a point's failing call (its "source"), split; nullopt when unknown.
+struct SourceLine {
+  std::string file;
+  int64_t line = 0;
+};
+std::optional<SourceLine> PointSourceLine(const Json &point);
+
+// The groups as an aligned table, failing groups first: outcome, points, first id, call
+// site, function, source.
+std::string GroupTable(const Json &report);
+
+// JUnit XML (a testcase per group, a <failure> for failing ones) and SARIF 2.1.0 (a
+// result per failing group) of a JSON report.
+std::string ReportJunit(const Json &report);
+std::string ReportSarif(const Json &report);
+
 // "handled (exit 3)", "crash (SIGSEGV)", or the outcome's name.
 std::string OutcomeText(const Point &point);
 
@@ -113,7 +185,10 @@ std::string ReportTable(const std::vector<Point> &points);
 std::string SummaryText(const Summary &summary);
 
 Json ReportJson(const Report &report);
-std::string ReportHtml(const Report &report);
+// {"clean": N, ...} over a JSON array of points, every outcome class named.
+Json CountOutcomes(const Json &points);
+// The page, from the JSON report (so merged and resumed reports render the same way).
+std::string ReportHtml(const Json &report);
 
 // Writes `text` to `path` (created or truncated).
 absl::Status WriteTextFile(const std::string &path, absl::string_view text);

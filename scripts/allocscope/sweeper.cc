@@ -9,7 +9,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "absl/container/flat_hash_set.h"
+#include "coverage.h"
 #include "gdb.h"
 #include "options.h"
 #include "paths.h"
@@ -180,18 +183,69 @@ Summary Summarize(const std::vector<Point> &points, const Baseline &baseline, in
 
 absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::string &program,
                              const std::string &preload) {
+  fputs("allocscope sweep: running the baseline (no failures)\n", stderr);
   absl::StatusOr<Baseline> baseline_or = RunBaseline(launcher);
   if (!baseline_or.ok()) return baseline_or.status();
   Baseline &baseline = *baseline_or;
   OrderSites(baseline.sites, program);
   std::vector<Site> sites = baseline.sites;
-  if (o.max_points && static_cast<int64_t>(sites.size()) > *o.max_points)
-    sites.resize(static_cast<size_t>(*o.max_points));
   if (o.mode == SweepMode::kCallsite && !baseline.recorded)
     return absl::FailedPreconditionError(
         absl::StrCat("the baseline wrote no fault.record: the preload did not take effect, ",
                      preload, " has no fault injection, or CMD ended in _exit"));
-  const std::optional<int64_t> total = ExpectedPoints(o, baseline, sites.size());
+  // The points to run, by key (the n of nth, a site's number): those --shard and
+  // --resume leave, then --sample's draw, then --max-points.
+  const auto nth_id = [](int64_t n) {
+    return PointId("nth", {absl::StrCat("fault.nth:", n)});
+  };
+  std::optional<std::vector<int64_t>> keys;  // nullopt: nth, 1, 2, ... until not reached
+  if (o.mode == SweepMode::kCallsite) {
+    keys.emplace();
+    for (size_t i = 0; i < sites.size(); ++i)
+      if (o.filter.Accepts(PointId("callsite", CallsiteFault(sites[i].callsite))))
+        keys->push_back(static_cast<int64_t>(i) + 1);
+  } else if (o.sample || o.nth_end) {
+    if (!baseline.allocations && !o.nth_end)
+      return absl::FailedPreconditionError(
+          "--sample in nth mode draws from the baseline's allocations, and the baseline "
+          "recorded none");
+    const int64_t end =
+        o.nth_end ? *o.nth_end : static_cast<int64_t>(*baseline.allocations) + 1;
+    keys.emplace();
+    for (int64_t n = 1; n < end; ++n)
+      if (o.filter.Accepts(nth_id(n))) keys->push_back(n);
+  }
+  if (keys && o.sample) {
+    std::vector<int64_t> drawn;
+    for (const int64_t i : SampleIndices(static_cast<int64_t>(keys->size()), *o.sample, o.seed))
+      drawn.push_back((*keys)[static_cast<size_t>(i)]);
+    keys = std::move(drawn);
+  }
+  if (keys && o.max_points && static_cast<int64_t>(keys->size()) > *o.max_points)
+    keys->resize(static_cast<size_t>(*o.max_points));
+  // nth without a list: the n the filter accepts, found as the runner asks for them.
+  absl::Mutex nth_mu;
+  std::vector<int64_t> nth_keys;
+  int64_t nth_next = 1;
+  const auto nth_key = [&](int64_t i) {
+    absl::MutexLock lock(&nth_mu);
+    while (static_cast<int64_t>(nth_keys.size()) < i) {
+      if (o.filter.Accepts(nth_id(nth_next))) nth_keys.push_back(nth_next);
+      ++nth_next;
+    }
+    return nth_keys[static_cast<size_t>(i - 1)];
+  };
+  std::optional<int64_t> total;
+  if (keys) {
+    total = static_cast<int64_t>(keys->size());
+  } else {
+    total = ExpectedPoints(o, baseline, sites.size());
+    if (total && (o.filter.shard.count > 1 || !o.filter.skip.empty())) {
+      int64_t accepted = 0;
+      for (int64_t n = 1; n <= *total; ++n) accepted += o.filter.Accepts(nth_id(n)) ? 1 : 0;
+      total = accepted;
+    }
+  }
   Progress progress(stderr, total);
   progress.Note(absl::StrCat("baseline: exit status ", baseline.run.exit.exit_status.value_or(-1),
                              " in ", RoundSeconds(baseline.run.exit.duration, 4), " s, ",
@@ -200,24 +254,27 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
                              " allocations; ", SweepModeName(o.mode), " mode, about ",
                              total ? absl::StrCat(*total) : "?", " points, ", o.jobs, " jobs"));
   const absl::Time start = absl::Now();
+  const auto run_nth = [&](int64_t n) {
+    return RunPoint(launcher, baseline, n, absl::StrCat("nth ", n),
+                    {absl::StrCat("fault.nth:", n)}, std::nullopt);
+  };
+  const auto run_site = [&](int64_t i) {
+    const std::string &site = sites[static_cast<size_t>(i - 1)].callsite;
+    return RunPoint(launcher, baseline, i, absl::StrCat("site ", i), CallsiteFault(site), site);
+  };
   absl::StatusOr<std::vector<Point>> points_or;
-  if (o.mode == SweepMode::kNth) {
+  if (!keys) {
     points_or = RunPoints(
-        o.max_points,
-        [&](int64_t n) {
-          return RunPoint(launcher, baseline, n, absl::StrCat("nth ", n),
-                          {absl::StrCat("fault.nth:", n)}, std::nullopt);
-        },
-        o.jobs, true, progress, launcher.runner());
+        o.max_points, [&](int64_t i) { return run_nth(nth_key(i)); }, o.jobs, true, progress,
+        launcher.runner());
   } else {
     points_or = RunPoints(
-        static_cast<int64_t>(sites.size()),
+        static_cast<int64_t>(keys->size()),
         [&](int64_t i) {
-          const std::string &site = sites[static_cast<size_t>(i - 1)].callsite;
-          return RunPoint(launcher, baseline, i, absl::StrCat("site ", i),
-                          {absl::StrCat("fault.callsite:", site), "fault.times:1"}, site);
+          const int64_t key = (*keys)[static_cast<size_t>(i - 1)];
+          return o.mode == SweepMode::kNth ? run_nth(key) : run_site(key);
         },
-        o.jobs, false, progress, launcher.runner());
+        o.jobs, o.mode == SweepMode::kNth && !o.sample, progress, launcher.runner());
   }
   progress.Finish();
   const absl::Duration elapsed = absl::Now() - start;
@@ -227,11 +284,44 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
       points.front().outcome == Outcome::kNotReached)
     progress.Note(absl::StrCat("no failure was injected at the first allocation: does ", preload,
                                " support fault injection?"));
-  if (absl::Status s = AddCrashBacktraces(launcher, points, o.jobs, progress); !s.ok()) return s;
-  if (launcher.runner().stopped()) return absl::CancelledError("interrupted");
+  // Interrupted: the points that finished make a partial report, without gdb.
+  const bool interrupted = launcher.runner().stopped();
+  if (!interrupted) {
+    if (absl::Status s = AddCrashBacktraces(launcher, points, o.jobs, progress); !s.ok())
+      return s;
+  }
+  progress.Note(absl::StrCat("symbolising the call sites of ", points.size(), " points"));
   Symbolizer symbolizer(program);
   Symbolize(points, baseline, symbolizer);
+  for (const std::string &note : symbolizer.notes()) progress.Note(note);
+  // A fault key that failed nothing says so, rather than passing for a clean run.
+  int64_t unmatched = 0;
+  for (const Point &p : points) unmatched += p.injections.empty() ? 1 : 0;
+  if (unmatched > 0 && o.mode == SweepMode::kCallsite)
+    progress.Note(absl::StrCat(unmatched, " point", unmatched == 1 ? "'s" : "s'",
+                               " fault.callsite never matched an allocation (not-reached)"));
+  // Coverage: the allocation calls in the program's code against the frames runs went
+  // through (a strdup's call site is libc's; the program's call is a frame above it).
+  absl::flat_hash_set<std::string> failed, executed;
+  for (const Site &site : baseline.sites) executed.insert(site.callsite);
+  for (const Point &p : points)
+    for (const Injection &in : p.injections) {
+      if (in.callsite) failed.insert(*in.callsite);
+      failed.insert(in.backtrace.begin(), in.backtrace.end());
+    }
+  executed.insert(failed.begin(), failed.end());
+  std::optional<int64_t> known;
+  if (o.mode == SweepMode::kCallsite)
+    known = static_cast<int64_t>(baseline.sites.size());
+  else if (baseline.allocations)
+    known = static_cast<int64_t>(*baseline.allocations);
+  progress.Note("scanning the program for allocation calls");
+  std::optional<Json> coverage = CoverageJson(static_cast<int64_t>(points.size()), known,
+                                              {RealPath(program)}, failed, executed, symbolizer);
   Report report;
+  report.coverage = std::move(coverage);
+  report.notes = symbolizer.notes();
+  report.complete = !interrupted && !launcher.runner().stopped();
   report.command = launcher.command();
   report.mode = std::string(SweepModeName(o.mode));
   report.library = preload;
@@ -243,6 +333,10 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   report.baseline = std::move(baseline);
   report.points = std::move(points);
   return report;
+}
+
+std::vector<std::string> CallsiteFault(const std::string &site) {
+  return {absl::StrCat("fault.callsite:", site), "fault.times:1"};
 }
 
 absl::string_view SweepModeName(SweepMode mode) {

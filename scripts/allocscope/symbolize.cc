@@ -5,7 +5,11 @@
 #include <gnu/libc-version.h>
 #include <sys/stat.h>
 
+#include <cxxabi.h>
+#include <elf.h>
+
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
@@ -145,6 +149,7 @@ void Symbolizer::RunAddr2line(const std::string &path,
   // Without addr2line, or when it fails, the frames stay unnamed.
   const absl::StatusOr<std::string> out = CaptureOutput(argv, kAddr2lineTimeout);
   const auto entries = ParseAddr2line(out.ok() ? *out : "");
+  bool any_line = false;
   for (const auto &[frame, address] : items) {
     Symbol symbol{frame, path, std::nullopt, std::nullopt, {}};
     if (auto it = entries.find(address); it != entries.end() && !it->second.empty()) {
@@ -152,8 +157,61 @@ void Symbolizer::RunAddr2line(const std::string &path,
       symbol.source = it->second.front().source;
       symbol.inlined.assign(it->second.begin() + 1, it->second.end());
     }
+    if (symbol.source) {
+      any_line = true;
+    } else {
+      // No line: addr2line's name came from the symbol table, where it takes the nearest
+      // symbol below the address whatever its size (an exported neighbour of a static
+      // function): keep a name only when a symbol's extent holds the address.
+      symbol.function = CoveringSymbol(path, address);
+      symbol.inlined.clear();
+    }
     cache_[frame] = std::move(symbol);
   }
+  if (!any_line && !items.empty() && noted_.insert(path).second)
+    notes_.push_back(absl::StrCat(
+        Basename(path), " has no debug info: its frames are named from the symbol table where a "
+        "symbol covers them, else '?' (install its -dbgsym package, or set DEBUGINFOD_URLS "
+        "and fetch it with debuginfod-find debuginfo ", path, ")"));
+}
+
+std::optional<std::string> Symbolizer::CoveringSymbol(const std::string &path, uint64_t address) {
+  auto [it, added] = symbols_.try_emplace(path);
+  std::vector<FunctionSymbol> &table = it->second;
+  if (added) {
+    absl::StatusOr<ElfFile> elf = ElfFile::Open(path);
+    absl::StatusOr<std::vector<ElfFile::SectionInfo>> sections =
+        elf.ok() ? elf->Sections() : elf.status();
+    if (sections.ok()) {
+      // .symtab when the file has one (every function), else .dynsym (exported ones).
+      for (const uint32_t wanted : {uint32_t{SHT_SYMTAB}, uint32_t{SHT_DYNSYM}}) {
+        for (const ElfFile::SectionInfo &s : *sections) {
+          if (s.type != wanted || s.link >= sections->size()) continue;
+          absl::StatusOr<std::string> syms = elf->Contents(s);
+          absl::StatusOr<std::string> names = elf->Contents((*sections)[s.link]);
+          if (!syms.ok() || !names.ok()) continue;
+          for (size_t at = 0; at + sizeof(Elf64_Sym) <= syms->size(); at += sizeof(Elf64_Sym)) {
+            Elf64_Sym sym;
+            memcpy(&sym, syms->data() + at, sizeof(sym));
+            if (ELF64_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_size == 0 ||
+                sym.st_shndx == SHN_UNDEF || sym.st_name >= names->size())
+              continue;
+            table.push_back({sym.st_value, sym.st_size, names->c_str() + sym.st_name});
+          }
+        }
+        if (!table.empty()) break;
+      }
+    }
+  }
+  for (const FunctionSymbol &f : table) {
+    if (address < f.start || address - f.start >= f.size) continue;
+    int status = 0;
+    char *demangled = abi::__cxa_demangle(f.name.c_str(), nullptr, nullptr, &status);
+    std::string name = status == 0 && demangled != nullptr ? demangled : f.name;
+    free(demangled);
+    return name;
+  }
+  return std::nullopt;
 }
 
 Symbol Symbolizer::Lookup(const std::string &frame) {

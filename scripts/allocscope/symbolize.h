@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 
 namespace allocscope::cmd {
 
@@ -47,7 +48,20 @@ class Symbolizer {
   // The frame symbolised (prepared on the spot if Prepare did not see it).
   Symbol Lookup(const std::string &frame);
 
+  // One line per module for which addr2line found no debug info (so its frames carry a
+  // function only where the symbol table covers the address), with how to get it.
+  const std::vector<std::string> &notes() const { return notes_; }
+
  private:
+  // A function symbol: [start, start + size) in link-time addresses.
+  struct FunctionSymbol {
+    uint64_t start, size;
+    std::string name;
+  };
+  // The function whose symbol (.symtab, else .dynsym) covers `address`, demangled;
+  // nullopt when no symbol's size reaches it.
+  std::optional<std::string> CoveringSymbol(const std::string &path, uint64_t address);
+
   std::optional<std::string> ModulePath(const std::string &name);
   void RunAddr2line(const std::string &path,
                     const std::vector<std::pair<std::string, uint64_t>> &items);
@@ -55,6 +69,9 @@ class Symbolizer {
   std::vector<std::string> dirs_;
   absl::flat_hash_map<std::string, std::optional<std::string>> paths_;  // by file name
   absl::flat_hash_map<std::string, Symbol> cache_;                      // by frame
+  absl::flat_hash_map<std::string, std::vector<FunctionSymbol>> symbols_;  // by module path
+  absl::flat_hash_set<std::string> noted_;                               // module paths
+  std::vector<std::string> notes_;
 };
 
 }  // namespace allocscope::cmd
