@@ -103,6 +103,7 @@ Refusal apply(const Setting &s, void *) {
       if (s.on) f.enabled.store(true);
       break;
     case Key::kFaultPersistent: f.persistent.store(s.on); break;
+    case Key::kFaultTrackAll: f.track_all.store(s.on); break;
     case Key::kFaultEvents:
       if (!output_path_value(s.text, f.events)) return kRefused;
       break;

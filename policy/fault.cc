@@ -242,6 +242,8 @@ void settings_changed(Key key) {
   if (key == Key::kFaultSeed || key == Key::kFaultReset) g_random.store(g_settings.seed.load());
   if (key == Key::kFaultReset) g_candidates.store(0), g_persisting.store(false);
   if (key == Key::kFaultEvents || key == Key::kFaultReset) events::settings_changed();
+  if ((key == Key::kFaultEvents || key == Key::kFaultTrackAll) && g_settings.track_all.load())
+    leak_track::start();
   if (key == Key::kFaultLog || key == Key::kFaultReset) g_log.set(g_settings.log);
   update();
 }

@@ -20,7 +20,8 @@
 namespace allocscope {
 namespace leak_track {
 
-// The first injection: starts tracking if fault.events is set (idempotent).
+// The first injection, or fault.track_all: starts tracking if fault.events is set
+// (idempotent).
 void start();
 
 // The engine: a block handed out (p may be nullptr: nothing), a block given back.

@@ -289,6 +289,9 @@ constexpr KeySpec kKeys[] = {
     // the crash handlers and tracks the bytes allocated after an injection (leaks).
     {Key::kFaultEvents, "fault.events", "a file path (%p = pid; relative to the current directory)",
      text_value},
+    // With fault.events: track blocks from start-up, not from the first injection, so the
+    // exit line says what a run leaves live anyway (the sweep's baseline, for `leak`).
+    {Key::kFaultTrackAll, "fault.track_all", "true or false", bool_value},
 };
 
 bool is_fault_key(const KeySpec &k) { return strncmp(k.name, "fault.", 6) == 0; }

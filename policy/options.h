@@ -122,6 +122,7 @@ struct FaultSettings {
   Relaxed<uint64_t> stack{0};      // ... this stack hash (stack_id.h)
   Relaxed<bool> persistent{false};  // fault.persistent
   char events[PATH_MAX] = "";       // fault.events (events.h)
+  Relaxed<bool> track_all{false};   // fault.track_all (leak_track.h)
   char log[PATH_MAX] = "";
   char record[PATH_MAX] = "";
 };
@@ -137,7 +138,7 @@ enum class Key {
   kFaultProbability, kFaultInterval, kFaultTimes, kFaultSpace, kFaultNth, kFaultSizeMin,
   kFaultSizeMax, kFaultCaller, kFaultReject, kFaultDepth, kFaultCallsite, kFaultThreads,
   kFaultSeed, kFaultVerbose, kFaultLog, kFaultRecord, kFaultReset, kFaultOnly, kFaultStack,
-  kFaultPersistent, kFaultEvents,
+  kFaultPersistent, kFaultEvents, kFaultTrackAll,
 };
 
 // One parsed pair. `text` is the value as written (stripped of blanks); the key's parser

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "json.h"
+#include "record_format.h"
 
 namespace allocscope::cmd {
 
@@ -50,6 +51,7 @@ absl::StatusOr<RunRecord> Launcher::Run(const std::string &dir,
   request.stdout_path = absl::StrCat(dir, "/stdout");
   request.stderr_path = absl::StrCat(dir, "/stderr");
   request.timeout = timeout_;
+  request.stacks_signal = record_format::stacks_signal();
   absl::StatusOr<RunExit> exit = runner_.Run(request);
   if (!exit.ok()) return exit.status();
   runs_.fetch_add(1);

@@ -70,6 +70,7 @@ Json PointJson(const Point &p) {
   out.set("function", Json::Optional(p.function));
   out.set("source", Json::Optional(p.source));
   out.set("inlined", Places(p.inlined));
+  AddFindingsJson(&out, p.findings);
   return out;
 }
 

@@ -54,6 +54,9 @@ struct SpawnRequest {
   std::string stdout_path;  // created or truncated
   std::string stderr_path;  // likewise; "" = the same file as stdout
   absl::Duration timeout;
+  // Sent to the run's process group when it times out, then a moment's wait, before the
+  // group is killed: the preload writes each thread's stack (policy/events.h). 0: none.
+  int stacks_signal = 0;
 };
 
 // How a run ended.

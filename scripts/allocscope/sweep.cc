@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
@@ -29,11 +30,13 @@ namespace allocscope::cmd {
 
 // How absl reads and writes --mode.
 bool AbslParseFlag(absl::string_view text, SweepMode *mode, std::string *error) {
-  if (text == "nth" || text == "callsite") {
-    *mode = text == "nth" ? SweepMode::kNth : SweepMode::kCallsite;
+  if (text == "nth" || text == "callsite" || text == "stack") {
+    *mode = text == "nth" ? SweepMode::kNth
+            : text == "stack" ? SweepMode::kStack
+                              : SweepMode::kCallsite;
     return true;
   }
-  *error = "expected nth or callsite";
+  *error = "expected stack, nth or callsite";
   return false;
 }
 
@@ -41,9 +44,24 @@ std::string AbslUnparseFlag(SweepMode mode) { return std::string(SweepModeName(m
 
 }  // namespace allocscope::cmd
 
-ABSL_FLAG(allocscope::cmd::SweepMode, mode, allocscope::cmd::SweepMode::kCallsite,
-          "nth: fail the 1st, 2nd, 3rd ... allocation until one is never reached; callsite: "
-          "fail the first allocation at each call site the baseline recorded");
+ABSL_FLAG(allocscope::cmd::SweepMode, mode, allocscope::cmd::SweepMode::kStack,
+          "stack: fail the first allocation of each call stack (--depth frames) the baseline "
+          "recorded; nth: fail the 1st, 2nd, 3rd ... allocation until one is never reached; "
+          "callsite: fail the first allocation at each call site the baseline recorded");
+ABSL_FLAG(std::optional<allocscope::cmd::PositiveCount>, depth, std::nullopt,
+          "frames of the allocation's stack that make its identity (fault.depth; 1 to 32, "
+          "default 8)");
+ABSL_FLAG(std::vector<std::string>, only, {},
+          "MODULE,...: only allocations whose stack passes through one of these modules (file "
+          "names as in the reports, e.g. libsqlite3.so.0) become points (fault.only)");
+ABSL_FLAG(bool, persistent, false,
+          "the point and every later eligible allocation of the process fail "
+          "(fault.persistent)");
+ABSL_FLAG(bool, ignore_output, false,
+          "judge points by exit status and crashes only, not by stdout and stderr");
+ABSL_FLAG(bool, gdb, false,
+          "also re-run each crash under gdb for its backtrace (the crash records give one "
+          "without)");
 ABSL_FLAG(allocscope::cmd::PositiveCount, jobs, {2}, "runs at a time");
 ABSL_FLAG(allocscope::cmd::Seconds, timeout, {absl::Seconds(30)},
           "seconds before a run counts as a hang (its process group is killed)");
@@ -69,6 +87,9 @@ struct SweepOptions {
   std::optional<int64_t> max_points;
   std::string json, html, stdin_file, conf;
   bool keep;
+  std::optional<int64_t> depth;
+  std::vector<std::string> only;
+  bool persistent, ignore_output, gdb;
 };
 
 SweepOptions ReadFlags() {
@@ -81,13 +102,25 @@ SweepOptions ReadFlags() {
           absl::GetFlag(FLAGS_html),
           absl::GetFlag(FLAGS_stdin),
           absl::GetFlag(FLAGS_conf),
-          absl::GetFlag(FLAGS_keep)};
+          absl::GetFlag(FLAGS_keep),
+          absl::GetFlag(FLAGS_depth) ? std::optional<int64_t>(absl::GetFlag(FLAGS_depth)->value)
+                                     : std::nullopt,
+          absl::GetFlag(FLAGS_only),
+          absl::GetFlag(FLAGS_persistent),
+          absl::GetFlag(FLAGS_ignore_output),
+          absl::GetFlag(FLAGS_gdb)};
 }
 
 // Usage errors found before anything runs.
 absl::Status CheckOptions(const SweepOptions &o) {
   if (o.jobs > kMaxJobs)
     return absl::InvalidArgumentError(absl::StrCat("--jobs ", o.jobs, ": at most ", kMaxJobs));
+  if (o.depth && *o.depth > 32)
+    return absl::InvalidArgumentError(absl::StrCat("--depth ", *o.depth, ": at most 32"));
+  for (const std::string &m : o.only)
+    if (m.empty() || m.find_first_of("|,:") != std::string::npos)
+      return absl::InvalidArgumentError(
+          absl::StrCat("--only '", m, "': expected module file names separated by commas"));
   if (!o.stdin_file.empty() && !IsRegularFile(o.stdin_file))
     return absl::InvalidArgumentError(absl::StrCat("--stdin ", o.stdin_file, ": no such file"));
   for (const std::string &path : {o.json, o.html}) {
@@ -179,8 +212,17 @@ int SweepMain(std::vector<std::string> command) {
                         PreloadEnvironment(current, launch.preload, pieces), *stdin_path, o.timeout,
                         *root);
       InterruptWatch watch([&launcher] { launcher.runner().Stop(); });
-      report = Sweep({o.mode, static_cast<int>(o.jobs), o.max_points, o.conf}, launcher,
-                     launch.program, launch.preload);
+      SweepPlan plan;
+      plan.mode = o.mode;
+      plan.jobs = static_cast<int>(o.jobs);
+      plan.max_points = o.max_points;
+      plan.conf = o.conf;
+      if (o.depth) plan.depth = static_cast<int>(*o.depth);
+      plan.only = o.only;
+      plan.persistent = o.persistent;
+      plan.ignore_output = o.ignore_output;
+      plan.gdb = o.gdb;
+      report = Sweep(plan, launcher, launch.program, launch.preload);
       watch.Release();
       interrupted = watch.interrupted();
     }
@@ -220,23 +262,38 @@ int SweepMain(std::vector<std::string> command) {
 const Verb kSweepVerb = {
     "sweep",
     "fail CMD's allocation points one by one, report each outcome",
-    "[--mode nth|callsite] [--jobs N] [--timeout S] [--max-points N] [--json FILE] "
+    "[--mode stack|nth|callsite] [--depth N] [--only MODULE,...] [--persistent] "
+    "[--ignore-output] [--gdb] [--jobs N] [--timeout S] [--max-points N] [--json FILE] "
     "[--html FILE] [--conf STR] [--stdin FILE] [--keep] -- CMD [ARGS...]",
     R"(Walks CMD's allocation-failure points with fault injection and reports what
 each one does to it. A baseline run (no failures; fault.record lists every call
-site of the allocator) comes first. Then, in parallel jobs:
+site and call stack of the allocator) comes first. Then, in parallel jobs:
+  --mode stack     (default) fault.stack:HASH,fault.times:1 fails the first
+                   allocation of each distinct stack (its first --depth
+                   return addresses as module+offset, default 8) the
+                   baseline recorded: a wrapper's callers are told apart;
   --mode nth       fault.nth:1, :2, :3 ... fails the 1st, 2nd, 3rd ...
                    allocation, until a run in which the n-th allocation
                    never happens;
-  --mode callsite  (default) fault.callsite:SITE,fault.times:1 fails the
-                   first allocation at each call site the baseline recorded.
+  --mode callsite  fault.callsite:SITE,fault.times:1 fails the first
+                   allocation at each call site (the allocator's direct
+                   caller) the baseline recorded: every caller of one
+                   wrapper is the same site, so it cannot tell them apart.
+--only MODULE,... makes only allocations whose stack passes through those
+modules points (in every mode; the baseline is not disturbed). --persistent
+fails every later allocation of the process too.
 
-Each point is classified against the baseline: clean (same exit status),
-handled (another exit status), crash (a signal; re-run under gdb for the crash
-backtrace), hang (killed, with its process group, after --timeout seconds) or
-not-reached (no failure was injected). Each injected call site is symbolised
-with addr2line (function, source line, the first frames of the injection
-backtrace).
+Each point is classified against the baseline (exit status, stdout and stderr
+in full, and the start, exit and crash records of every process in the tree):
+clean, handled (another status, or stderr differs), oom-exit (the program ended
+itself by abort or exit(non-zero) with the failing call's caller still on the
+stack), wrong-output (same status, stdout differs), leak (bytes allocated after
+the failure still live at exit beyond what the baseline left), crash (a fatal
+signal in any process: the JSON says which, with its stack from the run's own
+crash record; --gdb adds a gdb re-run), hang (each thread's stack is taken,
+then the process group killed after --timeout seconds) or not-reached.
+--ignore-output judges by exit status and crashes only. Each injected call
+site and crash stack is symbolised with addr2line.
 
 Prints a table and the counts on stdout and a progress bar on stderr; --json
 writes everything, --html a self-contained page. CMD's stdin (--stdin, else the
@@ -245,7 +302,12 @@ run. --keep leaves the working directory (each run's output and fault logs) in
 place. Exits 0 when the sweep ran, whatever it found; 2 on a usage error or when
 the baseline itself crashed or hung; 130 when interrupted. For example:
   allocscope sweep --mode nth --json report.json -- sqlite3 :memory: <in.sql)",
-    {{"mode", "nth|callsite"},
+    {{"mode", "stack|nth|callsite"},
+     {"depth", "N"},
+     {"only", "MODULE,..."},
+     {"persistent", ""},
+     {"ignore-output", ""},
+     {"gdb", ""},
      {"jobs", "N"},
      {"timeout", "S"},
      {"max-points", "N"},

@@ -14,22 +14,6 @@
 
 namespace allocscope::cmd {
 
-absl::string_view OutcomeName(Outcome outcome) {
-  switch (outcome) {
-    case Outcome::kClean:
-      return "clean";
-    case Outcome::kHandled:
-      return "handled";
-    case Outcome::kCrash:
-      return "crash";
-    case Outcome::kHang:
-      return "hang";
-    case Outcome::kNotReached:
-      return "not-reached";
-  }
-  return "?";
-}
-
 std::string SignalName(int signal) {
   const char *abbrev = sigabbrev_np(signal);
   return abbrev != nullptr ? absl::StrCat("SIG", abbrev) : absl::StrCat("signal ", signal);

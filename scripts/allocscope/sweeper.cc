@@ -8,6 +8,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "gdb.h"
@@ -23,13 +25,51 @@ namespace {
 
 constexpr size_t kBacktraceFrames = 8;  // injection frames kept per point
 
+// A stack the baseline recorded (fault.record's "stack" lines, merged over processes).
+struct StackPoint {
+  std::string stack;
+  std::vector<std::string> frames;
+  uint64_t count = 0;
+};
+
+// What the classifier needs of the baseline besides the report's Baseline.
+struct BaselineExtra {
+  RunEvidence evidence;
+  std::vector<StackPoint> stacks;
+};
+
+// The pairs every run gets: its fault.events file, and --depth and --only.
+std::vector<std::string> CommonPairs(const SweepPlan &o, const std::string &dir) {
+  std::vector<std::string> pairs = {absl::StrCat("fault.events:", dir, "/events.%p.jsonl")};
+  if (o.depth) pairs.push_back(absl::StrCat("fault.depth:", *o.depth));
+  if (!o.only.empty()) pairs.push_back(absl::StrCat("fault.only:", absl::StrJoin(o.only, "|")));
+  return pairs;
+}
+
+// A run's evidence: full output, injections and events from its directory.
+absl::StatusOr<RunEvidence> Evidence(const std::string &dir, const RunRecord &run) {
+  RunEvidence e;
+  e.exit = run.exit;
+  e.stdout_text = ReadWholeFile(absl::StrCat(dir, "/stdout"));
+  e.stderr_text = ReadWholeFile(absl::StrCat(dir, "/stderr"));
+  absl::StatusOr<std::vector<Injection>> injections = ReadInjections(dir, "fault");
+  if (!injections.ok()) return injections.status();
+  e.injections = *std::move(injections);
+  absl::StatusOr<std::vector<EventRecord>> events = ReadEvents(dir, "events");
+  if (!events.ok()) return events.status();
+  e.events = *std::move(events);
+  return e;
+}
+
 // ---- the baseline ---------------------------------------------------------------------
 
-absl::StatusOr<Baseline> RunBaseline(Launcher &launcher) {
+absl::StatusOr<Baseline> RunBaseline(const SweepPlan &o, Launcher &launcher, BaselineExtra *extra) {
   absl::StatusOr<std::string> dir = launcher.NewDir("baseline");
   if (!dir.ok()) return dir.status();
-  absl::StatusOr<RunRecord> run =
-      launcher.Run(*dir, {absl::StrCat("fault.record:", *dir, "/record.%p.jsonl")});
+  std::vector<std::string> pairs = CommonPairs(o, *dir);
+  pairs.push_back(absl::StrCat("fault.record:", *dir, "/record.%p.jsonl"));
+  pairs.push_back("fault.track_all:true");
+  absl::StatusOr<RunRecord> run = launcher.Run(*dir, pairs);
   if (!run.ok()) return run.status();
   if (run->exit.timed_out)
     return absl::FailedPreconditionError(
@@ -41,6 +81,16 @@ absl::StatusOr<Baseline> RunBaseline(Launcher &launcher) {
                      run->stderr_tail.empty() ? "" : absl::StrCat(":\n", run->stderr_tail)));
   absl::StatusOr<std::vector<ProcessRecords>> files = ReadSiteRecords(*dir, "record");
   if (!files.ok()) return files.status();
+  absl::StatusOr<RunEvidence> evidence = Evidence(*dir, *run);
+  if (!evidence.ok()) return evidence.status();
+  extra->evidence = *std::move(evidence);
+  absl::flat_hash_map<std::string, size_t> stack_index;
+  for (const ProcessRecords &file : *files)
+    for (const StackRecord &r : file.stacks) {
+      auto [it, added] = stack_index.try_emplace(r.stack, extra->stacks.size());
+      if (added) extra->stacks.push_back({r.stack, r.frames, 0});
+      extra->stacks[it->second].count += r.count;
+    }
   Baseline baseline;
   baseline.run = *std::move(run);
   baseline.recorded = !files->empty();
@@ -78,35 +128,46 @@ void OrderSites(std::vector<Site> &sites, const std::string &program) {
   for (auto &[key, site] : keyed) sites.push_back(std::move(site));
 }
 
-// ---- the points -------------------------------------------------------------------------
-
-Outcome Classify(const RunRecord &run, bool injected, const Baseline &baseline) {
-  if (run.exit.timed_out) return Outcome::kHang;
-  if (!injected) return Outcome::kNotReached;
-  if (run.exit.signal) return Outcome::kCrash;
-  return run.exit.exit_status == baseline.run.exit.exit_status ? Outcome::kClean
-                                                               : Outcome::kHandled;
+// The program's own stacks first (those with a frame in it), then by their frames.
+void OrderStacks(std::vector<StackPoint> &stacks, const std::string &program) {
+  const std::string exe = absl::StrCat(Basename(RealPath(program)), "+0x");
+  const auto in_program = [&](const StackPoint &s) {
+    return std::any_of(s.frames.begin(), s.frames.end(),
+                       [&](const std::string &f) { return absl::StartsWith(f, exe); });
+  };
+  std::stable_sort(stacks.begin(), stacks.end(), [&](const StackPoint &a, const StackPoint &b) {
+    const bool pa = in_program(a), pb = in_program(b);
+    if (pa != pb) return pa;
+    return a.frames < b.frames;
+  });
 }
 
-// One failure point: CMD with `fault` and a fault.log of its own.
-absl::StatusOr<Point> RunPoint(Launcher &launcher, const Baseline &baseline, int64_t key,
-                               std::string label, std::vector<std::string> fault,
+// ---- the points -------------------------------------------------------------------------
+
+// One failure point: CMD with `fault`, a fault.log and fault.events of its own, judged
+// against the baseline (outcome.h).
+absl::StatusOr<Point> RunPoint(const SweepPlan &o, Launcher &launcher,
+                               const BaselineExtra &baseline, int64_t key, std::string label,
+                               std::vector<std::string> fault,
                                std::optional<std::string> callsite) {
   absl::StatusOr<std::string> dir = launcher.NewDir(absl::StrReplaceAll(label, {{" ", "-"}}));
   if (!dir.ok()) return dir.status();
-  std::vector<std::string> pairs = fault;
+  if (o.persistent) fault.push_back("fault.persistent:true");
+  std::vector<std::string> pairs = CommonPairs(o, *dir);
+  pairs.insert(pairs.end(), fault.begin(), fault.end());
   pairs.push_back(absl::StrCat("fault.log:", *dir, "/fault.%p.jsonl"));
   absl::StatusOr<RunRecord> run = launcher.Run(*dir, pairs);
   if (!run.ok()) return run.status();
-  absl::StatusOr<std::vector<Injection>> injections = ReadInjections(*dir, "fault");
-  if (!injections.ok()) return injections.status();
+  absl::StatusOr<RunEvidence> evidence = Evidence(*dir, *run);
+  if (!evidence.ok()) return evidence.status();
   Point p;
   p.key = key;
   p.label = std::move(label);
   p.fault = std::move(fault);
-  p.outcome = Classify(*run, !injections->empty(), baseline);
-  p.callsite = injections->empty() ? std::move(callsite) : injections->front().callsite;
-  p.injections = *std::move(injections);
+  p.outcome = Classify(*evidence, baseline.evidence, o.ignore_output, &p.findings);
+  p.callsite =
+      evidence->injections.empty() ? std::move(callsite) : evidence->injections.front().callsite;
+  p.injections = std::move(evidence->injections);
   p.run = *std::move(run);
   return p;
 }
@@ -114,7 +175,7 @@ absl::StatusOr<Point> RunPoint(Launcher &launcher, const Baseline &baseline, int
 // The progress bar's total: the sites, or in nth mode the baseline's allocations and
 // the not-reached point after them, at most --max-points.
 std::optional<int64_t> ExpectedPoints(const SweepPlan &o, const Baseline &baseline, size_t sites) {
-  if (o.mode == SweepMode::kCallsite) return static_cast<int64_t>(sites);
+  if (o.mode != SweepMode::kNth) return static_cast<int64_t>(sites);
   std::optional<int64_t> total;
   if (baseline.allocations && *baseline.allocations > 0)
     total = static_cast<int64_t>(*baseline.allocations) + 1;
@@ -132,6 +193,9 @@ void Symbolize(std::vector<Point> &points, Baseline &baseline, Symbolizer &symbo
   std::vector<std::string> frames;
   for (const Site &s : baseline.sites) frames.push_back(s.callsite);
   for (const Point &p : points) {
+    frames.insert(frames.end(), p.findings.crash_stack.begin(), p.findings.crash_stack.end());
+    for (const ThreadStack &t : p.findings.threads)
+      frames.insert(frames.end(), t.frames.begin(), t.frames.end());
     if (p.callsite) frames.push_back(*p.callsite);
     for (const Injection &in : p.injections) {
       if (in.callsite) frames.push_back(*in.callsite);
@@ -146,6 +210,10 @@ void Symbolize(std::vector<Point> &points, Baseline &baseline, Symbolizer &symbo
     s.source = symbol.source;
   }
   for (Point &p : points) {
+    for (const std::string &frame : p.findings.crash_stack)
+      p.findings.crash_symbols.push_back(symbolizer.Lookup(frame));
+    for (ThreadStack &t : p.findings.threads)
+      for (const std::string &frame : t.frames) t.symbols.push_back(symbolizer.Lookup(frame));
     if (p.callsite) {
       Symbol symbol = symbolizer.Lookup(*p.callsite);
       p.function = symbol.function;
@@ -180,22 +248,29 @@ Summary Summarize(const std::vector<Point> &points, const Baseline &baseline, in
 
 absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::string &program,
                              const std::string &preload) {
-  absl::StatusOr<Baseline> baseline_or = RunBaseline(launcher);
+  BaselineExtra extra;
+  absl::StatusOr<Baseline> baseline_or = RunBaseline(o, launcher, &extra);
   if (!baseline_or.ok()) return baseline_or.status();
   Baseline &baseline = *baseline_or;
   OrderSites(baseline.sites, program);
+  OrderStacks(extra.stacks, program);
   std::vector<Site> sites = baseline.sites;
+  std::vector<StackPoint> stacks = extra.stacks;
   if (o.max_points && static_cast<int64_t>(sites.size()) > *o.max_points)
     sites.resize(static_cast<size_t>(*o.max_points));
-  if (o.mode == SweepMode::kCallsite && !baseline.recorded)
+  if (o.max_points && static_cast<int64_t>(stacks.size()) > *o.max_points)
+    stacks.resize(static_cast<size_t>(*o.max_points));
+  if (o.mode != SweepMode::kNth && !baseline.recorded)
     return absl::FailedPreconditionError(
         absl::StrCat("the baseline wrote no fault.record: the preload did not take effect, ",
                      preload, " has no fault injection, or CMD ended in _exit"));
-  const std::optional<int64_t> total = ExpectedPoints(o, baseline, sites.size());
+  const std::optional<int64_t> total =
+      ExpectedPoints(o, baseline, o.mode == SweepMode::kStack ? stacks.size() : sites.size());
   Progress progress(stderr, total);
   progress.Note(absl::StrCat("baseline: exit status ", baseline.run.exit.exit_status.value_or(-1),
                              " in ", RoundSeconds(baseline.run.exit.duration, 4), " s, ",
-                             baseline.sites.size(), " call sites, ",
+                             baseline.sites.size(), " call sites, ", extra.stacks.size(),
+                             " stacks, ",
                              baseline.allocations ? absl::StrCat(*baseline.allocations) : "?",
                              " allocations; ", SweepModeName(o.mode), " mode, about ",
                              total ? absl::StrCat(*total) : "?", " points, ", o.jobs, " jobs"));
@@ -205,16 +280,27 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
     points_or = RunPoints(
         o.max_points,
         [&](int64_t n) {
-          return RunPoint(launcher, baseline, n, absl::StrCat("nth ", n),
+          return RunPoint(o, launcher, extra, n, absl::StrCat("nth ", n),
                           {absl::StrCat("fault.nth:", n)}, std::nullopt);
         },
         o.jobs, true, progress, launcher.runner());
+  } else if (o.mode == SweepMode::kStack) {
+    points_or = RunPoints(
+        static_cast<int64_t>(stacks.size()),
+        [&](int64_t i) {
+          const StackPoint &stack = stacks[static_cast<size_t>(i - 1)];
+          return RunPoint(o, launcher, extra, i, absl::StrCat("stack ", i),
+                          {absl::StrCat("fault.stack:", stack.stack), "fault.times:1"},
+                          stack.frames.empty() ? std::nullopt
+                                               : std::optional<std::string>(stack.frames.front()));
+        },
+        o.jobs, false, progress, launcher.runner());
   } else {
     points_or = RunPoints(
         static_cast<int64_t>(sites.size()),
         [&](int64_t i) {
           const std::string &site = sites[static_cast<size_t>(i - 1)].callsite;
-          return RunPoint(launcher, baseline, i, absl::StrCat("site ", i),
+          return RunPoint(o, launcher, extra, i, absl::StrCat("site ", i),
                           {absl::StrCat("fault.callsite:", site), "fault.times:1"}, site);
         },
         o.jobs, false, progress, launcher.runner());
@@ -227,7 +313,9 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
       points.front().outcome == Outcome::kNotReached)
     progress.Note(absl::StrCat("no failure was injected at the first allocation: does ", preload,
                                " support fault injection?"));
-  if (absl::Status s = AddCrashBacktraces(launcher, points, o.jobs, progress); !s.ok()) return s;
+  // The crash stacks come from the runs' own crash records (outcome.h); gdb only if asked.
+  if (o.gdb)
+    if (absl::Status s = AddCrashBacktraces(launcher, points, o.jobs, progress); !s.ok()) return s;
   if (launcher.runner().stopped()) return absl::CancelledError("interrupted");
   Symbolizer symbolizer(program);
   Symbolize(points, baseline, symbolizer);
@@ -246,7 +334,12 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
 }
 
 absl::string_view SweepModeName(SweepMode mode) {
-  return mode == SweepMode::kNth ? "nth" : "callsite";
+  switch (mode) {
+    case SweepMode::kNth: return "nth";
+    case SweepMode::kCallsite: return "callsite";
+    case SweepMode::kStack: return "stack";
+  }
+  return "?";
 }
 
 }  // namespace allocscope::cmd

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -17,16 +18,22 @@ namespace allocscope::cmd {
 enum class SweepMode {
   kNth,       // fault.nth:1, :2, ... until the n-th allocation is not reached
   kCallsite,  // fault.callsite:SITE,fault.times:1 for each site the baseline recorded
+  kStack,     // fault.stack:HASH,fault.times:1 for each stack the baseline recorded
 };
 
-// "nth", "callsite": the --mode values.
+// "nth", "callsite", "stack": the --mode values.
 absl::string_view SweepModeName(SweepMode mode);
 
 struct SweepPlan {
-  SweepMode mode = SweepMode::kCallsite;
+  SweepMode mode = SweepMode::kStack;
   int jobs = 2;                       // runs at a time
   std::optional<int64_t> max_points;  // at most this many points
   std::string conf;                   // --conf, for the report
+  std::optional<int> depth;           // --depth: fault.depth, the frames a stack keeps
+  std::vector<std::string> only;      // --only: fault.only, the modules points must pass
+  bool persistent = false;            // --persistent: every later allocation fails too
+  bool ignore_output = false;         // --ignore-output: judge by exit status only
+  bool gdb = false;                   // --gdb: crash backtraces from a re-run under gdb too
 };
 
 // Runs the sweep with `launcher` (CMD under `preload`, whose program file is `program`).

@@ -114,6 +114,7 @@ const std::vector<KeyRow> &key_rows() {
       {"fault.persistent", "true or false", {"always"}, {"true", "off"}},
       {"fault.events", "a file path (%p = pid; relative to the current directory)",
        {std::string(PATH_MAX, 'x')}, {"/tmp/e.%p.jsonl", "e.jsonl"}},
+      {"fault.track_all", "true or false", {"sometimes"}, {"true", "0"}},
   };
   return rows;
 }
