@@ -323,6 +323,7 @@ void at_start() {
 }
 
 void after_fork_child() {
+  leak_track::after_fork_child();
   if (g_installed.load()) write_start();
 }
 

@@ -101,6 +101,8 @@ void freed(void *p) {
   }
 }
 
+void after_fork_child() { g_lock.clear(std::memory_order_release); }
+
 Totals totals() {
   if (!g_started.load()) return {0, 0, false, false};
   SpinLock lock;

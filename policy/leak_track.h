@@ -36,5 +36,8 @@ struct Totals {
 };
 Totals totals();
 
+// In a fork child: the lock may have been held by a thread that does not exist there.
+void after_fork_child();
+
 }  // namespace leak_track
 }  // namespace allocscope

@@ -27,6 +27,11 @@ double RoundSeconds(absl::Duration duration, int digits) {
 std::string OutcomeText(const Point &point) {
   if (point.outcome == Outcome::kHandled && point.run.exit.exit_status)
     return absl::StrCat("handled (exit ", *point.run.exit.exit_status, ")");
+  // A crash below the top process: its signal and program (outcome.h's findings).
+  const std::optional<ProcessFate> &crashed = point.findings.process;
+  if (point.outcome == Outcome::kCrash && crashed && crashed->signal && crashed->depth > 0)
+    return absl::StrCat("crash (", SignalName(static_cast<int>(*crashed->signal)), " in ",
+                        crashed->exe, ")");
   if (point.outcome == Outcome::kCrash && point.run.exit.signal)
     return absl::StrCat("crash (", SignalName(*point.run.exit.signal), ")");
   return std::string(OutcomeName(point.outcome));
