@@ -96,6 +96,17 @@ Refusal apply(const Setting &s, void *) {
       if (!output_path_value(s.text, f.record)) return kRefused;
       break;
     case Key::kFaultReset: f = FaultSettings{}; break;
+    case Key::kFaultOnly: set_text(f.only, s.text); break;
+    case Key::kFaultStack:
+      f.stack.store(s.number);
+      f.stack_set.store(s.on);
+      if (s.on) f.enabled.store(true);
+      break;
+    case Key::kFaultPersistent: f.persistent.store(s.on); break;
+    case Key::kFaultTrackAll: f.track_all.store(s.on); break;
+    case Key::kFaultEvents:
+      if (!output_path_value(s.text, f.events)) return kRefused;
+      break;
   }
   fault::settings_changed(s.key);
   return nullptr;

@@ -2,6 +2,7 @@
 // failure let the resolved contract decide between giving up, reclaiming, backing off
 // (memalloc_retry_wait's 1 ms, growing to 100 ms for NOFAIL) and waiting for frees.
 #include "engine.h"
+#include "leak_track.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -583,6 +584,10 @@ void *allocate(const Request &request) {
   }
   EngineGuard guard;
   void *p = Allocation(request, policy_for(request, t)).run();
+  if (AS_UNLIKELY(gate::bits() & gate::kLeakTrack) && p != nullptr) {
+    if (request.old != nullptr) leak_track::freed(request.old);  // moved or resized
+    leak_track::allocated(p);
+  }
   if (AS_UNLIKELY(gate::bits() & gate::kExiting)) {
     if (t.budget.exiting) budget::exiting_sync(t);
     budget::reap_exited();
@@ -625,6 +630,7 @@ void after_free(ThreadState &t) {
 }  // namespace
 
 void release(void *p, int jemalloc_flags) noexcept {
+  if (AS_UNLIKELY(gate::bits() & gate::kLeakTrack)) leak_track::freed(p);
   if (region::contains(p)) {
     const size_t bytes = region::usable_size(p);
     if (region::release(p)) {
@@ -648,7 +654,8 @@ void release(void *p, int jemalloc_flags) noexcept {
 }
 
 void release_sized(void *p, size_t size, int jemalloc_flags) noexcept {
-  if (region::contains(p)) return release(p, 0);
+  if (region::contains(p)) return release(p, 0);  // (which forgets it for leak_track)
+  if (AS_UNLIKELY(gate::bits() & gate::kLeakTrack)) leak_track::freed(p);
   ThreadState &t = t_state;
   if (gate::limit_is_set()) budget::ensure_joined(t);
   je_sdallocx(p, size, jemalloc_flags);

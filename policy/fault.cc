@@ -14,10 +14,13 @@
 #include "backtrace.h"
 #include "callsite.h"
 #include "counters.h"
+#include "events.h"
+#include "leak_track.h"
 #include "gate.h"
 #include "options.h"
 #include "record_format.h"
 #include "report.h"
+#include "stack_id.h"
 #include "thread_state.h"
 
 namespace allocscope {
@@ -36,23 +39,50 @@ std::atomic<uint64_t> g_candidates{0};  // passed the filters (for interval)
 std::atomic<uint64_t> g_eligible{0};    // eligible allocations seen (the nth counter)
 std::atomic<int> g_nth_threads{0};      // threads with an armed allocscope_fail_nth
 std::atomic<int> g_checks{0};           // failure checks running (check.h)
+// fault.persistent: a failure was injected, so every later eligible allocation fails.
+std::atomic<bool> g_persisting{false};
 
-// fault.caller / fault.reject over the first fault.depth frames outside allocscope.
-bool stack_allows() {
-  const char *caller = g_settings.caller, *reject = g_settings.reject;
-  if (caller[0] == '\0' && reject[0] == '\0') return true;
+// The last injection, for the crash record (events.h). Written by the injecting thread;
+// a crash record read while another thread injects may mix two (it says "last" anyway).
+LastInjection g_last;
+
+// The allocation's first fault.depth frames outside allocscope and their hash
+// (stack_id.h), captured once per inject() and only when a key needs them.
+struct Stack {
   void *frames[kMaxFrames];
+  int n = 0;
+  uint64_t hash = 0;  // 0: not captured
+};
+
+// Does anything need the stack of every eligible allocation? (fault.log and fault.events
+// need it only for an injected one: announce() captures it then.)
+bool stack_needed() {
+  return g_settings.caller[0] != '\0' || g_settings.reject[0] != '\0' ||
+         g_settings.only[0] != '\0' || g_settings.stack_set.load() ||
+         g_settings.record[0] != '\0';
+}
+
+void capture(Stack &stack) {
   const int depth = g_settings.depth.load();
-  const int n = capture_backtrace(frames, depth < kMaxFrames ? depth : kMaxFrames);
-  bool caller_seen = caller[0] == '\0';
-  for (int i = 0; i < n; ++i) {
-    CallSite *s = call_site(frames[i]);
+  stack.n = capture_backtrace(stack.frames, depth < kMaxFrames ? depth : kMaxFrames);
+  stack.hash = stack_id::hash(stack.frames, stack.n);
+}
+
+// fault.caller / fault.only (some frame in one of the modules) and fault.reject (no
+// frame in one) over the stack.
+bool stack_allows(const Stack &stack) {
+  const char *caller = g_settings.caller, *reject = g_settings.reject, *only = g_settings.only;
+  if (caller[0] == '\0' && reject[0] == '\0' && only[0] == '\0') return true;
+  bool caller_seen = caller[0] == '\0', only_seen = only[0] == '\0';
+  for (int i = 0; i < stack.n; ++i) {
+    CallSite *s = call_site(stack.frames[i]);
     if (s == nullptr) continue;
     const char *module = s->module();
     if (reject[0] != '\0' && module_in(module, reject)) return false;
     if (!caller_seen && module_in(module, caller)) caller_seen = true;
+    if (!only_seen && module_in(module, only)) only_seen = true;
   }
-  return caller_seen;
+  return caller_seen && only_seen;
 }
 
 bool callsite_allows(CallSite *s) {
@@ -98,8 +128,22 @@ bool countdown(std::atomic<uint64_t> &n) {
   return false;
 }
 
+void remember(size_t size, const char *function, CallSite *site, uint64_t nth,
+              const Stack &stack) {
+  g_last.size = size;
+  g_last.function = function;
+  g_last.nth = nth;
+  g_last.stack = stack.hash;
+  g_last.tid = static_cast<int>(gettid());
+  g_last.callsite[0] = '\0';
+  if (site != nullptr && site->known()) site->name(g_last.callsite, sizeof(g_last.callsite));
+  g_last.count.fetch_add(1, std::memory_order_release);
+  leak_track::start();  // the failed path begins: its blocks are tracked until exit
+}
+
 // One JSON line per injected failure, appended at once (fault.log; record_format.h).
-void log_injection(size_t size, const char *function, CallSite *site, uint64_t nth) {
+void log_injection(size_t size, const char *function, CallSite *site, uint64_t nth,
+                   const Stack &stack) {
   char path[PATH_MAX];
   if (!g_log.get(path, sizeof(path))) return;
   char line[4096];
@@ -115,6 +159,13 @@ void log_injection(size_t size, const char *function, CallSite *site, uint64_t n
                   "\"callsite\":\"%s\",\"module\":\"%s\",\"offset\":\"0x%zx\",",
                   site->name(name, sizeof(name)), site->path(),
                   static_cast<size_t>(site->offset()));
+  if (stack.hash != 0) {
+    char hash[17];
+    stack_id::format_hash(stack.hash, hash);
+    n += snprintf(line + n, sizeof(line) - n, "\"stack\":\"%s\",\"depth\":%d,", hash, stack.n);
+  }
+  if (g_persisting.load(std::memory_order_relaxed))
+    n += snprintf(line + n, sizeof(line) - n, "\"persistent\":true,");
   n += snprintf(line + n, sizeof(line) - n, "\"backtrace\":[");
   void *frames[kMaxFrames];
   const int count = capture_backtrace(frames, kMaxFrames);
@@ -135,9 +186,12 @@ void log_injection(size_t size, const char *function, CallSite *site, uint64_t n
   }
 }
 
-void announce(size_t size, Flags flags, const char *function, CallSite *site, uint64_t nth) {
+void announce(size_t size, Flags flags, const char *function, CallSite *site, uint64_t nth,
+              Stack &stack) {
   stats::bump(stats::g_counters.faults_injected);
-  log_injection(size, function, site, nth);
+  if (stack.hash == 0 && (!g_log.empty() || g_settings.events[0] != '\0')) capture(stack);
+  remember(size, function, site, nth, stack);
+  log_injection(size, function, site, nth, stack);
   const int verbose = g_settings.verbose.load();
   if (verbose == 0 || (flags & ALLOCSCOPE_NOWARN)) return;
   char where[2048] = "";
@@ -155,7 +209,8 @@ void announce(size_t size, Flags flags, const char *function, CallSite *site, ui
 void update() {
   const bool armed = (g_settings.enabled.load() && g_settings.probability.load() > 0) ||
                      g_settings.nth.load() > 0 || g_settings.record[0] != '\0' ||
-                     g_nth_threads.load() > 0 || g_checks.load() > 0;
+                     g_nth_threads.load() > 0 || g_checks.load() > 0 ||
+                     g_persisting.load(std::memory_order_relaxed);
   if (armed) gate::change(gate::kFaults, 0);
   else gate::change(0, gate::kFaults);
 }
@@ -185,7 +240,10 @@ void count_checks(int delta) {
 
 void settings_changed(Key key) {
   if (key == Key::kFaultSeed || key == Key::kFaultReset) g_random.store(g_settings.seed.load());
-  if (key == Key::kFaultReset) g_candidates.store(0);
+  if (key == Key::kFaultReset) g_candidates.store(0), g_persisting.store(false);
+  if (key == Key::kFaultEvents || key == Key::kFaultReset) events::settings_changed();
+  if ((key == Key::kFaultEvents || key == Key::kFaultTrackAll) && g_settings.track_all.load())
+    leak_track::start();
   if (key == Key::kFaultLog || key == Key::kFaultReset) g_log.set(g_settings.log);
   update();
 }
@@ -196,14 +254,27 @@ bool inject(size_t size, Flags flags, bool nofail, const char *function, const v
   if (nofail || (flags & ALLOCSCOPE_NOFAULT)) return false;
   if (g_settings.marked_only.load() && !t.fault.marked) return false;
   if (size < g_settings.size_min.load() || size > g_settings.size_max.load()) return false;
+  Stack stack;
+  if (stack_needed()) capture(stack);
+  if (!stack_allows(stack)) return false;
   CallSite *site = call_site(callsite);
-  if (!callsite_allows(site) || !stack_allows()) return false;
+  // fault.persistent after the first failure: every eligible allocation, whatever the
+  // selectors (fault.callsite, fault.stack) would say.
+  if (g_persisting.load(std::memory_order_relaxed)) {
+    const uint64_t nth = g_eligible.fetch_add(1, std::memory_order_relaxed) + 1;
+    announce(size, flags, function, site, nth, stack);
+    return true;
+  }
+  if (!callsite_allows(site)) return false;
+  if (g_settings.stack_set.load() && stack.hash != g_settings.stack.load()) return false;
   // The number of this eligible allocation: fault.nth counts them; otherwise it is only
   // worth a shared counter when it is logged or reported.
   const bool numbered = !g_log.empty() || g_settings.verbose.load() != 0;
   const uint64_t nth = numbered ? g_eligible.fetch_add(1, std::memory_order_relaxed) + 1 : 0;
-  if (site != nullptr && g_settings.record[0] != '\0')
-    site->count.fetch_add(1, std::memory_order_relaxed);
+  if (g_settings.record[0] != '\0') {
+    if (site != nullptr) site->count.fetch_add(1, std::memory_order_relaxed);
+    if (stack.hash != 0) stack_id::count(stack.hash, stack.frames, stack.n);
+  }
   // 2. nth: a check running on the thread, the thread's countdown, then the process's.
   bool fail = check_says_fail(t, size, function);
   if (t.fault.fail_nth != 0) {
@@ -220,9 +291,15 @@ bool inject(size_t size, Flags flags, bool nofail, const char *function, const v
   // 3-4. The attributes.
   if (!fail && (!g_settings.enabled.load() || !attributes_say_fail(size)))
     return false;
-  announce(size, flags, function, site, nth);
+  if (g_settings.persistent.load()) {
+    g_persisting.store(true, std::memory_order_relaxed);
+    update();  // stays armed although the nth countdown ran out
+  }
+  announce(size, flags, function, site, nth, stack);
   return true;
 }
+
+const LastInjection &last_injection() { return g_last; }
 
 int set_fail_nth(unsigned n) {
   ThreadState &t = t_state;
@@ -249,12 +326,31 @@ void write_record() {
   for_each_counted_site([fd](const CallSite &s, uint64_t count) {
     char line[2 * PATH_MAX + 128], name[PATH_MAX];
     const int n = snprintf(line, sizeof(line),
-                           "{\"v\":%d,\"callsite\":\"%s\",\"module\":\"%s\","
+                           "{\"v\":%d,\"kind\":\"site\",\"callsite\":\"%s\",\"module\":\"%s\","
                            "\"offset\":\"0x%zx\",\"count\":%llu}\n",
                            record_format::kRecordVersion, s.name(name, sizeof(name)), s.path(),
                            static_cast<size_t>(s.offset()), static_cast<unsigned long long>(count));
     if (n > 0 && static_cast<size_t>(n) < sizeof(line)) write_all(fd, line, static_cast<size_t>(n));
   });
+  stack_id::for_each([fd](uint64_t hash, void *const *frames, int count, uint64_t times) {
+    char line[16384], text[17];
+    stack_id::format_hash(hash, text);
+    int n = snprintf(line, sizeof(line), "{\"v\":%d,\"kind\":\"stack\",\"stack\":\"%s\",\"count\":%llu,\"frames\":[",
+                     record_format::kRecordVersion, text, static_cast<unsigned long long>(times));
+    for (int i = 0; i < count && n < static_cast<int>(sizeof(line)) - 400; ++i) {
+      char frame[320];
+      format_call_site(frames[i], frame, sizeof(frame));
+      n += snprintf(line + n, sizeof(line) - n, "%s\"%s\"", i ? "," : "", frame);
+    }
+    n += snprintf(line + n, sizeof(line) - n, "]}\n");
+    if (n > 0 && static_cast<size_t>(n) < sizeof(line)) write_all(fd, line, static_cast<size_t>(n));
+  });
+  if (const uint64_t dropped = stack_id::g_stacks_dropped.load()) {
+    char line[128];
+    const int n = snprintf(line, sizeof(line), "{\"v\":%d,\"kind\":\"stacks_dropped\",\"count\":%llu}\n",
+                           record_format::kRecordVersion, static_cast<unsigned long long>(dropped));
+    write_all(fd, line, static_cast<size_t>(n));
+  }
   close(fd);
 }
 

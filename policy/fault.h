@@ -8,8 +8,9 @@
 // inject() checks in the kernel's order (lib/fault-inject.c, failslab):
 //   1. eligibility: NOFAIL and NOFAULT allocations never fail; fault.threads:marked
 //      limits it to threads that called allocscope_fault_mark(1); fault.size_min/max;
-//      fault.callsite (one call site); fault.caller / fault.reject (modules among the
-//      first fault.depth frames);
+//      fault.caller / fault.only / fault.reject (modules among the first fault.depth
+//      frames); then, unless fault.persistent has started failing everything (below),
+//      fault.callsite (one call site) and fault.stack (one stack, stack_id.h);
 //   2. nth: a failure check running on the thread (CheckedThread below, check.h) counts
 //      the allocation and may fail it; the thread's allocscope_fail_nth() countdown, then
 //      the process's fault.nth countdown (each fails exactly one allocation);
@@ -17,10 +18,15 @@
 //   4. times (failures left; -1 = unlimited), space (bytes that pass before failures
 //      start), interval (every N-th candidate), probability (a percentage with decimals,
 //      or 1/N; drawn from a sequence fault.seed starts).
+// fault.persistent:true: once a failure was injected, every later allocation that passes
+// the filters of step 1 (not the call-site and stack selectors) fails too, so error paths
+// that allocate are failed as well.
 // An injected failure is NULL/ENOMEM at once, with no retry: the point is to reach the
 // caller's error path. Each one is logged (fault.log: one JSON line, written at once)
 // and reported (fault.verbose, unless NOWARN). fault.record writes, at exit, every
-// distinct call site of eligible allocations with its count: a sweep's list of points.
+// distinct call site and every distinct stack of eligible allocations with its count: a
+// sweep's list of points. fault.events (events.h) adds per-process start, exit and crash
+// records, and leak_track.h the bytes the failed path leaves live.
 //
 // A call site is the return address of the allocator's caller, printed as
 // "module+0xoffset" from the module's load base: the same in every run despite ASLR.
@@ -91,6 +97,18 @@ int set_fail_nth(unsigned n);
 unsigned fail_nth_left();
 // fault.threads:marked: whether the calling thread may be failed.
 int mark_thread(bool on);
+
+// The last injected failure of this process (events.h writes it into a crash record).
+struct LastInjection {
+  std::atomic<uint64_t> count{0};  // injections so far; the fields below are the last
+  uint64_t nth = 0;
+  uint64_t stack = 0;  // stack_id.h hash; 0: not computed
+  size_t size = 0;
+  const char *function = "";
+  int tid = 0;
+  char callsite[256] = "";
+};
+const LastInjection &last_injection();
 
 // At exit: writes fault.record.
 void write_record();

@@ -24,7 +24,7 @@ std::atomic<int> g_nowait_scopes{0};
 constexpr const char *kBitNames[kBitCount] = {
     "limit",   "on_failure", "waiters",       "kv",     "kv_to_region", "regions",
     "faults",  "reserve_scope", "atomic_reserve", "refill", "limit_near",  "new_handler", "exiting",
-    "foreign"};
+    "foreign", "leak_track"};
 
 void publish_words();
 

@@ -84,25 +84,29 @@ enum Bit : uint32_t {
   // The process's malloc is not ours (another allocator comes first): every entry point
   // passes calls through to what the process would use without allocscope (foreign.h).
   kForeign = 1u << 13,
-  kBitCount = 14
+  // A sweep run injected a failure and tracks the blocks allocated since (leak_track.h):
+  // frees must reach the engine to forget theirs. Never engaged outside fault.events.
+  kLeakTrack = 1u << 14,
+  kBitCount = 15
 };
 
 // What each kind of entry point cannot ignore. Allocation: the limit, failure handling,
 // kv's straight-to-region sizes, fault injection, reserves. Free: waiters to wake,
-// regions (a limit needs nothing from a free: jemalloc counts the bytes freed).
+// regions (a limit needs nothing from a free: jemalloc counts the bytes freed), leak
+// tracking.
 // Realloc: all but a limit, which its size test covers, failure handling, which its NULL
 // test covers, and a new_handler, which concerns plain new only. A thread exiting:
 // everything (budget.h).
 inline constexpr uint32_t kAllocBits = kLimit | kLimitNear | kOnFailure | kKvToRegion |
                                        kFaults | kReserveScope | kAtomicReserve | kRefill |
                                        kExiting | kForeign;
-inline constexpr uint32_t kFreeBits = kWaiters | kRegions | kExiting | kForeign;
+inline constexpr uint32_t kFreeBits = kWaiters | kRegions | kExiting | kForeign | kLeakTrack;
 inline constexpr uint32_t kReallocBits = ~(kLimit | kOnFailure | kNewHandler);
 // What stops an engaged realloc from trying jemalloc before the engine: only failure
 // handling and waiters allow it (the engine then runs only when jemalloc failed).
 inline constexpr uint32_t kReallocEngineFirstBits =
     kLimit | kKv | kRegions | kFaults | kReserveScope | kAtomicReserve | kRefill | kExiting |
-    kForeign;
+    kForeign | kLeakTrack;
 // What stops xallocx from being direct: a limit (growth must be charged) or regions
 // (which do not grow in place through xallocx).
 inline constexpr uint32_t kResizeInPlaceBits = kLimit | kRegions | kForeign;

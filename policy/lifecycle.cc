@@ -9,6 +9,7 @@
 #include "budget.h"
 #include "check.h"
 #include "control.h"
+#include "events.h"
 #include "gate.h"
 #include "options.h"
 #include "pool.h"
@@ -53,6 +54,7 @@ void postfork_parent() {
 }
 void postfork_child() {
   for (int i = kForkCount - 1; i >= 0; --i) kFork[i].postfork_child();
+  events::after_fork_child();
 }
 
 void on_thread_exit(ThreadState &t) {

@@ -162,6 +162,26 @@ bool module_list(std::string_view v, Setting *) {
   return v.size() < sizeof(FaultSettings::caller);
 }
 
+// fault.stack: a stack hash as fault.log and fault.record print it (16 hex digits; a
+// "0x" is allowed), or off.
+bool fault_stack(std::string_view v, Setting *s) {
+  if (equals_ignore_case(v, "off")) return s->on = false, true;
+  if (v.size() > 2 && (v.substr(0, 2) == "0x" || v.substr(0, 2) == "0X")) v.remove_prefix(2);
+  if (v.empty() || v.size() > 16) return false;
+  uint64_t n = 0;
+  for (const char c : v) {
+    int d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    else return false;
+    n = n << 4 | static_cast<uint64_t>(d);
+  }
+  s->number = n;
+  s->on = true;
+  return true;
+}
+
 bool fault_threads(std::string_view v, Setting *s) {
   if (equals_ignore_case(v, "all")) return s->on = false, true;
   if (equals_ignore_case(v, "marked")) return s->on = true, true;
@@ -253,6 +273,25 @@ constexpr KeySpec kKeys[] = {
      "a file path (%p = pid; relative to the current directory)", text_value},
     {Key::kFaultReset, "fault.reset", "true: every fault key back to its default, injection off",
      true_only},
+    // Only allocations whose first fault.depth frames pass through one of these modules
+    // are eligible (counted by fault.nth, recorded, failable); unlike fault.caller it
+    // selects no failures itself, so a sweep's baseline is not disturbed.
+    {Key::kFaultOnly, "fault.only", "module name prefixes joined by | (eligibility only)",
+     module_list},
+    // One call stack, as fault.log and fault.record print its hash (stack_id.h): its
+    // allocations are the candidates (probability defaults to 100, as fault.callsite).
+    {Key::kFaultStack, "fault.stack", "a stack hash (16 hex digits, as fault.record prints it), or off",
+     fault_stack},
+    // After the first injected failure, every later eligible allocation of the process
+    // fails too (SQLite's "persistent" faults), whatever selected the first.
+    {Key::kFaultPersistent, "fault.persistent", "true or false", bool_value},
+    // Per-process start, exit, crash and thread records (record_format.h); also installs
+    // the crash handlers and tracks the bytes allocated after an injection (leaks).
+    {Key::kFaultEvents, "fault.events", "a file path (%p = pid; relative to the current directory)",
+     text_value},
+    // With fault.events: track blocks from start-up, not from the first injection, so the
+    // exit line says what a run leaves live anyway (the sweep's baseline, for `leak`).
+    {Key::kFaultTrackAll, "fault.track_all", "true or false", bool_value},
 };
 
 bool is_fault_key(const KeySpec &k) { return strncmp(k.name, "fault.", 6) == 0; }

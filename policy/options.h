@@ -117,6 +117,12 @@ struct FaultSettings {
   char callsite_module[256] = "";
   char caller[512] = "";  // module prefixes joined by |
   char reject[512] = "";
+  char only[512] = "";    // fault.only: module prefixes joined by |
+  Relaxed<bool> stack_set{false};  // fault.stack selects one stack
+  Relaxed<uint64_t> stack{0};      // ... this stack hash (stack_id.h)
+  Relaxed<bool> persistent{false};  // fault.persistent
+  char events[PATH_MAX] = "";       // fault.events (events.h)
+  Relaxed<bool> track_all{false};   // fault.track_all (leak_track.h)
   char log[PATH_MAX] = "";
   char record[PATH_MAX] = "";
 };
@@ -131,7 +137,8 @@ enum class Key {
   kStatsFile, kLogFile,
   kFaultProbability, kFaultInterval, kFaultTimes, kFaultSpace, kFaultNth, kFaultSizeMin,
   kFaultSizeMax, kFaultCaller, kFaultReject, kFaultDepth, kFaultCallsite, kFaultThreads,
-  kFaultSeed, kFaultVerbose, kFaultLog, kFaultRecord, kFaultReset,
+  kFaultSeed, kFaultVerbose, kFaultLog, kFaultRecord, kFaultReset, kFaultOnly, kFaultStack,
+  kFaultPersistent, kFaultEvents, kFaultTrackAll,
 };
 
 // One parsed pair. `text` is the value as written (stripped of blanks); the key's parser
@@ -146,6 +153,7 @@ struct Setting {
   Flags flags = 0;            // policy
   ConflictAction action = ConflictAction::kWait;  // nofail_in_nowait
   uintptr_t offset = 0;       // fault.callsite: the module is text up to "+0x"
+                              // (fault.stack: number is the hash; on: a hash was given)
   std::string_view module;    // fault.callsite's module
 };
 

@@ -34,10 +34,16 @@
 //   count      the eligible allocations made from there
 #pragma once
 
+#include <signal.h>
+
 namespace allocscope {
 namespace record_format {
 
-inline constexpr int kRecordVersion = 1;
+inline constexpr int kRecordVersion = 2;
+
+// The signal the sweep sends a hung run's process group for every thread's stack
+// (events.h); the preload installs its handler only with fault.events.
+inline int stacks_signal() { return SIGRTMAX - 3; }
 
 // The field names, for readers (fault.cc spells them in its printf formats).
 inline constexpr char kVersion[] = "v";
@@ -51,6 +57,33 @@ inline constexpr char kModule[] = "module";
 inline constexpr char kOffset[] = "offset";
 inline constexpr char kBacktrace[] = "backtrace";
 inline constexpr char kCount[] = "count";
+inline constexpr char kKind[] = "kind";
+inline constexpr char kStack[] = "stack";
+inline constexpr char kDepth[] = "depth";
+inline constexpr char kPersistent[] = "persistent";
+inline constexpr char kFrames[] = "frames";
+inline constexpr char kPpid[] = "ppid";
+inline constexpr char kExe[] = "exe";
+inline constexpr char kStatus[] = "status";
+inline constexpr char kHow[] = "how";
+inline constexpr char kSignal[] = "signal";
+inline constexpr char kInjected[] = "injected";
+inline constexpr char kInjectionNth[] = "injection_nth";
+inline constexpr char kInjectionStack[] = "injection_stack";
+inline constexpr char kInjectionCallsite[] = "injection_callsite";
+inline constexpr char kFailedPathBytes[] = "failed_path_bytes";
+inline constexpr char kFailedPathBlocks[] = "failed_path_blocks";
+inline constexpr char kFailedPathOverflow[] = "failed_path_overflow";
+inline constexpr char kLiveBytes[] = "live_bytes";
+
+// The values of "kind".
+inline constexpr char kKindSite[] = "site";
+inline constexpr char kKindStack[] = "stack";
+inline constexpr char kKindStacksDropped[] = "stacks_dropped";
+inline constexpr char kKindStart[] = "start";
+inline constexpr char kKindExit[] = "exit";
+inline constexpr char kKindCrash[] = "crash";
+inline constexpr char kKindThread[] = "thread";
 
 }  // namespace record_format
 }  // namespace allocscope

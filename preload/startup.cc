@@ -10,6 +10,7 @@
 
 #include "backend.h"
 #include "callsite.h"
+#include "events.h"
 #include "foreign.h"
 #include "lifecycle.h"
 #include "report.h"
@@ -20,6 +21,7 @@ namespace {
 __attribute__((constructor)) void allocscope_start() {
   allocscope::lifecycle::start();
   allocscope::foreign::detect();
+  allocscope::events::at_start();
 }
 
 __attribute__((destructor)) void allocscope_stop() {
@@ -62,14 +64,17 @@ std::atomic<dlclose_fn> g_real_dlclose{nullptr};
 }  // namespace
 
 // _exit and _Exit skip the destructors, where the process gives back what it holds (a
-// tree budget's grant: lifecycle::stop, async-signal-safe, as _exit must stay). Shells end
-// with _exit, and are often the first process of a tree.
+// tree budget's grant: lifecycle::stop, async-signal-safe, as _exit must stay), and the
+// exit handler that writes fault.events' exit line (events.h; async-signal-safe too).
+// Shells end with _exit, and are often the first process of a tree.
 AS_EXPORT void _exit(int status) {
+  allocscope::events::at_underscore_exit(status, "_exit");
   allocscope::lifecycle::stop();
   real_exit("_exit")(status);
   __builtin_unreachable();
 }
 AS_EXPORT void _Exit(int status) {
+  allocscope::events::at_underscore_exit(status, "_Exit");
   allocscope::lifecycle::stop();
   real_exit("_Exit")(status);
   __builtin_unreachable();

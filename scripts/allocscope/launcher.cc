@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "json.h"
 #include "workdir.h"
+#include "record_format.h"
 
 namespace allocscope::cmd {
 
@@ -56,6 +57,7 @@ absl::StatusOr<RunRecord> Launcher::Run(const std::string &dir,
     if (absl::Status s = CopyTree(workdir_source_, request.cwd, workdir_exclude_); !s.ok())
       return s;
   }
+  request.stacks_signal = record_format::stacks_signal();
   absl::StatusOr<RunExit> exit = runner_.Run(request);
   if (!exit.ok()) return exit.status();
   runs_.fetch_add(1);

@@ -59,6 +59,22 @@ class Fields {
     else
       Missing(name, "a string");
   }
+  void OptionalInt(const char *name, std::optional<int64_t> *out) {
+    const Json *v = json_.find(name);
+    if (v == nullptr) return;
+    if (v->is_int())
+      *out = v->as_int();
+    else
+      Missing(name, "a whole number");
+  }
+  void OptionalBool(const char *name, bool *out) {
+    const Json *v = json_.find(name);
+    if (v == nullptr) return;
+    if (v->is_bool())
+      *out = v->as_bool();
+    else
+      Missing(name, "true or false");
+  }
   void OptionalString(const char *name, std::optional<std::string> *out) {
     const Json *v = json_.find(name);
     if (v == nullptr) return;
@@ -147,6 +163,45 @@ absl::StatusOr<std::optional<Injection>> ParseInjection(absl::string_view line) 
     f.OptionalString(rf::kModule, &in.module);
     f.OptionalString(rf::kOffset, &in.offset);
     f.Strings(rf::kBacktrace, &in.backtrace);
+    f.OptionalString(rf::kStack, &in.stack);
+    std::optional<int64_t> depth;
+    f.OptionalInt(rf::kDepth, &depth);
+    in.depth = depth.value_or(0);
+    f.OptionalBool(rf::kPersistent, &in.persistent);
+  });
+}
+
+absl::StatusOr<std::optional<StackRecord>> ParseStackRecord(absl::string_view line) {
+  return ParseRecord<StackRecord>(line, "fault.record", [](Fields &f, StackRecord &stack) {
+    f.String(rf::kStack, &stack.stack);
+    f.Strings(rf::kFrames, &stack.frames);
+    f.Uint(rf::kCount, &stack.count);
+  });
+}
+
+absl::StatusOr<std::optional<EventRecord>> ParseEvent(absl::string_view line) {
+  return ParseRecord<EventRecord>(line, "fault.events", [](Fields &f, EventRecord &e) {
+    f.String(rf::kKind, &e.kind);
+    f.Int(rf::kPid, &e.pid);
+    f.Int(rf::kPpid, &e.ppid);
+    f.Int(rf::kTid, &e.tid);
+    f.String(rf::kExe, &e.exe);
+    f.OptionalInt(rf::kStatus, &e.status);
+    std::optional<std::string> how;
+    f.OptionalString(rf::kHow, &how);
+    e.how = how.value_or("");
+    f.OptionalInt(rf::kSignal, &e.signal);
+    std::optional<int64_t> injected;
+    f.OptionalInt(rf::kInjected, &injected);
+    e.injected = injected.value_or(0);
+    f.OptionalString(rf::kInjectionStack, &e.injection_stack);
+    f.OptionalString(rf::kInjectionCallsite, &e.injection_callsite);
+    f.OptionalInt(rf::kInjectionNth, &e.injection_nth);
+    f.OptionalInt(rf::kFailedPathBytes, &e.failed_path_bytes);
+    f.OptionalInt(rf::kFailedPathBlocks, &e.failed_path_blocks);
+    f.OptionalBool(rf::kFailedPathOverflow, &e.failed_path_overflow);
+    f.OptionalInt(rf::kLiveBytes, &e.live_bytes);
+    if (e.kind != rf::kKindStart) f.Strings(rf::kFrames, &e.frames);
   });
 }
 
@@ -177,12 +232,47 @@ absl::StatusOr<std::vector<ProcessRecords>> ReadSiteRecords(const std::string &d
                                                             absl::string_view prefix) {
   std::vector<ProcessRecords> files;
   for (const std::string &name : FilesWithPrefix(dir, prefix)) {
-    absl::StatusOr<std::vector<SiteRecord>> lines =
-        ReadLines<SiteRecord>(absl::StrCat(dir, "/", name), ParseSiteRecord);
-    if (!lines.ok()) return lines.status();
-    files.push_back({name, *std::move(lines)});
+    ProcessRecords file;
+    file.file = name;
+    const std::string path = absl::StrCat(dir, "/", name);
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      // The kind decides the line's fields; a line that is not JSON is skipped as cut short.
+      absl::StatusOr<Json> json = ParseJson(line);
+      if (!json.ok() || !json->is_object()) continue;
+      const Json *kind = json->find(rf::kKind);
+      const std::string k = kind != nullptr && kind->is_string() ? kind->as_string() : "site";
+      absl::Status status;
+      if (k == rf::kKindSite) {
+        absl::StatusOr<std::optional<SiteRecord>> r = ParseSiteRecord(line);
+        if (r.ok() && *r) file.sites.push_back(**std::move(r));
+        status = r.status();
+      } else if (k == rf::kKindStack) {
+        absl::StatusOr<std::optional<StackRecord>> r = ParseStackRecord(line);
+        if (r.ok() && *r) file.stacks.push_back(**std::move(r));
+        status = r.status();
+      } else if (k == rf::kKindStacksDropped) {
+        const Json *count = json->find(rf::kCount);
+        if (count != nullptr && count->is_int()) file.stacks_dropped += count->as_int();
+      }
+      if (!status.ok()) return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
+    }
+    files.push_back(std::move(file));
   }
   return files;
+}
+
+absl::StatusOr<std::vector<EventRecord>> ReadEvents(const std::string &dir,
+                                                    absl::string_view prefix) {
+  std::vector<EventRecord> all;
+  for (const std::string &name : FilesWithPrefix(dir, prefix)) {
+    absl::StatusOr<std::vector<EventRecord>> lines =
+        ReadLines<EventRecord>(absl::StrCat(dir, "/", name), ParseEvent);
+    if (!lines.ok()) return lines.status();
+    all.insert(all.end(), lines->begin(), lines->end());
+  }
+  return all;
 }
 
 }  // namespace allocscope::cmd

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "records.h"
+#include "subprocess.h"
 #include "sweep_report.h"
 
 namespace allocscope::cmd {
@@ -18,40 +19,21 @@ absl::StatusOr<Json> FindPoint(const Json &report, const std::string &id,
                      : absl::StrCat(" (its ids look like ", JsonText(points.front(), "id"), ")")));
 }
 
-absl::StatusOr<ReplayResult> ReplayPoint(Launcher &launcher, const Json &report,
+absl::StatusOr<ReplayResult> ReplayPoint(const SweepPlan &plan, Launcher &launcher,
                                          const Json &point) {
   std::vector<std::string> fault;
   if (const Json *f = point.find("fault"); f != nullptr && f->is_array())
     for (const Json &pair : f->as_array()) fault.push_back(pair.is_string() ? pair.as_string() : "");
-  absl::StatusOr<std::string> dir = launcher.NewDir("replay");
-  if (!dir.ok()) return dir.status();
-  std::vector<std::string> pairs = fault;
-  pairs.push_back(absl::StrCat("fault.log:", *dir, "/fault.%p.jsonl"));
-  absl::StatusOr<RunRecord> run = launcher.Run(*dir, pairs);
-  if (!run.ok()) return run.status();
-  absl::StatusOr<std::vector<Injection>> injections = ReadInjections(*dir, "fault");
-  if (!injections.ok()) return injections.status();
+  absl::StatusOr<Point> p = RunOnePoint(plan, launcher, std::move(fault));
+  if (!p.ok()) return p.status();
   ReplayResult r;
-  r.matched = !injections->empty();
-  std::optional<int64_t> baseline_status;
-  if (const Json *b = report.find("baseline"); b != nullptr)
-    if (const Json *s = b->find("exit_status"); s != nullptr && s->is_int())
-      baseline_status = s->as_int();
-  // The sweeper's rules (sweeper.cc Classify), on the report's baseline.
-  if (run->exit.timed_out) {
-    r.outcome = r.text = "hang";
-  } else if (!r.matched) {
-    r.outcome = r.text = "not-reached";
-  } else if (run->exit.signal) {
-    r.outcome = "crash";
-    r.text = absl::StrCat("crash (", SignalName(*run->exit.signal), ")");
-  } else if (run->exit.exit_status && baseline_status &&
-             *run->exit.exit_status == *baseline_status) {
-    r.outcome = r.text = "clean";
-  } else {
-    r.outcome = "handled";
-    r.text = absl::StrCat("handled (exit ", run->exit.exit_status.value_or(-1), ")");
-  }
+  r.matched = !p->injections.empty();
+  r.outcome = std::string(OutcomeName(p->outcome));
+  r.text = r.outcome;
+  if (p->run.exit.signal)
+    r.text = absl::StrCat(r.outcome, " (", SignalName(*p->run.exit.signal), ")");
+  else if (p->outcome == Outcome::kHandled || p->outcome == Outcome::kOomExit)
+    r.text = absl::StrCat(r.outcome, " (exit ", p->run.exit.exit_status.value_or(-1), ")");
   return r;
 }
 

@@ -1,7 +1,7 @@
 // replay.h: `allocscope sweep --replay ID REPORT.json`: one point of a report run again
 // alone, under the same wiring as in the sweep (stdin from the same file, stdout and
-// stderr to files, a fresh copy of the working directory), and judged against the
-// report's baseline.
+// stderr to files, a fresh copy of the working directory), and judged against a baseline
+// run again, as the sweep judges.
 #pragma once
 
 #include <string>
@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "json.h"
 #include "launcher.h"
+#include "sweeper.h"
 
 namespace allocscope::cmd {
 
@@ -22,8 +23,9 @@ struct ReplayResult {
 absl::StatusOr<Json> FindPoint(const Json &report, const std::string &id,
                                const std::string &report_name);
 
-// Runs `point` once through `launcher` and classifies the run against the report's
-// baseline exit status.
-absl::StatusOr<ReplayResult> ReplayPoint(Launcher &launcher, const Json &report, const Json &point);
+// Runs a fresh baseline and `point` through `launcher`, judged as the sweep judges
+// (sweeper.h RunOnePoint), with `plan`'s depth, only and ignore_output.
+absl::StatusOr<ReplayResult> ReplayPoint(const SweepPlan &plan, Launcher &launcher,
+                                         const Json &point);
 
 }  // namespace allocscope::cmd

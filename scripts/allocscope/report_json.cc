@@ -14,10 +14,11 @@
 namespace allocscope::cmd {
 namespace {
 
-// Every outcome class a report may hold, in the order the counts list them: today's
-// sweeper produces five of them; outcome.h's classification adds the other three.
-constexpr absl::string_view kOutcomeNames[] = {"clean",   "handled",      "oom-exit", "wrong-output",
-                                               "leak",    "crash",        "hang",     "not-reached"};
+Json StringArray(const std::vector<std::string> &items) {
+  Json out{Json::Array{}};
+  for (const std::string &item : items) out.push(item);
+  return out;
+}
 
 // "file.c:12" split at its last ':' when a line number follows.
 void SplitSource(const std::optional<std::string> &source, Json *frame) {
@@ -164,6 +165,7 @@ Json PointJson(const Report &report, const Point &p) {
   out.set("function", Json::Optional(p.function));
   out.set("source", Json::Optional(p.source));
   out.set("inlined", Places(p.inlined));
+  AddFindingsJson(&out, p.findings);
   return out;
 }
 
@@ -218,7 +220,8 @@ int64_t PointKey(const Json &p) {
 
 Json CountOutcomes(const Json &points) {
   Json counts{Json::Object{}};
-  for (const absl::string_view name : kOutcomeNames) {
+  for (const Outcome outcome : kOutcomes) {
+    const absl::string_view name = OutcomeName(outcome);
     int64_t n = 0;
     for (const Json &p : points.as_array()) {
       const Json *o = p.find("outcome");
@@ -260,6 +263,8 @@ Json ReportJson(const Report &report) {
                       {"mode", report.mode},
                       {"library", report.library},
                       {"conf", report.conf},
+                      {"selection_pairs", StringArray(report.selection_pairs)},
+                      {"ignore_output", report.ignore_output},
                       {"jobs", report.jobs},
                       {"timeout", report.timeout},
                       {"max_points", Json::Optional(report.max_points)},

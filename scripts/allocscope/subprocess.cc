@@ -167,6 +167,10 @@ absl::StatusOr<RunExit> GroupRunner::Run(const SpawnRequest &request) {
   const int pidfd_error = pidfd < 0 ? errno : 0;
   if (pidfd >= 0) {
     exit.timed_out = !PollUntil(pidfd, start + request.timeout);
+    if (exit.timed_out && request.stacks_signal != 0) {
+      killpg(pid, request.stacks_signal);
+      PollUntil(pidfd, absl::Now() + absl::Milliseconds(500));
+    }
     close(pidfd);
   }
   // After a timeout this ends the run; otherwise it ends what the run left behind.

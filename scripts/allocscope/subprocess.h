@@ -55,6 +55,9 @@ struct SpawnRequest {
   std::string stderr_path;  // likewise; "" = the same file as stdout
   std::string cwd;          // the working directory to start in; "" = this process's
   absl::Duration timeout;
+  // Sent to the run's process group when it times out, then a moment's wait, before the
+  // group is killed: the preload writes each thread's stack (policy/events.h). 0: none.
+  int stacks_signal = 0;
 };
 
 // How a run ended.

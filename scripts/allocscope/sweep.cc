@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
@@ -39,11 +40,13 @@ namespace allocscope::cmd {
 
 // How absl reads and writes --mode.
 bool AbslParseFlag(absl::string_view text, SweepMode *mode, std::string *error) {
-  if (text == "nth" || text == "callsite") {
-    *mode = text == "nth" ? SweepMode::kNth : SweepMode::kCallsite;
+  if (text == "nth" || text == "callsite" || text == "stack") {
+    *mode = text == "nth" ? SweepMode::kNth
+            : text == "stack" ? SweepMode::kStack
+                              : SweepMode::kCallsite;
     return true;
   }
-  *error = "expected nth or callsite";
+  *error = "expected stack, nth or callsite";
   return false;
 }
 
@@ -51,9 +54,24 @@ std::string AbslUnparseFlag(SweepMode mode) { return std::string(SweepModeName(m
 
 }  // namespace allocscope::cmd
 
-ABSL_FLAG(allocscope::cmd::SweepMode, mode, allocscope::cmd::SweepMode::kCallsite,
-          "nth: fail the 1st, 2nd, 3rd ... allocation until one is never reached; callsite: "
-          "fail the first allocation at each call site the baseline recorded");
+ABSL_FLAG(allocscope::cmd::SweepMode, mode, allocscope::cmd::SweepMode::kStack,
+          "stack: fail the first allocation of each call stack (--depth frames) the baseline "
+          "recorded; nth: fail the 1st, 2nd, 3rd ... allocation until one is never reached; "
+          "callsite: fail the first allocation at each call site the baseline recorded");
+ABSL_FLAG(std::optional<allocscope::cmd::PositiveCount>, depth, std::nullopt,
+          "frames of the allocation's stack that make its identity (fault.depth; 1 to 32, "
+          "default 8)");
+ABSL_FLAG(std::vector<std::string>, only, {},
+          "MODULE,...: only allocations whose stack passes through one of these modules (file "
+          "names as in the reports, e.g. libsqlite3.so.0) become points (fault.only)");
+ABSL_FLAG(bool, persistent, false,
+          "the point and every later eligible allocation of the process fail "
+          "(fault.persistent)");
+ABSL_FLAG(bool, ignore_output, false,
+          "judge points by exit status and crashes only, not by stdout and stderr");
+ABSL_FLAG(bool, gdb, false,
+          "also re-run each crash under gdb for its backtrace (the crash records give one "
+          "without)");
 ABSL_FLAG(allocscope::cmd::PositiveCount, jobs, {2}, "runs at a time");
 ABSL_FLAG(allocscope::cmd::Seconds, timeout, {absl::Seconds(30)},
           "seconds before a run counts as a hang (its process group is killed)");
@@ -107,6 +125,9 @@ struct SweepOptions {
   std::optional<int64_t> sample;
   int64_t seed;
   bool shared_cwd;
+  std::optional<int64_t> depth;
+  std::vector<std::string> only;
+  bool persistent, ignore_output, gdb;
 };
 
 SweepOptions ReadFlags() {
@@ -131,7 +152,13 @@ SweepOptions ReadFlags() {
           absl::GetFlag(FLAGS_sample) ? std::optional<int64_t>(absl::GetFlag(FLAGS_sample)->value)
                                       : std::nullopt,
           absl::GetFlag(FLAGS_seed),
-          absl::GetFlag(FLAGS_shared_cwd)};
+          absl::GetFlag(FLAGS_shared_cwd),
+          absl::GetFlag(FLAGS_depth) ? std::optional<int64_t>(absl::GetFlag(FLAGS_depth)->value)
+                                     : std::nullopt,
+          absl::GetFlag(FLAGS_only),
+          absl::GetFlag(FLAGS_persistent),
+          absl::GetFlag(FLAGS_ignore_output),
+          absl::GetFlag(FLAGS_gdb)};
 }
 
 bool IsDirectory(const std::string &path) {
@@ -143,6 +170,12 @@ bool IsDirectory(const std::string &path) {
 absl::Status CheckOptions(const SweepOptions &o) {
   if (o.jobs > kMaxJobs)
     return absl::InvalidArgumentError(absl::StrCat("--jobs ", o.jobs, ": at most ", kMaxJobs));
+  if (o.depth && *o.depth > 32)
+    return absl::InvalidArgumentError(absl::StrCat("--depth ", *o.depth, ": at most 32"));
+  for (const std::string &m : o.only)
+    if (m.empty() || m.find_first_of("|,:") != std::string::npos)
+      return absl::InvalidArgumentError(
+          absl::StrCat("--only '", m, "': expected module file names separated by commas"));
   if (!o.stdin_file.empty() && !IsRegularFile(o.stdin_file))
     return absl::InvalidArgumentError(absl::StrCat("--stdin ", o.stdin_file, ": no such file"));
   if (!o.known.empty() && !IsRegularFile(o.known))
@@ -441,7 +474,18 @@ int SweepMain(std::vector<std::string> command) {
       if (isolation->kind != "shared") launcher.CopyWorkdirFrom(isolation->source, *root);
       InterruptWatch watch([&launcher] { launcher.runner().Stop(); });
       if (replay_point) {
-        absl::StatusOr<ReplayResult> r = ReplayPoint(launcher, *replay_report, *replay_point);
+        SweepPlan replay_plan;
+        if (const Json *pairs = replay_report->find("selection_pairs");
+            pairs != nullptr && pairs->is_array()) {
+          std::vector<std::string> selection;
+          for (const Json &pair : pairs->as_array())
+            if (pair.is_string()) selection.push_back(pair.as_string());
+          ApplySelectionPairs(selection, &replay_plan);
+        }
+        const Json *ignore = replay_report->find("ignore_output");
+        replay_plan.ignore_output =
+            o.ignore_output || (ignore != nullptr && ignore->is_bool() && ignore->as_bool());
+        absl::StatusOr<ReplayResult> r = ReplayPoint(replay_plan, launcher, *replay_point);
         watch.Release();
         RemoveTree(*root);
         if (watch.interrupted()) return kExitInterrupted;
@@ -460,7 +504,16 @@ int SweepMain(std::vector<std::string> command) {
         }
         return r->outcome == was ? kExitOk : 1;
       }
-      SweepPlan plan{o.mode, static_cast<int>(o.jobs), o.max_points, o.conf};
+      SweepPlan plan;
+      plan.mode = o.mode;
+      plan.jobs = static_cast<int>(o.jobs);
+      plan.max_points = o.max_points;
+      plan.conf = o.conf;
+      if (o.depth) plan.depth = static_cast<int>(*o.depth);
+      plan.only = o.only;
+      plan.persistent = o.persistent;
+      plan.ignore_output = o.ignore_output;
+      plan.gdb = o.gdb;
       plan.filter.shard = o.shard;
       plan.sample = o.sample;
       plan.seed = static_cast<uint64_t>(o.seed);
@@ -531,25 +584,40 @@ int SweepMain(std::vector<std::string> command) {
 const Verb kSweepVerb = {
     "sweep",
     "fail CMD's allocation points one by one, report each outcome",
-    "[--mode nth|callsite] [--jobs N] [--timeout S] [--max-points N] [--json FILE] "
+    "[--mode stack|nth|callsite] [--depth N] [--only MODULE,...] [--persistent] "
+    "[--ignore-output] [--gdb] [--jobs N] [--timeout S] [--max-points N] [--json FILE] "
     "[--html FILE] [--junit FILE] [--sarif FILE] [--known FILE] [--write-known FILE] "
     "[--shard K/N] [--sample N [--seed S]] [--resume FILE] [--workdir-template DIR | "
     "--shared-cwd] [--conf STR] [--stdin FILE] [--keep] -- CMD [ARGS...]",
     R"(Walks CMD's allocation-failure points with fault injection and reports what
 each one does to it. A baseline run (no failures; fault.record lists every call
-site of the allocator) comes first. Then, in parallel jobs:
+site and call stack of the allocator) comes first. Then, in parallel jobs:
+  --mode stack     (default) fault.stack:HASH,fault.times:1 fails the first
+                   allocation of each distinct stack (its first --depth
+                   return addresses as module+offset, default 8) the
+                   baseline recorded: a wrapper's callers are told apart;
   --mode nth       fault.nth:1, :2, :3 ... fails the 1st, 2nd, 3rd ...
                    allocation, until a run in which the n-th allocation
                    never happens;
-  --mode callsite  (default) fault.callsite:SITE,fault.times:1 fails the
-                   first allocation at each call site the baseline recorded.
+  --mode callsite  fault.callsite:SITE,fault.times:1 fails the first
+                   allocation at each call site (the allocator's direct
+                   caller) the baseline recorded: every caller of one
+                   wrapper is the same site, so it cannot tell them apart.
+--only MODULE,... makes only allocations whose stack passes through those
+modules points (in every mode; the baseline is not disturbed). --persistent
+fails every later allocation of the process too.
 
-Each point is classified against the baseline: clean (same exit status),
-handled (another exit status), crash (a signal; re-run under gdb for the crash
-backtrace), hang (killed, with its process group, after --timeout seconds) or
-not-reached (no failure was injected). Each injected call site is symbolised
-with addr2line (function, source line, the first frames of the injection
-backtrace).
+Each point is classified against the baseline (exit status, stdout and stderr
+in full, and the start, exit and crash records of every process in the tree):
+clean, handled (another status, or stderr differs), oom-exit (the program ended
+itself by abort or exit(non-zero) with the failing call's caller still on the
+stack), wrong-output (same status, stdout differs), leak (bytes allocated after
+the failure still live at exit beyond what the baseline left), crash (a fatal
+signal in any process: the JSON says which, with its stack from the run's own
+crash record; --gdb adds a gdb re-run), hang (each thread's stack is taken,
+then the process group killed after --timeout seconds) or not-reached.
+--ignore-output judges by exit status and crashes only. Each injected call
+site and crash stack is symbolised with addr2line.
 
 Prints a table on stdout, one row per group of points (same outcome and same
 failing place: a crash's stack, else the call site), failing groups first, then
@@ -584,7 +652,12 @@ report lacks (after a Ctrl-C, which writes the partial report); --sample N
 --keep leaves the working directory (each run's output and fault logs) in
 place. Exits 130 when interrupted. For example:
   allocscope sweep --mode nth --json report.json -- sqlite3 :memory: <in.sql)",
-    {{"mode", "nth|callsite"},
+    {{"mode", "stack|nth|callsite"},
+     {"depth", "N"},
+     {"only", "MODULE,..."},
+     {"persistent", ""},
+     {"ignore-output", ""},
+     {"gdb", ""},
      {"jobs", "N"},
      {"timeout", "S"},
      {"max-points", "N"},

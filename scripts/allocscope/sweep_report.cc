@@ -80,6 +80,7 @@ std::string PointId(absl::string_view mode, const std::vector<std::string> &faul
 std::string ReplayCommand(const Report &report, const std::vector<std::string> &fault) {
   std::vector<std::string> pairs;
   if (!report.conf.empty()) pairs.push_back(report.conf);
+  pairs.insert(pairs.end(), report.selection_pairs.begin(), report.selection_pairs.end());
   pairs.insert(pairs.end(), fault.begin(), fault.end());
   std::vector<std::string> argv = {report.allocscope.empty() ? "allocscope" : report.allocscope,
                                    "run", "--conf", absl::StrJoin(pairs, ",")};
@@ -132,22 +133,6 @@ std::optional<SourceLine> PointSourceLine(const Json &point) {
   return SourceLine{source.substr(0, colon), line};
 }
 
-absl::string_view OutcomeName(Outcome outcome) {
-  switch (outcome) {
-    case Outcome::kClean:
-      return "clean";
-    case Outcome::kHandled:
-      return "handled";
-    case Outcome::kCrash:
-      return "crash";
-    case Outcome::kHang:
-      return "hang";
-    case Outcome::kNotReached:
-      return "not-reached";
-  }
-  return "?";
-}
-
 std::string SignalName(int signal) {
   const char *abbrev = sigabbrev_np(signal);
   return abbrev != nullptr ? absl::StrCat("SIG", abbrev) : absl::StrCat("signal ", signal);
@@ -161,6 +146,11 @@ double RoundSeconds(absl::Duration duration, int digits) {
 std::string OutcomeText(const Point &point) {
   if (point.outcome == Outcome::kHandled && point.run.exit.exit_status)
     return absl::StrCat("handled (exit ", *point.run.exit.exit_status, ")");
+  // A crash below the top process: its signal and program (outcome.h's findings).
+  const std::optional<ProcessFate> &crashed = point.findings.process;
+  if (point.outcome == Outcome::kCrash && crashed && crashed->signal && crashed->depth > 0)
+    return absl::StrCat("crash (", SignalName(static_cast<int>(*crashed->signal)), " in ",
+                        crashed->exe, ")");
   if (point.outcome == Outcome::kCrash && point.run.exit.signal)
     return absl::StrCat("crash (", SignalName(*point.run.exit.signal), ")");
   return std::string(OutcomeName(point.outcome));

@@ -12,24 +12,15 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "json.h"
+#include "outcome.h"
 #include "records.h"
 #include "subprocess.h"
 #include "symbolize.h"
 
 namespace allocscope::cmd {
 
-// What failing one point did to the program, judged against the baseline.
-enum class Outcome {
-  kClean,       // the same exit status as the baseline
-  kHandled,     // another exit status
-  kCrash,       // a signal ended it
-  kHang,        // it ran past --timeout
-  kNotReached,  // no failure was injected
-};
-inline constexpr int kOutcomeCount = 5;
-inline constexpr Outcome kOutcomes[kOutcomeCount] = {
-    Outcome::kClean, Outcome::kHandled, Outcome::kCrash, Outcome::kHang, Outcome::kNotReached};
-absl::string_view OutcomeName(Outcome outcome);
+// What failing one point did to the program, judged against the baseline: Outcome, its
+// classes and the Findings behind each are outcome.h's.
 
 // "SIGSEGV", or "signal 99" for a number without a name.
 std::string SignalName(int signal);
@@ -73,7 +64,8 @@ struct Point {
   std::optional<std::string> source;
   std::vector<SourcePlace> inlined;
   std::vector<std::vector<Symbol>> injection_frames;
-  std::optional<std::vector<std::string>> crash_backtrace;  // gdb's "#N" lines
+  std::optional<std::vector<std::string>> crash_backtrace;  // gdb's "#N" lines (--gdb)
+  Findings findings;  // why the outcome, the crash stack and process, leak bytes, threads
 };
 
 // Seconds rounded to `digits` decimals: how the report shows durations (a run's to
@@ -124,6 +116,8 @@ struct Report {
   std::string mode;
   std::string library;
   std::string conf;
+  std::vector<std::string> selection_pairs;  // fault.depth, fault.only: every run had them
+  bool ignore_output = false;                // --ignore-output: outcomes by status alone
   int64_t jobs = 0;
   double timeout = 0;
   std::optional<int64_t> max_points;

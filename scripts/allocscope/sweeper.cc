@@ -8,7 +8,11 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/container/flat_hash_set.h"
@@ -26,13 +30,50 @@ namespace {
 
 constexpr size_t kBacktraceFrames = 8;  // injection frames kept per point
 
+// A stack the baseline recorded (fault.record's "stack" lines, merged over processes).
+struct StackPoint {
+  std::string stack;
+  std::vector<std::string> frames;
+  uint64_t count = 0;
+};
+
+// What the classifier needs of the baseline besides the report's Baseline.
+struct BaselineExtra {
+  RunEvidence evidence;
+  std::vector<StackPoint> stacks;
+};
+
+// The pairs every run gets: its fault.events file, and --depth and --only.
+std::vector<std::string> CommonPairs(const SweepPlan &o, const std::string &dir) {
+  std::vector<std::string> pairs = {absl::StrCat("fault.events:", dir, "/events.%p.jsonl")};
+  for (std::string &pair : SelectionPairs(o)) pairs.push_back(std::move(pair));
+  return pairs;
+}
+
+// A run's evidence: full output, injections and events from its directory.
+absl::StatusOr<RunEvidence> Evidence(const std::string &dir, const RunRecord &run) {
+  RunEvidence e;
+  e.exit = run.exit;
+  e.stdout_text = ReadWholeFile(absl::StrCat(dir, "/stdout"));
+  e.stderr_text = ReadWholeFile(absl::StrCat(dir, "/stderr"));
+  absl::StatusOr<std::vector<Injection>> injections = ReadInjections(dir, "fault");
+  if (!injections.ok()) return injections.status();
+  e.injections = *std::move(injections);
+  absl::StatusOr<std::vector<EventRecord>> events = ReadEvents(dir, "events");
+  if (!events.ok()) return events.status();
+  e.events = *std::move(events);
+  return e;
+}
+
 // ---- the baseline ---------------------------------------------------------------------
 
-absl::StatusOr<Baseline> RunBaseline(Launcher &launcher) {
+absl::StatusOr<Baseline> RunBaseline(const SweepPlan &o, Launcher &launcher, BaselineExtra *extra) {
   absl::StatusOr<std::string> dir = launcher.NewDir("baseline");
   if (!dir.ok()) return dir.status();
-  absl::StatusOr<RunRecord> run =
-      launcher.Run(*dir, {absl::StrCat("fault.record:", *dir, "/record.%p.jsonl")});
+  std::vector<std::string> pairs = CommonPairs(o, *dir);
+  pairs.push_back(absl::StrCat("fault.record:", *dir, "/record.%p.jsonl"));
+  pairs.push_back("fault.track_all:true");
+  absl::StatusOr<RunRecord> run = launcher.Run(*dir, pairs);
   if (!run.ok()) return run.status();
   if (run->exit.timed_out)
     return absl::FailedPreconditionError(
@@ -44,6 +85,16 @@ absl::StatusOr<Baseline> RunBaseline(Launcher &launcher) {
                      run->stderr_tail.empty() ? "" : absl::StrCat(":\n", run->stderr_tail)));
   absl::StatusOr<std::vector<ProcessRecords>> files = ReadSiteRecords(*dir, "record");
   if (!files.ok()) return files.status();
+  absl::StatusOr<RunEvidence> evidence = Evidence(*dir, *run);
+  if (!evidence.ok()) return evidence.status();
+  extra->evidence = *std::move(evidence);
+  absl::flat_hash_map<std::string, size_t> stack_index;
+  for (const ProcessRecords &file : *files)
+    for (const StackRecord &r : file.stacks) {
+      auto [it, added] = stack_index.try_emplace(r.stack, extra->stacks.size());
+      if (added) extra->stacks.push_back({r.stack, r.frames, 0});
+      extra->stacks[it->second].count += r.count;
+    }
   Baseline baseline;
   baseline.run = *std::move(run);
   baseline.recorded = !files->empty();
@@ -81,35 +132,45 @@ void OrderSites(std::vector<Site> &sites, const std::string &program) {
   for (auto &[key, site] : keyed) sites.push_back(std::move(site));
 }
 
-// ---- the points -------------------------------------------------------------------------
-
-Outcome Classify(const RunRecord &run, bool injected, const Baseline &baseline) {
-  if (run.exit.timed_out) return Outcome::kHang;
-  if (!injected) return Outcome::kNotReached;
-  if (run.exit.signal) return Outcome::kCrash;
-  return run.exit.exit_status == baseline.run.exit.exit_status ? Outcome::kClean
-                                                               : Outcome::kHandled;
+// The program's own stacks first (those with a frame in it), then by their frames.
+void OrderStacks(std::vector<StackPoint> &stacks, const std::string &program) {
+  const std::string exe = absl::StrCat(Basename(RealPath(program)), "+0x");
+  const auto in_program = [&](const StackPoint &s) {
+    return std::any_of(s.frames.begin(), s.frames.end(),
+                       [&](const std::string &f) { return absl::StartsWith(f, exe); });
+  };
+  std::stable_sort(stacks.begin(), stacks.end(), [&](const StackPoint &a, const StackPoint &b) {
+    const bool pa = in_program(a), pb = in_program(b);
+    if (pa != pb) return pa;
+    return a.frames < b.frames;
+  });
 }
 
-// One failure point: CMD with `fault` and a fault.log of its own.
-absl::StatusOr<Point> RunPoint(Launcher &launcher, const Baseline &baseline, int64_t key,
-                               std::string label, std::vector<std::string> fault,
+// ---- the points -------------------------------------------------------------------------
+
+// One failure point: CMD with `fault`, a fault.log and fault.events of its own, judged
+// against the baseline (outcome.h).
+absl::StatusOr<Point> RunPoint(const SweepPlan &o, Launcher &launcher,
+                               const BaselineExtra &baseline, int64_t key, std::string label,
+                               std::vector<std::string> fault,
                                std::optional<std::string> callsite) {
   absl::StatusOr<std::string> dir = launcher.NewDir(absl::StrReplaceAll(label, {{" ", "-"}}));
   if (!dir.ok()) return dir.status();
-  std::vector<std::string> pairs = fault;
+  std::vector<std::string> pairs = CommonPairs(o, *dir);
+  pairs.insert(pairs.end(), fault.begin(), fault.end());
   pairs.push_back(absl::StrCat("fault.log:", *dir, "/fault.%p.jsonl"));
   absl::StatusOr<RunRecord> run = launcher.Run(*dir, pairs);
   if (!run.ok()) return run.status();
-  absl::StatusOr<std::vector<Injection>> injections = ReadInjections(*dir, "fault");
-  if (!injections.ok()) return injections.status();
+  absl::StatusOr<RunEvidence> evidence = Evidence(*dir, *run);
+  if (!evidence.ok()) return evidence.status();
   Point p;
   p.key = key;
   p.label = std::move(label);
   p.fault = std::move(fault);
-  p.outcome = Classify(*run, !injections->empty(), baseline);
-  p.callsite = injections->empty() ? std::move(callsite) : injections->front().callsite;
-  p.injections = *std::move(injections);
+  p.outcome = Classify(*evidence, baseline.evidence, o.ignore_output, &p.findings);
+  p.callsite =
+      evidence->injections.empty() ? std::move(callsite) : evidence->injections.front().callsite;
+  p.injections = std::move(evidence->injections);
   p.run = *std::move(run);
   return p;
 }
@@ -117,7 +178,7 @@ absl::StatusOr<Point> RunPoint(Launcher &launcher, const Baseline &baseline, int
 // The progress bar's total: the sites, or in nth mode the baseline's allocations and
 // the not-reached point after them, at most --max-points.
 std::optional<int64_t> ExpectedPoints(const SweepPlan &o, const Baseline &baseline, size_t sites) {
-  if (o.mode == SweepMode::kCallsite) return static_cast<int64_t>(sites);
+  if (o.mode != SweepMode::kNth) return static_cast<int64_t>(sites);
   std::optional<int64_t> total;
   if (baseline.allocations && *baseline.allocations > 0)
     total = static_cast<int64_t>(*baseline.allocations) + 1;
@@ -135,6 +196,9 @@ void Symbolize(std::vector<Point> &points, Baseline &baseline, Symbolizer &symbo
   std::vector<std::string> frames;
   for (const Site &s : baseline.sites) frames.push_back(s.callsite);
   for (const Point &p : points) {
+    frames.insert(frames.end(), p.findings.crash_stack.begin(), p.findings.crash_stack.end());
+    for (const ThreadStack &t : p.findings.threads)
+      frames.insert(frames.end(), t.frames.begin(), t.frames.end());
     if (p.callsite) frames.push_back(*p.callsite);
     for (const Injection &in : p.injections) {
       if (in.callsite) frames.push_back(*in.callsite);
@@ -149,6 +213,10 @@ void Symbolize(std::vector<Point> &points, Baseline &baseline, Symbolizer &symbo
     s.source = symbol.source;
   }
   for (Point &p : points) {
+    for (const std::string &frame : p.findings.crash_stack)
+      p.findings.crash_symbols.push_back(symbolizer.Lookup(frame));
+    for (ThreadStack &t : p.findings.threads)
+      for (const std::string &frame : t.frames) t.symbols.push_back(symbolizer.Lookup(frame));
     if (p.callsite) {
       Symbol symbol = symbolizer.Lookup(*p.callsite);
       p.function = symbol.function;
@@ -184,26 +252,45 @@ Summary Summarize(const std::vector<Point> &points, const Baseline &baseline, in
 absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::string &program,
                              const std::string &preload) {
   fputs("allocscope sweep: running the baseline (no failures)\n", stderr);
-  absl::StatusOr<Baseline> baseline_or = RunBaseline(launcher);
+  BaselineExtra extra;
+  absl::StatusOr<Baseline> baseline_or = RunBaseline(o, launcher, &extra);
   if (!baseline_or.ok()) return baseline_or.status();
   Baseline &baseline = *baseline_or;
   OrderSites(baseline.sites, program);
+  OrderStacks(extra.stacks, program);
   std::vector<Site> sites = baseline.sites;
-  if (o.mode == SweepMode::kCallsite && !baseline.recorded)
+  std::vector<StackPoint> stacks = extra.stacks;
+  if (o.mode != SweepMode::kNth && !baseline.recorded)
     return absl::FailedPreconditionError(
         absl::StrCat("the baseline wrote no fault.record: the preload did not take effect, ",
                      preload, " has no fault injection, or CMD ended in _exit"));
   // The points to run, by key (the n of nth, a site's number): those --shard and
   // --resume leave, then --sample's draw, then --max-points.
-  const auto nth_id = [](int64_t n) {
-    return PointId("nth", {absl::StrCat("fault.nth:", n)});
+  // Each point's fault pairs (its id is made of them: sweep_report.h PointId).
+  const auto with_persistent = [&](std::vector<std::string> fault) {
+    if (o.persistent) fault.push_back("fault.persistent:true");
+    return fault;
   };
+  const auto nth_fault = [&](int64_t n) {
+    return with_persistent({absl::StrCat("fault.nth:", n)});
+  };
+  const auto site_fault = [&](int64_t i) {
+    return with_persistent(CallsiteFault(sites[static_cast<size_t>(i - 1)].callsite));
+  };
+  const auto stack_fault = [&](int64_t i) {
+    return with_persistent({absl::StrCat("fault.stack:", stacks[static_cast<size_t>(i - 1)].stack),
+                            "fault.times:1"});
+  };
+  const auto nth_id = [&](int64_t n) { return PointId("nth", nth_fault(n)); };
   std::optional<std::vector<int64_t>> keys;  // nullopt: nth, 1, 2, ... until not reached
   if (o.mode == SweepMode::kCallsite) {
     keys.emplace();
-    for (size_t i = 0; i < sites.size(); ++i)
-      if (o.filter.Accepts(PointId("callsite", CallsiteFault(sites[i].callsite))))
-        keys->push_back(static_cast<int64_t>(i) + 1);
+    for (int64_t i = 1; i <= static_cast<int64_t>(sites.size()); ++i)
+      if (o.filter.Accepts(PointId("callsite", site_fault(i)))) keys->push_back(i);
+  } else if (o.mode == SweepMode::kStack) {
+    keys.emplace();
+    for (int64_t i = 1; i <= static_cast<int64_t>(stacks.size()); ++i)
+      if (o.filter.Accepts(PointId("stack", stack_fault(i)))) keys->push_back(i);
   } else if (o.sample || o.nth_end) {
     if (!baseline.allocations && !o.nth_end)
       return absl::FailedPreconditionError(
@@ -249,18 +336,24 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   Progress progress(stderr, total);
   progress.Note(absl::StrCat("baseline: exit status ", baseline.run.exit.exit_status.value_or(-1),
                              " in ", RoundSeconds(baseline.run.exit.duration, 4), " s, ",
-                             baseline.sites.size(), " call sites, ",
+                             baseline.sites.size(), " call sites, ", extra.stacks.size(),
+                             " stacks, ",
                              baseline.allocations ? absl::StrCat(*baseline.allocations) : "?",
                              " allocations; ", SweepModeName(o.mode), " mode, about ",
                              total ? absl::StrCat(*total) : "?", " points, ", o.jobs, " jobs"));
   const absl::Time start = absl::Now();
   const auto run_nth = [&](int64_t n) {
-    return RunPoint(launcher, baseline, n, absl::StrCat("nth ", n),
-                    {absl::StrCat("fault.nth:", n)}, std::nullopt);
+    return RunPoint(o, launcher, extra, n, absl::StrCat("nth ", n), nth_fault(n), std::nullopt);
   };
   const auto run_site = [&](int64_t i) {
     const std::string &site = sites[static_cast<size_t>(i - 1)].callsite;
-    return RunPoint(launcher, baseline, i, absl::StrCat("site ", i), CallsiteFault(site), site);
+    return RunPoint(o, launcher, extra, i, absl::StrCat("site ", i), site_fault(i), site);
+  };
+  const auto run_stack = [&](int64_t i) {
+    const StackPoint &stack = stacks[static_cast<size_t>(i - 1)];
+    return RunPoint(o, launcher, extra, i, absl::StrCat("stack ", i), stack_fault(i),
+                    stack.frames.empty() ? std::nullopt
+                                         : std::optional<std::string>(stack.frames.front()));
   };
   absl::StatusOr<std::vector<Point>> points_or;
   if (!keys) {
@@ -272,7 +365,12 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
         static_cast<int64_t>(keys->size()),
         [&](int64_t i) {
           const int64_t key = (*keys)[static_cast<size_t>(i - 1)];
-          return o.mode == SweepMode::kNth ? run_nth(key) : run_site(key);
+          switch (o.mode) {
+            case SweepMode::kNth: return run_nth(key);
+            case SweepMode::kCallsite: return run_site(key);
+            case SweepMode::kStack: break;
+          }
+          return run_stack(key);
         },
         o.jobs, o.mode == SweepMode::kNth && !o.sample, progress, launcher.runner());
   }
@@ -284,9 +382,10 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
       points.front().outcome == Outcome::kNotReached)
     progress.Note(absl::StrCat("no failure was injected at the first allocation: does ", preload,
                                " support fault injection?"));
-  // Interrupted: the points that finished make a partial report, without gdb.
+  // Interrupted: the points that finished make a partial report. The crash stacks come
+  // from the runs' own crash records (outcome.h); gdb only if asked.
   const bool interrupted = launcher.runner().stopped();
-  if (!interrupted) {
+  if (!interrupted && o.gdb) {
     if (absl::Status s = AddCrashBacktraces(launcher, points, o.jobs, progress); !s.ok())
       return s;
   }
@@ -326,6 +425,8 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   report.mode = std::string(SweepModeName(o.mode));
   report.library = preload;
   report.conf = o.conf;
+  report.selection_pairs = SelectionPairs(o);
+  report.ignore_output = o.ignore_output;
   report.jobs = o.jobs;
   report.timeout = absl::ToDoubleSeconds(launcher.timeout());
   report.max_points = o.max_points;
@@ -335,12 +436,43 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   return report;
 }
 
+std::vector<std::string> SelectionPairs(const SweepPlan &o) {
+  std::vector<std::string> pairs;
+  if (o.depth) pairs.push_back(absl::StrCat("fault.depth:", *o.depth));
+  if (!o.only.empty()) pairs.push_back(absl::StrCat("fault.only:", absl::StrJoin(o.only, "|")));
+  return pairs;
+}
+
+void ApplySelectionPairs(const std::vector<std::string> &pairs, SweepPlan *plan) {
+  for (const std::string &pair : pairs) {
+    absl::string_view value = pair;
+    int depth;
+    if (absl::ConsumePrefix(&value, "fault.depth:") && absl::SimpleAtoi(value, &depth))
+      plan->depth = depth;
+    else if (absl::ConsumePrefix(&value, "fault.only:"))
+      plan->only = absl::StrSplit(value, '|', absl::SkipEmpty());
+  }
+}
+
+absl::StatusOr<Point> RunOnePoint(const SweepPlan &o, Launcher &launcher,
+                                  std::vector<std::string> fault) {
+  BaselineExtra extra;
+  absl::StatusOr<Baseline> baseline = RunBaseline(o, launcher, &extra);
+  if (!baseline.ok()) return baseline.status();
+  return RunPoint(o, launcher, extra, 1, "replay", std::move(fault), std::nullopt);
+}
+
 std::vector<std::string> CallsiteFault(const std::string &site) {
   return {absl::StrCat("fault.callsite:", site), "fault.times:1"};
 }
 
 absl::string_view SweepModeName(SweepMode mode) {
-  return mode == SweepMode::kNth ? "nth" : "callsite";
+  switch (mode) {
+    case SweepMode::kNth: return "nth";
+    case SweepMode::kCallsite: return "callsite";
+    case SweepMode::kStack: return "stack";
+  }
+  return "?";
 }
 
 }  // namespace allocscope::cmd

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -18,13 +19,14 @@ namespace allocscope::cmd {
 enum class SweepMode {
   kNth,       // fault.nth:1, :2, ... until the n-th allocation is not reached
   kCallsite,  // fault.callsite:SITE,fault.times:1 for each site the baseline recorded
+  kStack,     // fault.stack:HASH,fault.times:1 for each stack the baseline recorded
 };
 
-// "nth", "callsite": the --mode values.
+// "nth", "callsite", "stack": the --mode values.
 absl::string_view SweepModeName(SweepMode mode);
 
 struct SweepPlan {
-  SweepMode mode = SweepMode::kCallsite;
+  SweepMode mode = SweepMode::kStack;
   int jobs = 2;                       // runs at a time
   std::optional<int64_t> max_points;  // at most this many points
   std::string conf;                   // --conf, for the report
@@ -32,10 +34,27 @@ struct SweepPlan {
   std::optional<int64_t> sample;      // --sample N: N points drawn with `seed`
   uint64_t seed = 0;
   std::optional<int64_t> nth_end;     // nth: no point from this n on (--resume's end)
+  std::optional<int> depth;           // --depth: fault.depth, the frames a stack keeps
+  std::vector<std::string> only;      // --only: fault.only, the modules points must pass
+  bool persistent = false;            // --persistent: every later allocation fails too
+  bool ignore_output = false;         // --ignore-output: judge by exit status only
+  bool gdb = false;                   // --gdb: crash backtraces from a re-run under gdb too
 };
 
 // The fault.* pairs of a callsite-mode point.
 std::vector<std::string> CallsiteFault(const std::string &site);
+
+// The pairs every run of the sweep gets besides its point's own (fault.depth, fault.only):
+// a replay needs them too, or a fault.stack hash would name another stack.
+std::vector<std::string> SelectionPairs(const SweepPlan &plan);
+
+// `plan`'s depth and only, from pairs SelectionPairs made (a report's, for --replay).
+void ApplySelectionPairs(const std::vector<std::string> &pairs, SweepPlan *plan);
+
+// One point run again (sweep --replay): a fresh baseline, then CMD with `fault`, judged
+// exactly as in a sweep (outcome.h).
+absl::StatusOr<Point> RunOnePoint(const SweepPlan &plan, Launcher &launcher,
+                                  std::vector<std::string> fault);
 
 // Runs the sweep with `launcher` (CMD under `preload`, whose program file is `program`).
 // When the launcher's runner was stopped (SIGINT) the report holds the points that

@@ -165,7 +165,9 @@ class Conventions(unittest.TestCase):
 
     def test_help(self):
         flags = {"run": ["--limit SIZE", "--policy FLAGS", "--stats", "--conf STR", "--check"],
-                 "sweep": ["--mode nth|callsite", "--jobs N", "--timeout S", "--max-points N",
+                 "sweep": ["--mode stack|nth|callsite", "--depth N", "--only MODULE,...",
+                           "--persistent", "--ignore-output", "--gdb", "--jobs N", "--timeout S",
+                           "--max-points N",
                            "--json FILE", "--html FILE", "--conf STR", "--stdin FILE", "--keep"]}
         for verb, names in flags.items():
             for args in (["help", verb], [verb, "--help"], [verb, "-h"]):

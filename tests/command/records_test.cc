@@ -20,7 +20,7 @@ namespace {
 
 TEST(ParseInjection, ReadsEveryField) {
   absl::StatusOr<std::optional<Injection>> in =
-      ParseInjection(R"({"v":1,"pid":10,"tid":11,"size":1000,"function":"malloc","nth":7,)"
+      ParseInjection(R"({"v":2,"pid":10,"tid":11,"size":1000,"function":"malloc","nth":7,)"
                      R"("callsite":"prog+0x1238","module":"/bin/prog","offset":"0x1238",)"
                      R"("backtrace":["prog+0x1238","libc.so.6+0x27249"]})");
   ASSERT_TRUE(in.ok()) << in.status();
@@ -39,33 +39,80 @@ TEST(ParseInjection, ReadsEveryField) {
 
 TEST(ParseInjection, ACallSiteMayBeAbsent) {
   absl::StatusOr<std::optional<Injection>> in = ParseInjection(
-      R"({"v":1,"pid":10,"tid":11,"size":8,"function":"calloc","nth":0,"backtrace":[]})");
+      R"({"v":2,"pid":10,"tid":11,"size":8,"function":"calloc","nth":0,"backtrace":[]})");
   ASSERT_TRUE(in.ok()) << in.status();
   ASSERT_TRUE(*in);
   EXPECT_FALSE((*in)->callsite);
 }
 
 TEST(ParseInjection, ALineCutShortIsSkipped) {
-  absl::StatusOr<std::optional<Injection>> in = ParseInjection(R"({"v":1,"pid":10,"ti)");
+  absl::StatusOr<std::optional<Injection>> in = ParseInjection(R"({"v":2,"pid":10,"ti)");
   ASSERT_TRUE(in.ok()) << in.status();
   EXPECT_FALSE(*in);
 }
 
 TEST(ParseInjection, AnUnknownVersionIsRefused) {
   absl::StatusOr<std::optional<Injection>> in = ParseInjection(
-      R"({"v":2,"pid":10,"tid":11,"size":8,"function":"malloc","nth":0,"backtrace":[]})");
+      R"({"v":9,"pid":10,"tid":11,"size":8,"function":"malloc","nth":0,"backtrace":[]})");
   ASSERT_FALSE(in.ok());
   EXPECT_EQ(in.status().message(),
-            "a fault.log line of format version 2; this allocscope reads version 1 (the "
+            "a fault.log line of format version 9; this allocscope reads version 2 (the "
             "preload and the command come from different builds)");
   in = ParseInjection(R"({"pid":10,"tid":11,"size":8,"function":"malloc","nth":0,"backtrace":[]})");
   ASSERT_FALSE(in.ok());
   EXPECT_TRUE(absl::StrContains(in.status().message(), "without a format version")) << in.status();
 }
 
+TEST(ParseInjection, ReadsTheStack) {
+  absl::StatusOr<std::optional<Injection>> in = ParseInjection(
+      R"({"v":2,"pid":10,"tid":11,"size":8,"function":"malloc","nth":3,)"
+      R"("stack":"00ff00ff00ff00ff","depth":8,"persistent":true,"backtrace":[]})");
+  ASSERT_TRUE(in.ok()) << in.status();
+  ASSERT_TRUE(*in);
+  EXPECT_EQ((*in)->stack, "00ff00ff00ff00ff");
+  EXPECT_EQ((*in)->depth, 8);
+  EXPECT_TRUE((*in)->persistent);
+}
+
+TEST(ParseStackRecord, ReadsEveryField) {
+  absl::StatusOr<std::optional<StackRecord>> r = ParseStackRecord(
+      R"({"v":2,"kind":"stack","stack":"0123456789abcdef","count":4,)"
+      R"("frames":["prog+0x10","libc.so.6+0x27249"]})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(*r);
+  EXPECT_EQ((*r)->stack, "0123456789abcdef");
+  EXPECT_EQ((*r)->count, 4u);
+  EXPECT_EQ((*r)->frames, (std::vector<std::string>{"prog+0x10", "libc.so.6+0x27249"}));
+}
+
+TEST(ParseEvent, ReadsExitAndCrashLines) {
+  absl::StatusOr<std::optional<EventRecord>> e = ParseEvent(
+      R"({"v":2,"kind":"exit","pid":5,"ppid":4,"tid":5,"exe":"prog","status":3,"how":"_exit",)"
+      R"("injected":1,"injection_nth":2,"injection_stack":"00000000000000aa",)"
+      R"("failed_path_bytes":100,"failed_path_blocks":2,"live_bytes":500,"frames":["prog+0x1"]})");
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE(*e);
+  EXPECT_EQ((*e)->kind, "exit");
+  EXPECT_EQ((*e)->ppid, 4);
+  EXPECT_EQ((*e)->status, 3);
+  EXPECT_EQ((*e)->how, "_exit");
+  EXPECT_EQ((*e)->injection_stack, "00000000000000aa");
+  EXPECT_EQ((*e)->failed_path_bytes, 100);
+  EXPECT_EQ((*e)->live_bytes, 500);
+  e = ParseEvent(R"({"v":2,"kind":"crash","pid":5,"ppid":4,"tid":6,"exe":"prog","signal":11,)"
+                 R"("injected":0,"frames":["prog+0x1","libc.so.6+0x2"]})");
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE(*e);
+  EXPECT_EQ((*e)->signal, 11);
+  EXPECT_EQ((*e)->frames.size(), 2u);
+  e = ParseEvent(R"({"v":2,"kind":"start","pid":5,"ppid":4,"tid":5,"exe":"prog"})");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_TRUE(*e);
+}
+
 TEST(ParseSiteRecord, ReadsEveryFieldAndChecksTypes) {
   absl::StatusOr<std::optional<SiteRecord>> r = ParseSiteRecord(
-      R"({"v":1,"callsite":"prog+0x10","module":"/bin/prog","offset":"0x10","count":3})");
+      R"({"v":2,"callsite":"prog+0x10","module":"/bin/prog","offset":"0x10","count":3})");
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_TRUE(*r);
   EXPECT_EQ((*r)->callsite, "prog+0x10");
@@ -73,7 +120,7 @@ TEST(ParseSiteRecord, ReadsEveryFieldAndChecksTypes) {
   EXPECT_EQ((*r)->offset, "0x10");
   EXPECT_EQ((*r)->count, 3u);
   r = ParseSiteRecord(
-      R"({"v":1,"callsite":"prog+0x10","module":"/bin/prog","offset":"0x10","count":"3"})");
+      R"({"v":2,"callsite":"prog+0x10","module":"/bin/prog","offset":"0x10","count":"3"})");
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(absl::StrContains(r.status().message(), "\"count\" is not a whole number"))
       << r.status();

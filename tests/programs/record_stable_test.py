@@ -2,7 +2,8 @@
 """record_stable_test.py LAUNCHER PROGRAM: call sites are the same in every run.
 
 Runs PROGRAM twice under the preload with fault.record (ASLR moves every object between
-the two runs) and requires the same set of call sites, each line valid JSON with a
+the two runs) and requires the same set of call sites and of stack hashes (stack_id.h),
+each line valid JSON, each call site with a
 module path that exists and a hexadecimal offset."""
 import json
 import os
@@ -21,6 +22,10 @@ def record(launcher, program, directory, tag):
             with open(os.path.join(directory, name)) as f:
                 for line in f:
                     entry = json.loads(line)
+                    if entry.get("kind") == "stack":  # stacks: their hashes, as names
+                        assert len(entry["stack"]) == 16 and entry["frames"], entry
+                        sites.add("stack " + entry["stack"])
+                        continue
                     assert os.path.isabs(entry["module"]) and os.path.exists(entry["module"]), entry
                     int(entry["offset"], 16)
                     assert entry["callsite"].endswith("+" + entry["offset"]), entry

@@ -312,9 +312,10 @@ TEST_F(Gate, WhenEngagedNoSizeIsDirectNotEvenZero) {
 }
 
 // A free is jemalloc's unless a waiter must be woken, a region told apart, an exiting
-// thread's free charged, or the pointer may be another allocator's.
+// thread's free charged, the pointer may be another allocator's, or a sweep run tracks
+// the blocks its failed path leaves (leak_track.h).
 TEST_F(Gate, FreePredicate) {
-  const uint32_t engaging = kWaiters | kRegions | kExiting | kForeign;
+  const uint32_t engaging = kWaiters | kRegions | kExiting | kForeign | kLeakTrack;
   for (uint32_t b = 0; b <= kAllBits; ++b) {
     engage_exactly(b);
     ASSERT_EQ(free_is_direct(), (b & engaging) == 0) << "bits " << b;
@@ -379,6 +380,7 @@ TEST_F(Gate, EveryBitHasOneName) {
   EXPECT_STREQ(bit_name(kNewHandler), "new_handler");
   EXPECT_STREQ(bit_name(kExiting), "exiting");
   EXPECT_STREQ(bit_name(kForeign), "foreign");
+  EXPECT_STREQ(bit_name(kLeakTrack), "leak_track");
   EXPECT_STREQ(bit_name(0), "?");
   EXPECT_STREQ(bit_name(kLimit | kKv), "?");
   EXPECT_STREQ(bit_name(1u << kBitCount), "?");

@@ -107,6 +107,14 @@ const std::vector<KeyRow> &key_rows() {
        {std::string(PATH_MAX, 'x')}, {"/tmp/r.%p"}},
       {"fault.reset", "true: every fault key back to its default, injection off",
        {"false", "maybe"}, {"true", "yes"}},
+      {"fault.only", "module name prefixes joined by | (eligibility only)",
+       {std::string(512, 'x')}, {"libsqlite3", "prog|libfoo"}},
+      {"fault.stack", "a stack hash (16 hex digits, as fault.record prints it), or off",
+       {"xyz", "12345678901234567", "0x"}, {"0123456789abcdef", "0xABC", "off"}},
+      {"fault.persistent", "true or false", {"always"}, {"true", "off"}},
+      {"fault.events", "a file path (%p = pid; relative to the current directory)",
+       {std::string(PATH_MAX, 'x')}, {"/tmp/e.%p.jsonl", "e.jsonl"}},
+      {"fault.track_all", "true or false", {"sometimes"}, {"true", "0"}},
   };
   return rows;
 }
@@ -222,7 +230,8 @@ TEST(Options, EveryKeysValuesAndItsErrorLine) {
 // An empty value is bad for every key: nothing means "the default".
 TEST(Options, AnEmptyValueIsBadForEveryKey) {
   for (const KeyRow &row : key_rows()) {
-    if (std::string(row.key) == "fault.caller" || std::string(row.key) == "fault.reject")
+    if (std::string(row.key) == "fault.caller" || std::string(row.key) == "fault.reject" ||
+        std::string(row.key) == "fault.only")
       continue;  // an empty list of modules: see EmptyModuleListsAreAccepted
     int bad = -1;
     EXPECT_EQ(errors_of(std::string(row.key) + ":", &bad),
@@ -234,7 +243,7 @@ TEST(Options, AnEmptyValueIsBadForEveryKey) {
 
 // fault.caller and fault.reject take an empty list, which selects no module.
 TEST(Options, EmptyModuleListsAreAccepted) {
-  EXPECT_EQ(errors_of("fault.caller:,fault.reject:"), "");
+  EXPECT_EQ(errors_of("fault.caller:,fault.reject:,fault.only:"), "");
 }
 
 TEST(Options, UnknownKeysListEveryKey) {
