@@ -15,6 +15,8 @@
 #include "backtrace.h"
 #include "budget.h"
 #include "counters.h"
+#include "events.h"
+#include "failure_sites.h"
 #include "fault.h"
 #include "gate.h"
 #include "hash.h"
@@ -385,7 +387,9 @@ void *with_policy(const Request &r, const Policy &pol, stats::PolicyCounters &co
   }
 
   stats::bump(counters.failures);
+  failure_sites::record(r.callsite, pol.contract);
   if (warn && report_allowed()) report_failure(r, pol, why, passes);
+  events::fire();  // a failure is a point of the timeline, and a moment to poll the live page
   errno = ENOMEM;
   return nullptr;
 }
@@ -516,7 +520,9 @@ class Allocation {
   void *fail_at_once(Reason why, bool reported) {
     stats::bump(counters_.attempts);
     stats::bump(counters_.failures);
+    failure_sites::record(r_.callsite, pol_.contract);
     if (reported && warn_ && report_allowed()) report_failure(r_, pol_, why, 0);
+    events::fire();
     errno = ENOMEM;
     return nullptr;
   }

@@ -9,6 +9,7 @@
 #include "budget.h"
 #include "check.h"
 #include "control.h"
+#include "counters.h"
 #include "gate.h"
 #include "options.h"
 #include "pool.h"
@@ -67,6 +68,7 @@ void start() {
   // jemalloc first: prepare handlers run in reverse order of registration, so ours (which
   // may call into jemalloc while holding our locks) run before jemalloc's own.
   je_free(je_malloc(1));
+  stats::g_counters.started_ns.store(sys::now_ns());
   EngineGuard guard;
   set_thread_exit_handler(on_thread_exit);
   pthread_atfork(prefork, postfork_parent, postfork_child);

@@ -12,6 +12,7 @@
 #include "callsite.h"
 #include "foreign.h"
 #include "lifecycle.h"
+#include "observe.h"
 #include "report.h"
 #include "stats_json.h"
 
@@ -24,6 +25,7 @@ __attribute__((constructor)) void allocscope_start() {
 
 __attribute__((destructor)) void allocscope_stop() {
   allocscope::write_exit_stats();
+  allocscope::observe::finish(0);  // the timeline, and the live page removed
   allocscope::lifecycle::stop();
 }
 
