@@ -181,7 +181,11 @@ Refusal open_page() {
   if (snprintf(g_path, sizeof(g_path), "%s/%s", dir, name) >= static_cast<int>(sizeof(g_path)))
     g_path[0] = '\0';  // cannot happen (dir fitted PATH_MAX with "/allocscope"); not removed
   g_page.store(page, std::memory_order_release);
+  // The counters now; the text at the first event, when the rest of the configuration
+  // (control:true comes first from allocscope run) has been applied.
+  g_text_due_ns.store(UINT64_MAX, std::memory_order_relaxed);
   refresh(sys::now_ns());
+  g_text_due_ns.store(0, std::memory_order_relaxed);
   return nullptr;
 }
 

@@ -32,7 +32,9 @@ int StatsMain(std::vector<std::string> operands) {
   }
   const std::string text = absl::GetFlag(FLAGS_stats_json) ? (*page)->Json() : (*page)->Summary();
   if (text.empty()) {
-    Complain("stats", absl::StrCat("process ", *pid, " has not written its stats yet"));
+    Complain("stats", absl::StrCat("process ", *pid,
+                                    " has not written its stats yet (it does at its first "
+                                    "allocation event after start)"));
     return kExitRefused;
   }
   if (absl::GetFlag(FLAGS_stats_json)) {
