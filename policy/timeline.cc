@@ -138,8 +138,9 @@ void write_page(Out &o, int signal) {
     const char *cls;
     uint64_t Sample::*field;
   };
-  for (const Mark &m : {Mark{"failure", &Sample::failures}, Mark{"reclaim", &Sample::passes},
-                        Mark{"wait", &Sample::waits}}) {
+  // Failures last: drawn over a reclaim pass at the same moment.
+  for (const Mark &m : {Mark{"reclaim", &Sample::passes}, Mark{"wait", &Sample::waits},
+                        Mark{"failure", &Sample::failures}}) {
     o.add("<g class=\"%ss\">", m.cls);
     for (int i = 0; i < n; ++i) {
       const uint64_t before = i ? g_samples[i - 1].*m.field : 0;
