@@ -8,7 +8,7 @@ Each case runs with XDG_RUNTIME_DIR set to a private temporary directory, so its
 77 if it cannot run here.
 
 Cases: sigterm_stats sigterm_json own_handler reraise ignored python_sigint live_stats
-ctl_limit ctl_refused ctl_timeout top refusals files
+ctl_limit ctl_refused ctl_timeout top refusals files profile
 """
 import json
 import os
@@ -357,6 +357,33 @@ def case_files(tmp):
     out, err = finish(p, stop + "3")
     check("others have access to it" in err and "done" in out, f"mode 0755: {err[-300:]!r}")
     check(not os.path.exists(os.path.join(d, f"{p.pid}.page")), "a page in a 0755 directory")
+
+
+# ---- item 5: heap profiles ----
+
+def case_profile(tmp):
+    """allocscope run --profile: jemalloc's profiler is on; ctl PID profile:dump writes a
+    profile of what is live (jeprof reads it: 60 MiB or more of bytearrays), and one more
+    is dumped at exit."""
+    stop = os.path.join(tmp, "stop")
+    script = ("import os, sys, time\nkeep = [bytearray(1 << 20) for _ in range(80)]\n"
+              "print(os.getpid(), flush=True)\n"
+              "while not os.path.exists(sys.argv[1]):\n  x = bytearray(200000)\n"
+              "  time.sleep(0.01)\n")
+    p, line = start(tmp, ["--profile"], script, stop, cwd=tmp)
+    r = command(tmp, "ctl", str(p.pid), "profile:dump")
+    check(r.returncode == 0, f"ctl profile:dump: {r.returncode} {r.stderr!r}")
+    finish(p, stop)
+    dumped = os.path.join(tmp, f"jeprof.{p.pid}.0.m0.heap")
+    final = [f for f in os.listdir(tmp) if f.startswith(f"jeprof.{p.pid}.") and f.endswith(".f.heap")]
+    check(os.path.exists(dumped), f"no {dumped}: {os.listdir(tmp)}")
+    check(len(final) == 1, f"no profile at exit: {os.listdir(tmp)}")
+    jeprof = "/usr/bin/jeprof"
+    if os.path.exists(dumped) and os.path.exists(jeprof):
+        r = subprocess.run([jeprof, "--text", os.path.realpath(PY), dumped], capture_output=True,
+                           text=True, timeout=120)
+        m = re.search(r"^Total: ([0-9.]+) MB", r.stdout, re.M)
+        check(m is not None and float(m.group(1)) >= 60, f"jeprof: {r.stdout[:300]!r} {r.stderr[-300:]!r}")
 
 
 def main():
