@@ -113,13 +113,20 @@ int page_dir(char (&out)[PATH_MAX]) {
   return fd;
 }
 
-// A fork child has its parent's mapping: it must not write there. It makes its own page.
+// A fork child has its parent's mapping: it must not write there. It makes its own page
+// at its first event: most children exec (and the new image makes its own) or _exit at
+// once, and a shell forks often.
+std::atomic<bool> g_reopen{false};
+// A request is being applied (poll): a control:false in it must leave the mapping to poll,
+// which answers in it first.
+std::atomic<bool> g_in_request{false};
+
 void after_fork_child() {
   Page *page = g_page.exchange(nullptr);
   if (page == nullptr) return;
   munmap(page, live::kPageBytes);
   g_path[0] = '\0';
-  open_page();
+  g_reopen.store(true);
 }
 
 void copy_text(const char *from, char *to, size_t cap) {
@@ -190,13 +197,15 @@ Refusal open_page() {
 }
 
 void close_page() {
+  g_reopen.store(false);
   Page *page = g_page.exchange(nullptr);
   if (page == nullptr) return;
   if (g_path[0] != '\0') unlink(g_path);
-  munmap(page, live::kPageBytes);
+  if (!g_in_request.load()) munmap(page, live::kPageBytes);
 }
 
 void poll() {
+  if (g_reopen.exchange(false) && g_config.control.load()) open_page();
   Page *page = g_page.load(std::memory_order_acquire);
   if (page == nullptr || page->request_state.load(std::memory_order_acquire) != live::kPosted)
     return;
@@ -208,16 +217,22 @@ void poll() {
   memcpy(request, page->request, sizeof(request));
   request[sizeof(request) - 1] = '\0';
   static char errors[sizeof(Page::reply)];
+  g_in_request.store(true);
   const int bad = try_apply_config(request, "allocscope ctl", errors, sizeof(errors));
+  g_in_request.store(false);
   if (bad < 0) {  // the configuration lock is busy: at the next event
     page->request_state.store(live::kPosted, std::memory_order_release);
     return;
   }
-  // The request may have been control:false: the page is gone then, nobody to answer.
-  if (g_page.load() != page) return;
   memcpy(page->reply, errors, sizeof(errors));
   page->request_bad.store(bad, std::memory_order_relaxed);
   page->request_state.store(live::kDone, std::memory_order_release);
+  // control:false closed the page meanwhile: the answer is in it (the command still has
+  // it mapped); now it goes.
+  if (g_page.load() != page) {
+    munmap(page, live::kPageBytes);
+    return;
+  }
   g_text_due_ns.store(0, std::memory_order_relaxed);  // show the new settings at once
   refresh(sys::now_ns());
 }

@@ -8,13 +8,14 @@
 // link: O_NOFOLLOW) owned by the user with no access for group or others; the page is
 // DIR/PID.page, mode 0600, opened O_NOFOLLOW|O_CLOEXEC and created fresh (a page left by
 // an earlier image of the same pid, before an exec, is replaced). No descriptor is kept:
-// the page is mapped, and the path kept to remove it at exit (the destructor, or the exit
-// signals' handler). A process that dies otherwise (SIGKILL, _exit, a crash) leaves its
+// the page is mapped, and the path kept to remove it at exit (the destructor, _exit, or
+// the exit signals' handler). A process that dies otherwise (SIGKILL, a crash) leaves its
 // page; the command removes pages whose process is gone.
 //
 // Counters are refreshed, and the request slot polled, at the events (observe.h): a busy
 // process answers within milliseconds, an idle one not until it allocates again (ctl
-// then times out, saying so). A fork child gets its own page; an exec'd image makes its own.
+// then times out, saying so). A fork child makes its own page at its first event (most
+// children exec or _exit first); an exec'd image makes its own.
 #pragma once
 
 #include <stdint.h>

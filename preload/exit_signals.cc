@@ -12,6 +12,7 @@
 
 #include "compiler.h"
 #include "exit_signals.h"
+#include "lifecycle.h"
 #include "stats_json.h"
 
 namespace allocscope {
@@ -67,6 +68,9 @@ void handler(int sig) {
   if (!written.exchange(true)) {
     write_exit_stats(sig);
     run_writers(sig);
+    // What the process gives back at exit (a tree budget's grant): the tree would reap it
+    // after the death anyway; now is sooner. Async-signal-safe (lifecycle.h).
+    lifecycle::stop();
   }
   struct sigaction dfl;
   memset(&dfl, 0, sizeof(dfl));

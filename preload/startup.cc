@@ -12,6 +12,7 @@
 #include "callsite.h"
 #include "foreign.h"
 #include "lifecycle.h"
+#include "live_page.h"
 #include "observe.h"
 #include "report.h"
 #include "stats_json.h"
@@ -68,11 +69,13 @@ std::atomic<dlclose_fn> g_real_dlclose{nullptr};
 // with _exit, and are often the first process of a tree.
 AS_EXPORT void _exit(int status) {
   allocscope::lifecycle::stop();
+  allocscope::live_page::close_page();  // a shell's children end here: no stale page
   real_exit("_exit")(status);
   __builtin_unreachable();
 }
 AS_EXPORT void _Exit(int status) {
   allocscope::lifecycle::stop();
+  allocscope::live_page::close_page();
   real_exit("_Exit")(status);
   __builtin_unreachable();
 }

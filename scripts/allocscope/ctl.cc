@@ -76,6 +76,10 @@ int CtlMain(std::vector<std::string> operands) {
       }
       continue;
     }
+    if (state == live::kTaken && absl::Now() >= deadline + absl::Seconds(10)) {
+      Complain("ctl", absl::StrCat("process ", *pid, " took the request but did not answer"));
+      return kExitRefused;
+    }
     if (kill(*pid, 0) != 0 && errno == ESRCH) {
       Complain("ctl", absl::StrCat("process ", *pid, " ended before answering"));
       return kExitRefused;
