@@ -102,7 +102,7 @@ int CtlMain(std::vector<std::string> operands) {
 
 const Verb kCtlVerb = {
     "ctl",
-    "change a running process's configuration (limit, policy, fault.*, ...)",
+    "change a running process's settings (limit, policy, fault.*...)",
     "[--timeout S] PID KEY:VALUE,...",
     R"(Applies KEY:VALUE,... (ALLOCSCOPE_CONF's grammar and keys) to process PID,
 running under allocscope with control:true (allocscope run turns it on). The

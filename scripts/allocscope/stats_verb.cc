@@ -69,7 +69,7 @@ version this allocscope does not read.)",
     {{"json", "", "stats_json"}},
     true,
     StatsMain,
-    "[--json] PID",
+    "PID",
 };
 
 }  // namespace allocscope::cmd

@@ -67,7 +67,7 @@ int TopMain(std::vector<std::string>) {
 
 const Verb kTopVerb = {
     "top",
-    "list this user's processes under allocscope: limit, charge, peak, failures",
+    "your processes under allocscope: limit, charge, peak, failures",
     "[--once]",
     R"(Lists your processes running under allocscope with control:true (allocscope
 run turns it on), one line each: the limit, the bytes charged now, the peak
