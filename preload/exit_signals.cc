@@ -138,9 +138,21 @@ AS_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
   return result;
 }
 
-// glibc's signal() calls its internal sigaction, not ours: the same, with BSD semantics
-// as glibc gives them (SA_RESTART, the signal blocked in its handler).
+// glibc's signal() calls its internal sigaction, not ours: for the three, the same through
+// ours, with BSD semantics as glibc gives them (SA_RESTART, the signal blocked in its
+// handler); every other signal (or before anything was armed) goes to glibc's signal, which
+// also honours siginterrupt().
 AS_EXPORT sighandler_t signal(int sig, sighandler_t handler) noexcept {
+  using SignalFn = sighandler_t (*)(int, sighandler_t) noexcept;
+  static std::atomic<SignalFn> real_signal{nullptr};
+  if (allocscope::exit_signals::index_of(sig) < 0 || !g_ever_armed.load()) {
+    SignalFn fn = real_signal.load(std::memory_order_acquire);
+    if (fn == nullptr) {
+      fn = reinterpret_cast<SignalFn>(dlsym(RTLD_NEXT, "signal"));
+      real_signal.store(fn, std::memory_order_release);
+    }
+    if (fn != nullptr) return fn(sig, handler);
+  }
   struct sigaction act, old;
   memset(&act, 0, sizeof(act));
   act.sa_handler = handler;
