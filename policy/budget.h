@@ -109,8 +109,8 @@ Peak peak();
 size_t charged_estimate();
 // Makes every thread (the caller now, the others as they start) install its activity
 // callback even with no limit: the peak, the live page and the timeline follow the charge
-// through them (stats_print, stats_file, control, timeline_file turn it on). Costs each
-// thread one mallctl at its start.
+// through them (control and timeline_file turn it on). Costs each thread one mallctl at
+// its start (~3x a bare thread's start and exit in tests/bench/thread_churn, as a limit).
 void watch_threads();
 bool watching();
 

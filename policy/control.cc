@@ -28,12 +28,14 @@ void set_text(char (&dest)[N], std::string_view v) {
   dest[n] = '\0';
 }
 
-// The stats, the live page and the timeline follow the charge through every thread's
-// activity callback (budget.h: watch_threads), and are written on SIGTERM, SIGINT and
-// SIGHUP too (exit_signals.h): both once any of them is wanted.
+// The stats, the live page and the timeline are written on SIGTERM, SIGINT and SIGHUP too
+// (exit_signals.h), once any of them is wanted. The live page and the timeline also need
+// every thread's activity callback, their events (budget.h: watch_threads), which costs
+// each thread a mallctl at its start: the stats alone do not ask for it (their peak is then
+// the limit's, or none).
 void arm_observers() {
   if (!exit_signals::wanted()) return;
-  budget::watch_threads();
+  if (g_config.control.load() || g_config.timeline_file[0] != '\0') budget::watch_threads();
   observe::start();
   if (exit_signals::arm) exit_signals::arm();
 }

@@ -72,7 +72,10 @@ int stats_summary(char *buf, size_t len, int signal) {
   const size_t limit = budget::limit();
   w.add("%slimit     %s", kNext, limit ? format_size(limit, a, sizeof(a)) : "none");
   const budget::Peak peak = budget::peak();
-  w.add("%speak      %s", kNext, format_size(peak.bytes, a, sizeof(a)));
+  if (limit == 0 && !budget::watching())
+    w.add("%speak      not followed (no limit, no control or timeline)", kNext);
+  else
+    w.add("%speak      %s", kNext, format_size(peak.bytes, a, sizeof(a)));
   if (limit != 0 && peak.bytes != 0)
     w.add(" (%llu %% of the limit)",
           static_cast<unsigned long long>(peak.bytes / (limit / 100 ? limit / 100 : 1)));
