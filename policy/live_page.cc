@@ -121,7 +121,12 @@ std::atomic<bool> g_reopen{false};
 // which answers in it first.
 std::atomic<bool> g_in_request{false};
 
+// One formatter of the page's text at a time (refresh).
+std::atomic<bool> g_formatting{false};
+
 void after_fork_child() {
+  g_formatting.store(false);  // a thread of the parent may have been formatting
+  g_in_request.store(false);
   Page *page = g_page.exchange(nullptr);
   if (page == nullptr) return;
   munmap(page, live::kPageBytes);
@@ -266,8 +271,7 @@ void refresh(uint64_t now_ns) {
   // Formatted into buffers of our own (not the stack: the event may be on a thread with a
   // small one), then copied under the seqlock, so a reader's retry window is a memcpy,
   // not the formatting. One formatter at a time.
-  static std::atomic<bool> formatting{false};
-  if (formatting.exchange(true, std::memory_order_acquire)) return;
+  if (g_formatting.exchange(true, std::memory_order_acquire)) return;
   static char json[sizeof(Page::json)], summary[sizeof(Page::summary)];
   const int j = stats_json(json, sizeof(json));
   const int s = stats_summary(summary, sizeof(summary), 0);
@@ -279,7 +283,7 @@ void refresh(uint64_t now_ns) {
   memcpy(page->json, json, sizeof(json));
   memcpy(page->summary, summary, sizeof(summary));
   page->text_seq.store(seq + 2, std::memory_order_release);
-  formatting.store(false, std::memory_order_release);
+  g_formatting.store(false, std::memory_order_release);
 }
 
 }  // namespace live_page

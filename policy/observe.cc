@@ -1,6 +1,8 @@
 // observe.cc: see observe.h.
 #include "observe.h"
 
+#include <pthread.h>
+
 #include <atomic>
 
 #include "events.h"
@@ -22,10 +24,15 @@ namespace {
 std::atomic<bool> g_busy{false};
 std::atomic<uint64_t> g_last_ns{0};
 
+// A fork child starts with no tick in progress, whatever its parent's threads were doing.
+void after_fork_child() { g_busy.store(false); }
+
 }  // namespace
 
 void start() {
   if (!g_config.control.load() && g_config.timeline_file[0] == '\0') return;
+  static std::atomic<bool> once{false};
+  if (!once.exchange(true)) pthread_atfork(nullptr, nullptr, after_fork_child);
   events::set_hook(tick);
   exit_signals::on_exit_signal(finish);
 }
