@@ -2,7 +2,8 @@
 // jobs are stopped (systemd, container runtimes, a terminal's ^C, a closed session).
 //
 // When stats_print, stats_file, control or timeline_file is set, the preload installs its
-// own handler for each of the three whose disposition is the default (SIG_DFL): an ignored
+// own handler for each of the three whose disposition is the default (SIG_DFL), except in
+// the init of a PID namespace (pid 1), to which the kernel does not deliver them: an ignored
 // signal stays ignored (nohup), a handler the program installed before stays. The handler
 // writes the stats (write_exit_stats(sig): async-signal-safe, no lock), the timeline and
 // removes the live page, then restores SIG_DFL, unblocks the signal and raises it again:

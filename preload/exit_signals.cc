@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <atomic>
 
@@ -90,7 +91,9 @@ void handler(int sig) {
 }  // namespace
 
 void arm() {
-  if (!wanted() || real() == nullptr) return;
+  // The init of a PID namespace (a container's first process) never gets a signal whose
+  // disposition is SIG_DFL: catching it would change what it does.
+  if (!wanted() || real() == nullptr || getpid() == 1) return;
   g_ever_armed.store(true);
   for (int i = 0; i < kCount; ++i) {
     if (g_standing_in[i].load()) continue;
