@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""live_test.py CASE ALLOCSCOPE: stats that survive the exit signals, and the live view and
+"""live_test.py CASE ALLOCSCOPE [SIGNAL_TARGET]: stats that survive the exit signals, and the live view and
 control of running processes (issue 18, items 1 to 3), on real python3 processes started
 with `allocscope run`.
 
@@ -7,7 +7,7 @@ Each case runs with XDG_RUNTIME_DIR set to a private temporary directory, so its
 (policy/live_page.h) are its own. Exit 0 if the case holds, 1 with the reasons otherwise,
 77 if it cannot run here.
 
-Cases: sigterm_stats sigterm_json own_handler reraise ignored python_sigint live_stats
+Cases: sigterm_stats sigterm_json own_handler reraise ignored python_sigint signal_api live_stats
 ctl_limit ctl_refused ctl_timeout top refusals files fork profile
 """
 import json
@@ -25,6 +25,7 @@ from cases import check
 
 PY = "/usr/bin/python3"
 ALLOCSCOPE = None
+SIGNAL_TARGET = None  # tests/programs/signal_target
 
 # Allocates 1 MiB every 20 ms and keeps it, until told to stop (a file), printing its pid:
 # a busy process, whose events come often. With a second argument, a file that, once it
@@ -198,6 +199,31 @@ def case_python_sigint(tmp):
         results.append((line, p.returncode, out))
     check(results[0] == results[1] and results[0][0] == "True True",
           f"without / with the preload: {results}")
+
+
+def case_signal_api(tmp):
+    """The same through C's signal(): a program's own handler keeps its behaviour; one that
+    restores SIG_DFL and raises again dies of SIGTERM with the stats written; signal() and
+    sigaction() report SIG_DFL for the three signals, as without the preload."""
+    # "own" ends with _exit from its handler: no stats at all (the one exit that writes none).
+    for mode, status, out_has, err_has in (("own", 5, "handled", ""),
+                                           ("restore", -signal.SIGTERM, "cleanup",
+                                            "stopped   by SIGTERM")):
+        p = subprocess.Popen([ALLOCSCOPE, "run", "--stats", "--", SIGNAL_TARGET, mode],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env_in(tmp))
+        line = p.stdout.readline().strip()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        check(line == "ready" and p.returncode == status and out_has in out,
+              f"{mode}: {line!r} status {p.returncode} out {out!r}")
+        check(err_has in err, f"{mode}: stderr {err[-400:]!r}")
+        if mode == "own":
+            check("stopped   by" not in err, f"own: the preload's handler ran: {err[-400:]!r}")
+    for pre in ([], [ALLOCSCOPE, "run", "--stats", "--"]):
+        r = subprocess.run(pre + [SIGNAL_TARGET, "query"], capture_output=True, text=True,
+                           env=env_in(tmp), timeout=30)
+        check(r.stdout.strip() == "dfl dfl dfl", f"query {pre[:2]}: {r.stdout!r}")
 
 
 # ---- item 3: live view and control ----
@@ -419,9 +445,12 @@ def case_profile(tmp):
 def main():
     global ALLOCSCOPE
     cases = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
-    if len(sys.argv) != 3 or sys.argv[1] not in cases:
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in cases:
         sys.exit(__doc__)
     ALLOCSCOPE = os.path.abspath(sys.argv[2])
+    if len(sys.argv) > 3:
+        global SIGNAL_TARGET
+        SIGNAL_TARGET = os.path.abspath(sys.argv[3])
     with tempfile.TemporaryDirectory() as tmp:
         cases[sys.argv[1]](tmp)
     from cases import problems
