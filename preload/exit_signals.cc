@@ -124,10 +124,11 @@ AS_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
   const struct sigaction reported = g_program_default[i];
   int result;
   if (act != nullptr && act->sa_handler == SIG_DFL && wanted()) {
+    const struct sigaction requested = *act;  // act may be old too
     const struct sigaction stand_in = ours();
     result = real()(sig, &stand_in, old);
     if (result == 0) {
-      g_program_default[i] = *act;
+      g_program_default[i] = requested;
       g_standing_in[i].store(true);
     }
   } else {
