@@ -19,7 +19,7 @@
 #include "verbs.h"
 
 ABSL_FLAG(allocscope::cmd::Seconds, ctl_timeout, {absl::Seconds(5)},
-          "seconds to wait for the process to pick the request up (default 5)");
+          "seconds to wait for the process to pick the request up");
 
 namespace allocscope::cmd {
 namespace {
