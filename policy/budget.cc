@@ -11,6 +11,7 @@
 #include "heap_stats.h"
 #include "mutex.h"
 #include "cgroup_limit.h"
+#include "event_hook.h"
 #include "options.h"
 #include "region.h"
 #include "report.h"
@@ -76,6 +77,32 @@ int64_t g_without_callback ABSL_GUARDED_BY(g_mutex) = 0;
 // nothing checks the unchecked allocations, so the limit is always near.
 bool g_activity_checks ABSL_GUARDED_BY(g_mutex) = true;
 
+// ---- The peak (budget.h: peak()) ----
+// The charge is known exactly only at an exact sum (sum_charged). Between two, each
+// activity callback moves an estimate by what its thread grew or shrank since its previous
+// callback: so the estimate, and the peak taken from it, lag the truth by at most what
+// every thread may allocate between two callbacks (kUncheckedPerThread each), at no cost
+// to any allocation that does not already reach a callback or a sum.
+std::atomic<int64_t> g_live_estimate{0};
+std::atomic<int64_t> g_peak{0};
+std::atomic<uint64_t> g_peak_at_ns{0};
+// Threads join in full (activity callback) even with no limit: the peak, the live page
+// and the timeline need their callbacks (watch_threads).
+std::atomic<bool> g_watching{false};
+
+void raise_peak(int64_t live) {
+  int64_t peak = g_peak.load(std::memory_order_relaxed);
+  while (live > peak)
+    if (g_peak.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+      g_peak_at_ns.store(sys::now_ns(), std::memory_order_relaxed);
+      return;
+    }
+}
+void note_live(int64_t live) {
+  g_live_estimate.store(live, std::memory_order_relaxed);
+  raise_peak(live);
+}
+
 Mutex g_wait_mutex{LockRank::kBudgetWait};
 pthread_cond_t g_freed = PTHREAD_COND_INITIALIZER;
 
@@ -120,12 +147,18 @@ void leave(ThreadState &t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
 // What the limit caps: every joined thread's live bytes, unused reserve and unused
 // allowance, plus the bytes outside them. Under g_mutex.
 int64_t sum_charged(bool with_allowances) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
-  int64_t total = g_outside;
+  int64_t total = g_outside, allowances = 0;
   for (ThreadState *t = g_threads; t != nullptr; t = t->budget.next)
-    if (joined_now(*t) && t->budget.allocated != nullptr)
-      total += net_since_join(*t) + load(&t->reserve.left) +
-               (with_allowances ? load(&t->budget.left) : 0);
-  return total;
+    if (joined_now(*t) && t->budget.allocated != nullptr) {
+      total += net_since_join(*t) + load(&t->reserve.left);
+      allowances += load(&t->budget.left);
+    }
+  // Every exact sum is a point of the peak, and the base the activity callbacks' estimate
+  // moves from (note_live).
+  if (g_limit.load(std::memory_order_relaxed) != 0 ||
+      g_arena_limit.load(std::memory_order_relaxed) != 0)
+    note_live(total);
+  return with_allowances ? total + allowances : total;
 }
 
 // The cap on all charged bytes: the limit (and the emergency allowance for MEMALLOC), or
@@ -254,14 +287,29 @@ void judge_nearness(int64_t total) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mutex) {
 // Called by jemalloc on the thread after every kCheckInterval bytes it allocates or frees:
 // takes its growth from the room, and sums exactly when the room is used up, or while the
 // limit is near (to see when it is no longer).
+void check_room(int64_t grown, uint32_t bits);
+
 void on_activity(void *, uint64_t, uint64_t) {
   ThreadState &t = t_state;
   const uint32_t bits = gate::bits();
-  if (t_holds_mutex || t.budget.exited || t.budget.exiting || !(bits & gate::kLimit)) return;
+  if (t_holds_mutex || t.budget.exited || t.budget.exiting) return;
   const int64_t net = load(t.budget.allocated) - load(t.budget.deallocated);
   // Relaxed atomics: reconfigure() re-baselines it from another thread.
   const int64_t grown = net - __atomic_load_n(&t.budget.net_at_check, __ATOMIC_RELAXED);
   __atomic_store_n(&t.budget.net_at_check, net, __ATOMIC_RELAXED);
+  if (grown != 0) {
+    const int64_t live = g_live_estimate.fetch_add(grown, std::memory_order_relaxed) + grown;
+    if (grown > 0) raise_peak(live);
+  }
+  if (bits & gate::kLimit) check_room(grown, bits);
+  // The live page's request slot and the timeline's samples (event_hook.h): here, where
+  // jemalloc already calls us every 64 KiB a thread allocates or frees.
+  event_hook::fire();
+}
+
+// The limit's part of the callback: takes the growth from the room, and sums exactly when
+// the room is used up, or while the limit is near.
+void check_room(int64_t grown, uint32_t bits) {
   if (!(bits & gate::kLimitNear)) {
     if (grown <= 0) {
       // In a tree, frees may leave this process with more grant than it needs, which
@@ -453,7 +501,7 @@ void join(ThreadState &t) {
 void know(ThreadState &t) {
   if (t.budget.exited || t.budget.exiting) return;
   Locked lock;
-  if (g_limit.load() != 0 || g_arena_limit.load() != 0) {
+  if (g_limit.load() != 0 || g_arena_limit.load() != 0 || g_watching.load()) {
     if (!registered(t) || !joined_now(t) || !t.budget.callback) join_locked(t);
     return;
   }
@@ -800,6 +848,31 @@ void postfork_child() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   else gate::change(0, gate::kExiting);
   g_freed = PTHREAD_COND_INITIALIZER;  // a parent thread may have been waiting on it
   postfork_parent();
+}
+
+void watch_threads() {
+  if (g_watching.exchange(true)) return;
+  if (g_limit.load() == 0 && g_arena_limit.load() == 0) {
+    // No exact sums without a limit: the estimate starts from jemalloc's own count.
+    HeapTotals heap;
+    read_heap_totals(&heap);
+    note_live(static_cast<int64_t>(heap.allocated));
+  }
+  join(t_state);
+}
+
+bool watching() { return g_watching.load(std::memory_order_relaxed); }
+
+Peak peak() {
+  return Peak{static_cast<size_t>(g_peak.load(std::memory_order_relaxed) > 0
+                                      ? g_peak.load(std::memory_order_relaxed)
+                                      : 0),
+              g_peak_at_ns.load(std::memory_order_relaxed)};
+}
+
+size_t charged_estimate() {
+  const int64_t live = g_live_estimate.load(std::memory_order_relaxed);
+  return live > 0 ? static_cast<size_t>(live) : 0;
 }
 
 }  // namespace budget

@@ -97,6 +97,25 @@ size_t emergency();
 // Live bytes now. Without a limit nothing is charged and this is jemalloc's count.
 size_t charged();
 
+// The peak of the charge and when it was reached (sys::now_ns()), and the charge now as
+// last estimated, without a lock (so a signal handler may read them). Taken at every exact
+// sum and moved by every activity callback by what its thread grew or shrank (budget.cc):
+// within kUncheckedPerThread per thread of the truth, and at no cost to the allocations
+// that reach neither (nothing on the fast path). Kept while a limit is set, or once
+// watch_threads() was called; otherwise 0.
+struct Peak {
+  size_t bytes;
+  uint64_t at_ns;
+};
+Peak peak();
+size_t charged_estimate();
+// Makes every thread (the caller now, the others as they start) install its activity
+// callback even with no limit: the peak, the live page and the timeline follow the charge
+// through them (control and timeline_file turn it on). Costs each thread one mallctl at
+// its start (~3x a bare thread's start and exit in tests/bench/thread_churn, as a limit).
+void watch_threads();
+bool watching();
+
 // The fast path's check while a limit is set: takes `size` from the thread's allowance if
 // it has that much. (No: allocate() calls try_charge, which refills it or fails.) A
 // thread that has not joined the current limit has no allowance: setting a limit clears

@@ -1,14 +1,19 @@
 // control.cc: see control.h. apply() has one case per configuration key (options.h's Key).
 #include "control.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "atomic_reserve.h"
 #include "budget.h"
+#include "exit_signals.h"
 #include "fault.h"
 #include "gate.h"
+#include "live_page.h"
+#include "observe.h"
 #include "options.h"
+#include "profile.h"
 #include "region.h"
 #include "report.h"
 #include "rules.h"
@@ -21,6 +26,18 @@ void set_text(char (&dest)[N], std::string_view v) {
   const size_t n = v.size() < N ? v.size() : N - 1;
   memcpy(dest, v.data(), n);
   dest[n] = '\0';
+}
+
+// The stats, the live page and the timeline are written on SIGTERM, SIGINT and SIGHUP too
+// (exit_signals.h), once any of them is wanted. The live page and the timeline also need
+// every thread's activity callback, their events (budget.h: watch_threads), which costs
+// each thread a mallctl at its start: the stats alone do not ask for it (their peak is then
+// the limit's, or none).
+void arm_observers() {
+  if (!exit_signals::wanted()) return;
+  if (g_config.control.load() || g_config.timeline_file[0] != '\0') budget::watch_threads();
+  observe::start();
+  if (exit_signals::arm) exit_signals::arm();
 }
 
 // Applies one setting; a Refusal if its module refuses it (reported as a bad value).
@@ -65,10 +82,30 @@ Refusal apply(const Setting &s, void *) {
     case Key::kWarn: c.warn.store(s.on); return nullptr;
     case Key::kWarnBurst: c.warn_burst.store(static_cast<unsigned>(s.number)); return nullptr;
     case Key::kStrict: c.strict.store(s.on); return nullptr;
-    case Key::kStatsPrint: c.stats_print.store(s.on); return nullptr;
+    case Key::kStatsPrint:
+      c.stats_print.store(static_cast<uint8_t>(s.number));
+      arm_observers();
+      return nullptr;
     // Output paths: relative ones resolved now (report.h), not at each write.
-    case Key::kStatsFile: return output_path_value(s.text, c.stats_file) ? nullptr : kRefused;
+    case Key::kStatsFile:
+      if (!output_path_value(s.text, c.stats_file)) return kRefused;
+      arm_observers();
+      return nullptr;
     case Key::kLogFile: return log_file_value(s.text, c.log_file) ? nullptr : kRefused;
+    case Key::kControl:
+      c.control.store(s.on);
+      if (s.on) {
+        if (Refusal why = live_page::open_page()) return why;
+      } else {
+        live_page::close_page();
+      }
+      arm_observers();
+      return nullptr;
+    case Key::kTimelineFile:
+      if (!output_path_value(s.text, c.timeline_file)) return kRefused;
+      arm_observers();
+      return nullptr;
+    case Key::kProfile: return profile::dump();
     // fault.*: the settings, then fault.cc brings its state and the gate in step.
     case Key::kFaultProbability: f.probability.store(s.number); f.enabled.store(true); break;
     case Key::kFaultInterval: f.interval.store(s.number); break;
@@ -125,6 +162,32 @@ int apply_config(std::string_view text, const char *source) {
     report("%s: strict:true, so bad configuration is fatal", source);
     abort();
   }
+  return bad;
+}
+
+namespace {
+struct Collected {
+  char *errors;
+  size_t cap;
+  size_t used;
+};
+}  // namespace
+
+int try_apply_config(std::string_view text, const char *source, char *errors, size_t cap) {
+  if (!g_config_mutex.try_lock()) return -1;
+  Collected out{errors, cap, 0};
+  if (cap != 0) errors[0] = '\0';
+  const int bad = parse_config(
+      text, source, apply,
+      [](const char *line, void *ctx) {
+        report("%s", line);
+        Collected &c = *static_cast<Collected *>(ctx);
+        if (c.used >= c.cap) return;
+        const int n = snprintf(c.errors + c.used, c.cap - c.used, "%s%s", c.used ? "\n" : "", line);
+        if (n > 0) c.used = c.used + static_cast<size_t>(n) < c.cap ? c.used + n : c.cap - 1;
+      },
+      &out);
+  g_config_mutex.unlock();
   return bad;
 }
 

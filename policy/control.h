@@ -8,6 +8,8 @@
 // by abort().
 #pragma once
 
+#include <stddef.h>
+
 #include <string_view>
 
 namespace allocscope {
@@ -16,5 +18,13 @@ namespace allocscope {
 // ("ALLOCSCOPE_CONF", "allocscope_config"). Returns the number of bad pairs (0 = all
 // applied). Serialised by the configuration lock (options.h).
 int apply_config(std::string_view text, const char *source);
+
+// The same for a request from outside (allocscope ctl, live_page.h), at one of the
+// process's events: the error lines are also copied, '\n'-separated, into errors[cap] for
+// the caller. Returns -1, applying nothing, when the configuration lock is busy (the event
+// may come from inside a configuration being applied): the request waits for the next.
+// strict:true does not make a request's bad pair fatal: the process is not the one that
+// got it wrong.
+int try_apply_config(std::string_view text, const char *source, char *errors, size_t cap);
 
 }  // namespace allocscope

@@ -61,6 +61,8 @@ struct Counters {
     std::atomic<unsigned> last_count;
   } reserves;
   Counter atomic_reserve_refills;
+  // When the preload started (sys::now_ns()): the stats give times from it (the peak's).
+  Counter started_ns;
 };
 
 extern Counters g_counters;

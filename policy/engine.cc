@@ -16,6 +16,8 @@
 #include "backtrace.h"
 #include "budget.h"
 #include "counters.h"
+#include "event_hook.h"
+#include "failure_sites.h"
 #include "fault.h"
 #include "gate.h"
 #include "hash.h"
@@ -386,7 +388,9 @@ void *with_policy(const Request &r, const Policy &pol, stats::PolicyCounters &co
   }
 
   stats::bump(counters.failures);
+  failure_sites::record(r.callsite, pol.contract);
   if (warn && report_allowed()) report_failure(r, pol, why, passes);
+  event_hook::fire();  // a failure is a point of the timeline, and a moment to poll the live page
   errno = ENOMEM;
   return nullptr;
 }
@@ -517,7 +521,9 @@ class Allocation {
   void *fail_at_once(Reason why, bool reported) {
     stats::bump(counters_.attempts);
     stats::bump(counters_.failures);
+    failure_sites::record(r_.callsite, pol_.contract);
     if (reported && warn_ && report_allowed()) report_failure(r_, pol_, why, 0);
+    event_hook::fire();
     errno = ENOMEM;
     return nullptr;
   }

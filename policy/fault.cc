@@ -14,7 +14,7 @@
 #include "backtrace.h"
 #include "callsite.h"
 #include "counters.h"
-#include "events.h"
+#include "fault_events.h"
 #include "leak_track.h"
 #include "gate.h"
 #include "options.h"
@@ -42,7 +42,7 @@ std::atomic<int> g_checks{0};           // failure checks running (check.h)
 // fault.persistent: a failure was injected, so every later eligible allocation fails.
 std::atomic<bool> g_persisting{false};
 
-// The last injection, for the crash record (events.h). Written by the injecting thread;
+// The last injection, for the crash record (fault_events.h). Written by the injecting thread;
 // a crash record read while another thread injects may mix two (it says "last" anyway).
 LastInjection g_last;
 
@@ -241,7 +241,7 @@ void count_checks(int delta) {
 void settings_changed(Key key) {
   if (key == Key::kFaultSeed || key == Key::kFaultReset) g_random.store(g_settings.seed.load());
   if (key == Key::kFaultReset) g_candidates.store(0), g_persisting.store(false);
-  if (key == Key::kFaultEvents || key == Key::kFaultReset) events::settings_changed();
+  if (key == Key::kFaultEvents || key == Key::kFaultReset) fault_events::settings_changed();
   if ((key == Key::kFaultEvents || key == Key::kFaultTrackAll) && g_settings.track_all.load())
     leak_track::start();
   if (key == Key::kFaultLog || key == Key::kFaultReset) g_log.set(g_settings.log);

@@ -25,7 +25,7 @@
 // caller's error path. Each one is logged (fault.log: one JSON line, written at once)
 // and reported (fault.verbose, unless NOWARN). fault.record writes, at exit, every
 // distinct call site and every distinct stack of eligible allocations with its count: a
-// sweep's list of points. fault.events (events.h) adds per-process start, exit and crash
+// sweep's list of points. fault.events (fault_events.h) adds per-process start, exit and crash
 // records, and leak_track.h the bytes the failed path leaves live.
 //
 // A call site is the return address of the allocator's caller, printed as
@@ -98,7 +98,7 @@ unsigned fail_nth_left();
 // fault.threads:marked: whether the calling thread may be failed.
 int mark_thread(bool on);
 
-// The last injected failure of this process (events.h writes it into a crash record).
+// The last injected failure of this process (fault_events.h writes it into a crash record).
 struct LastInjection {
   std::atomic<uint64_t> count{0};  // injections so far; the fields below are the last
   uint64_t nth = 0;

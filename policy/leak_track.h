@@ -4,7 +4,7 @@
 // From the first injected failure on (fault.h), in a process with fault.events set, every
 // block the engine hands out is remembered with its usable size, and forgotten when it is
 // freed or moved by realloc; what is left at exit is what the failed path allocated and
-// never freed (events.h writes it into the exit record). Only blocks allocated after the
+// never freed (fault_events.h writes it into the exit record). Only blocks allocated after the
 // injection count: what the program held before it is not the failure's doing.
 //
 // Frees only reach the engine while gate::kLeakTrack is engaged, and it is engaged only

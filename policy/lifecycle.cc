@@ -9,7 +9,8 @@
 #include "budget.h"
 #include "check.h"
 #include "control.h"
-#include "events.h"
+#include "counters.h"
+#include "fault_events.h"
 #include "gate.h"
 #include "options.h"
 #include "pool.h"
@@ -54,7 +55,7 @@ void postfork_parent() {
 }
 void postfork_child() {
   for (int i = kForkCount - 1; i >= 0; --i) kFork[i].postfork_child();
-  events::after_fork_child();
+  fault_events::after_fork_child();
 }
 
 void on_thread_exit(ThreadState &t) {
@@ -71,6 +72,7 @@ void start() {
   // jemalloc first: prepare handlers run in reverse order of registration, so ours (which
   // may call into jemalloc while holding our locks) run before jemalloc's own.
   je_free(je_malloc(1));
+  stats::g_counters.started_ns.store(sys::now_ns());
   EngineGuard guard;
   set_thread_exit_handler(on_thread_exit);
   pthread_atfork(prefork, postfork_parent, postfork_child);

@@ -69,6 +69,18 @@ bool size_to_int64_max(std::string_view v, Setting *s) {
 }
 bool bool_value(std::string_view v, Setting *s) { return parse_bool(v, &s->on); }
 
+// stats_print: a boolean (true = json), json or summary; the StatsPrint in `number`, and
+// `on` whether it prints anything.
+bool stats_print_value(std::string_view v, Setting *s) {
+  bool on;
+  if (parse_bool(v, &on)) s->number = static_cast<uint64_t>(on ? StatsPrint::kJson : StatsPrint::kOff);
+  else if (equals_ignore_case(v, "json")) s->number = static_cast<uint64_t>(StatsPrint::kJson);
+  else if (equals_ignore_case(v, "summary")) s->number = static_cast<uint64_t>(StatsPrint::kSummary);
+  else return false;
+  s->on = s->number != static_cast<uint64_t>(StatsPrint::kOff);
+  return true;
+}
+
 // limit: a size, or cgroup[-HEADROOM] (the cgroup's limit less a headroom: a size, or 5 %).
 bool limit_value(std::string_view v, Setting *s) {
   if (v.size() >= 6 && equals_ignore_case(v.substr(0, 6), "cgroup")) {
@@ -88,6 +100,7 @@ bool limit_scope(std::string_view v, Setting *s) {
   return false;
 }
 bool true_only(std::string_view v, Setting *s) { return parse_bool(v, &s->on) && s->on; }
+bool profile_value(std::string_view v, Setting *) { return equals_ignore_case(v, "dump"); }
 
 template <uint64_t kMin, uint64_t kMax>
 bool count(std::string_view v, Setting *s) {
@@ -239,13 +252,25 @@ constexpr KeySpec kKeys[] = {
     {Key::kWarnBurst, "warn_burst", "reports allowed per 5 seconds from 0 (no limit) to 1000000",
      count<0, 1000000>},
     {Key::kStrict, "strict", "true or false", bool_value},
-    {Key::kStatsPrint, "stats_print", "true or false", bool_value},
+    {Key::kStatsPrint, "stats_print",
+     "summary (a short table), json or true (the JSON), or false", stats_print_value},
     {Key::kStatsFile, "stats_file", "a file path (%p = pid; relative to the current directory)",
      text_value},
     {Key::kLogFile, "log_file",
      "stderr, or a file path (%p = pid; relative to the current directory) to a regular file "
      "of yours that can be opened for appending, with no symbolic link in the path",
      text_value},
+    {Key::kControl, "control",
+     "true or false: live counters and a request slot in a per-user page that allocscope "
+     "top, stats and ctl read",
+     bool_value},
+    {Key::kTimelineFile, "timeline_file",
+     "a file path (%p = pid; relative to the current directory) for the HTML timeline "
+     "written at exit",
+     text_value},
+    {Key::kProfile, "profile",
+     "dump (jemalloc's heap profile now, with jemalloc's prof on: allocscope run --profile)",
+     profile_value},
     {Key::kFaultProbability, "fault.probability",
      "a percentage from 0 to 100 (decimals allowed, e.g. 0.001), or 1/N for one in N",
      probability},

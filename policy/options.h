@@ -38,7 +38,7 @@ namespace allocscope {
 struct Config {
   std::atomic<bool> strict{false};
   std::atomic<bool> warn{true};  // failure reports (NOWARN silences one allocation)
-  std::atomic<bool> stats_print{false};
+  std::atomic<uint8_t> stats_print{0};  // a StatsPrint
   std::atomic<Flags> policy{kPolicyNormal};  // the process default scope flags
   // Larger requests fail, even NOFAIL. Start-up lowers it to what the kernel would back
   // (sys.h: largest_backable_size); the max_size key overrides that.
@@ -59,7 +59,14 @@ struct Config {
   // Written under g_config_mutex, read at exit.
   char stats_file[PATH_MAX] = "";
   char log_file[PATH_MAX] = "";
+  // The live page (live_page.h): on with control:true (allocscope run turns it on).
+  std::atomic<bool> control{false};
+  // The timeline page written at exit (timeline.h); "" = none. Written under g_config_mutex.
+  char timeline_file[PATH_MAX] = "";
 };
+
+// What stats_print prints at exit: nothing, the JSON (true, json) or the summary.
+enum class StatsPrint : uint8_t { kOff, kJson, kSummary };
 
 extern Config g_config;
 
@@ -121,7 +128,7 @@ struct FaultSettings {
   Relaxed<bool> stack_set{false};  // fault.stack selects one stack
   Relaxed<uint64_t> stack{0};      // ... this stack hash (stack_id.h)
   Relaxed<bool> persistent{false};  // fault.persistent
-  char events[PATH_MAX] = "";       // fault.events (events.h)
+  char events[PATH_MAX] = "";       // fault.events (fault_events.h)
   Relaxed<bool> track_all{false};   // fault.track_all (leak_track.h)
   char log[PATH_MAX] = "";
   char record[PATH_MAX] = "";
@@ -134,7 +141,7 @@ enum class Key {
   kPolicy, kLimit, kLimitScope, kCgroupDir, kArenaLimit, kNowaitReserve, kKvThreshold, kKvDirect, kKvGuard,
   kKvWindow, kEmergency, kMaxSize, kNofailMax, kNofailOverdrawMs, kRetryMax,
   kNofailInNowait, kStallWarnMs, kRules, kWarn, kWarnBurst, kStrict, kStatsPrint,
-  kStatsFile, kLogFile,
+  kStatsFile, kLogFile, kControl, kTimelineFile, kProfile,
   kFaultProbability, kFaultInterval, kFaultTimes, kFaultSpace, kFaultNth, kFaultSizeMin,
   kFaultSizeMax, kFaultCaller, kFaultReject, kFaultDepth, kFaultCallsite, kFaultThreads,
   kFaultSeed, kFaultVerbose, kFaultLog, kFaultRecord, kFaultReset, kFaultOnly, kFaultStack,

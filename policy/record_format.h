@@ -42,7 +42,7 @@ namespace record_format {
 inline constexpr int kRecordVersion = 2;
 
 // The signal the sweep sends a hung run's process group for every thread's stack
-// (events.h); the preload installs its handler only with fault.events.
+// (fault_events.h); the preload installs its handler only with fault.events.
 inline int stacks_signal() { return SIGRTMAX - 3; }
 
 // The field names, for readers (fault.cc spells them in its printf formats).

@@ -100,6 +100,31 @@ bool populate(void *at, size_t len) {
   return true;
 }
 
+size_t resident_bytes() {
+  const int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char text[128];
+  ssize_t n;
+  do n = read(fd, text, sizeof(text) - 1);
+  while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return 0;
+  text[n] = '\0';
+  // "size resident shared ...", in pages.
+  const char *p = text;
+  while (*p != '\0' && *p != ' ') ++p;
+  size_t pages = 0;
+  if (*p == ' ')
+    for (++p; *p >= '0' && *p <= '9'; ++p) pages = pages * 10 + static_cast<size_t>(*p - '0');
+  return pages * page_size();
+}
+
+size_t peak_resident_bytes() {
+  rusage usage;
+  if (syscall(SYS_getrusage, RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<size_t>(usage.ru_maxrss) * 1024;
+}
+
 }  // namespace sys
 
 #ifdef ALLOCSCOPE_DEBUG

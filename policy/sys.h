@@ -31,6 +31,11 @@ void sleep_ns(uint64_t ns);
 // succeeds and runs into the OOM killer where glibc's fails.
 size_t largest_backable_size();
 
+// Resident memory now (/proc/self/statm) and its peak (getrusage's ru_maxrss), in bytes;
+// 0 if unreadable. System calls only: async-signal-safe.
+size_t resident_bytes();
+size_t peak_resident_bytes();
+
 // Has thread `tid` of process `pid` ended (tgkill says ESRCH)?
 bool thread_is_gone(int pid, int tid);
 

@@ -10,9 +10,11 @@
 
 #include "backend.h"
 #include "callsite.h"
-#include "events.h"
+#include "fault_events.h"
 #include "foreign.h"
 #include "lifecycle.h"
+#include "live_page.h"
+#include "observe.h"
 #include "report.h"
 #include "stats_json.h"
 
@@ -21,11 +23,12 @@ namespace {
 __attribute__((constructor)) void allocscope_start() {
   allocscope::lifecycle::start();
   allocscope::foreign::detect();
-  allocscope::events::at_start();
+  allocscope::fault_events::at_start();
 }
 
 __attribute__((destructor)) void allocscope_stop() {
   allocscope::write_exit_stats();
+  allocscope::observe::finish(0);  // the timeline, and the live page removed
   allocscope::lifecycle::stop();
 }
 
@@ -65,17 +68,19 @@ std::atomic<dlclose_fn> g_real_dlclose{nullptr};
 
 // _exit and _Exit skip the destructors, where the process gives back what it holds (a
 // tree budget's grant: lifecycle::stop, async-signal-safe, as _exit must stay), and the
-// exit handler that writes fault.events' exit line (events.h; async-signal-safe too).
+// exit handler that writes fault.events' exit line (fault_events.h; async-signal-safe too).
 // Shells end with _exit, and are often the first process of a tree.
 AS_EXPORT void _exit(int status) {
-  allocscope::events::at_underscore_exit(status, "_exit");
+  allocscope::fault_events::at_underscore_exit(status, "_exit");
   allocscope::lifecycle::stop();
+  allocscope::live_page::close_page();  // a shell's children end here: no stale page
   real_exit("_exit")(status);
   __builtin_unreachable();
 }
 AS_EXPORT void _Exit(int status) {
-  allocscope::events::at_underscore_exit(status, "_Exit");
+  allocscope::fault_events::at_underscore_exit(status, "_Exit");
   allocscope::lifecycle::stop();
+  allocscope::live_page::close_page();
   real_exit("_Exit")(status);
   __builtin_unreachable();
 }

@@ -17,6 +17,10 @@ namespace {
 // --max-points flag is absl's max_points).
 std::string RegistryName(absl::string_view name) { return absl::StrReplaceAll(name, {{"-", "_"}}); }
 
+std::string RegistryName(const VerbFlag &f) {
+  return RegistryName(f.registered.empty() ? f.name : f.registered);
+}
+
 const VerbFlag *FindVerbFlag(const Verb &verb, absl::string_view name) {
   for (const VerbFlag &f : verb.flags)
     if (RegistryName(f.name) == RegistryName(name)) return &f;
@@ -33,7 +37,7 @@ void Complain(absl::string_view verb, absl::string_view message) {
 
 absl::Status CheckVerbFlags(const Verb &verb) {
   for (const VerbFlag &f : verb.flags) {
-    if (absl::FindCommandLineFlag(RegistryName(f.name)) == nullptr)
+    if (absl::FindCommandLineFlag(RegistryName(f)) == nullptr)
       return absl::InternalError(
           absl::StrCat("verb ", verb.name, " names flag --", f.name, ", which is not defined"));
   }
@@ -42,7 +46,7 @@ absl::Status CheckVerbFlags(const Verb &verb) {
 
 const absl::CommandLineFlag &RegisteredFlag(const VerbFlag &flag) {
   // CheckVerbFlags ran at start-up: every flag a verb names is defined.
-  return *absl::FindCommandLineFlag(RegistryName(flag.name));
+  return *absl::FindCommandLineFlag(RegistryName(flag));
 }
 
 absl::StatusOr<ParsedArgs> ParseVerbArgs(const Verb &verb, const std::vector<std::string> &args) {
@@ -69,7 +73,7 @@ absl::StatusOr<ParsedArgs> ParseVerbArgs(const Verb &verb, const std::vector<std
     const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
     const VerbFlag *spec = FindVerbFlag(verb, name);
     absl::CommandLineFlag *flag =
-        spec != nullptr ? absl::FindCommandLineFlag(RegistryName(name)) : nullptr;
+        spec != nullptr ? absl::FindCommandLineFlag(RegistryName(*spec)) : nullptr;
     if (flag == nullptr)
       return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, help_hint));
     std::string value;

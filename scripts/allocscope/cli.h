@@ -22,6 +22,10 @@ namespace allocscope::cmd {
 struct VerbFlag {
   absl::string_view name;   // as on the command line, without "--"; absl's name has '_' for '-'
   absl::string_view value;  // what the help shows after it ("SIZE"); "" for a boolean
+  // The absl flag behind it, when not the one named `name`: absl has one registry for the
+  // whole command, so two verbs' --json or --timeout of different types or defaults are
+  // two flags (stats' --json is stats_json, sweep's is json).
+  absl::string_view registered = {};
 };
 
 struct Verb {
@@ -35,6 +39,8 @@ struct Verb {
   bool takes_command;  // CMD [ARGS...] after the flags (or after "--")
   // Runs the verb once its flags are set; returns the exit status.
   int (*main)(std::vector<std::string> command);
+  // What the overview shows for the operands (the "command"), when takes_command.
+  absl::string_view operands = "-- CMD [ARGS...]";
 };
 
 // What a verb's arguments asked for.

@@ -24,17 +24,24 @@ memory runs short by the policy in force: retry until success (nofail), fail at
 once (nowait), try lightly (noretry) or hard (retry_mayfail), or fall back to an
 mmap region for large sizes (kv). This command runs programs under it with a
 configuration (run), walks a program's allocation-failure points with fault
-injection (sweep), and says where the preload is (lib).
+injection (sweep), shows and steers the processes running under it (top,
+stats, ctl), and says where the preload is (lib).
 
 Every configuration it is given (--conf, --limit, --policy and ALLOCSCOPE_CONF
 from the environment) is checked with the preload's own parser before anything
 runs: a bad pair is reported in the preload's words and nothing runs.)";
 
-constexpr absl::string_view kExitStatus = R"(  0    the command ran (a sweep: no failing point, or only those --known lists)
+constexpr absl::string_view kExitStatus = R"(  0    the command ran (a sweep: no failing point, or only those --known lists;
+       ctl: the target applied it)
   1    a sweep found a crash, hang, leak or wrong-output point not in --known
-       (sweep --replay: the point's outcome differs from the report's)
+       (sweep --replay: the point's outcome differs from the report's); stats,
+       ctl: the process cannot be read or steered (not running, another user's,
+       not under allocscope with control:true, a page of another version), or
+       ctl: the target refused the settings
   2    a usage or configuration error, nothing was run; or a sweep's baseline
        crashed or hung
+  3    ctl: the target did not pick the request up within --timeout (it has
+       not allocated since: the request was withdrawn, nothing changed)
   126  CMD was found but cannot be executed
   127  CMD was not found
   130  a sweep was interrupted (SIGINT or SIGTERM); its runs were killed and
@@ -56,7 +63,7 @@ constexpr int kWidth = 80;
 std::string ShortSynopsis(const Verb &verb) {
   std::string out = absl::StrCat("allocscope ", verb.name);
   if (!verb.flags.empty()) out.append(" [FLAGS]");
-  if (verb.takes_command) out.append(" -- CMD [ARGS...]");
+  if (verb.takes_command) absl::StrAppend(&out, " ", verb.operands);
   return out;
 }
 

@@ -16,7 +16,8 @@
 namespace allocscope::cmd {
 namespace {
 
-constexpr const Verb *kVerbs[] = {&kRunVerb, &kSweepVerb, &kLibVerb};
+constexpr const Verb *kVerbs[] = {&kRunVerb, &kSweepVerb, &kTopVerb, &kStatsVerb, &kCtlVerb,
+                                  &kLibVerb};
 
 const Verb *FindVerb(absl::string_view name) {
   for (const Verb *verb : kVerbs)

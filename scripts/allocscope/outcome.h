@@ -1,10 +1,10 @@
 // outcome.h: what failing one point did to the program, judged against the baseline (the
 // same command with nothing failed), from the run's exit, its full stdout and stderr, and
-// the fault.events records of every process in its tree (policy/events.h).
+// the fault.events records of every process in its tree (policy/fault_events.h).
 //
 // The classes, most serious first (a point gets the first that applies):
 //   hang         the run passed --timeout (each thread's stack is taken from the live
-//                processes first: policy/events.h, stacks_signal);
+//                processes first: policy/fault_events.h, stacks_signal);
 //   not-reached  no failure was injected;
 //   crash        a fatal signal ended some process of the tree (its crash record, or the
 //                top process's signal when it wrote none), other than an oom-exit abort;

@@ -39,7 +39,7 @@ struct StackRecord {
   uint64_t count = 0;
 };
 
-// A fault.events line (events.h): a process started, ended, crashed, or showed a
+// A fault.events line (policy/fault_events.h): a process started, ended, crashed, or showed a
 // thread's stack. Fields a kind does not have are left empty.
 struct EventRecord {
   std::string kind;  // start, exit, crash, thread

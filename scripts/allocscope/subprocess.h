@@ -56,7 +56,7 @@ struct SpawnRequest {
   std::string cwd;          // the working directory to start in; "" = this process's
   absl::Duration timeout;
   // Sent to the run's process group when it times out, then a moment's wait, before the
-  // group is killed: the preload writes each thread's stack (policy/events.h). 0: none.
+  // group is killed: the preload writes each thread's stack (policy/fault_events.h). 0: none.
   int stacks_signal = 0;
 };
 

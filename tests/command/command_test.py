@@ -164,11 +164,14 @@ class Conventions(unittest.TestCase):
         self.assertIn("/nonexistent/lib.so does not exist", r.stderr)
 
     def test_help(self):
-        flags = {"run": ["--limit SIZE", "--policy FLAGS", "--stats", "--conf STR", "--check"],
+        flags = {"run": ["--limit SIZE", "--policy FLAGS", "--stats", "--timeline FILE",
+                         "--profile", "--conf STR", "--check"],
                  "sweep": ["--mode stack|nth|callsite", "--depth N", "--only MODULE,...",
                            "--persistent", "--ignore-output", "--gdb", "--jobs N", "--timeout S",
                            "--max-points N",
-                           "--json FILE", "--html FILE", "--conf STR", "--stdin FILE", "--keep"]}
+                           "--json FILE", "--html FILE", "--conf STR", "--stdin FILE", "--keep"],
+                 # --json and --timeout here are other flags than sweep's (a bool; 5 s).
+                 "top": ["--once"], "stats": ["--json"], "ctl": ["--timeout S"]}
         for verb, names in flags.items():
             for args in (["help", verb], [verb, "--help"], [verb, "-h"]):
                 with self.subTest(args=args):
@@ -182,7 +185,8 @@ class Conventions(unittest.TestCase):
         r = run(["--help"])
         self.assertEqual(r.returncode, 0)
         for text in ("allocscope run", "allocscope sweep", "allocscope lib", "Exit status:",
-                     "127", "ALLOCSCOPE_LIB"):
+                     "127", "ALLOCSCOPE_LIB", "allocscope top", "allocscope stats [FLAGS] PID",
+                     "allocscope ctl [FLAGS] PID KEY:VALUE,..."):
             self.assertIn(text, r.stdout)
         self.assertEqual(run(["help"]).stdout, r.stdout)
 
@@ -205,7 +209,9 @@ class Conventions(unittest.TestCase):
                      ["sweep", "--jobs", "0", "--", "true"], ["sweep", "--mode", "all", "--", "true"],
                      ["sweep", "--timeout", "-1", "--", "true"], ["lib", "extra"],
                      ["sweep", "--stdin", "/nonexistent", "--", "true"],
-                     ["sweep", "--json", "/nonexistent/dir/r.json", "--", "true"]):
+                     ["sweep", "--json", "/nonexistent/dir/r.json", "--", "true"],
+                     ["stats"], ["stats", "12x"], ["stats", "1", "--json"], ["ctl", "1"],
+                     ["ctl", "--timeout", "0", "1", "limit:1G"], ["top", "extra"]):
             with self.subTest(args=args):
                 r = run(args)
                 self.assertEqual(r.returncode, 2, r.stderr)

@@ -81,7 +81,8 @@ class Launcher(unittest.TestCase):
         self.assertEqual(probe["active"], 1, probe)
         self.assertTrue(probe["version"], probe)
         self.assertEqual(probe["ld_preload"], lib)
-        self.assertEqual(probe["conf"], pre.conf)
+        # allocscope run puts control:true first (the live page; later pairs may turn it off).
+        self.assertEqual(probe["conf"], f"control:true,{pre.conf}")
         pre.check_active(probe["pid"])     # the shell's child, after a chdir
         return pre, pid, probe
 
@@ -120,7 +121,7 @@ class Launcher(unittest.TestCase):
         probe, _ = self.probe_output(out)
         self.assertEqual(probe["active"], 1, probe)
         self.assertEqual(probe["ld_preload"], f"{lib} {other}")
-        self.assertEqual(probe["conf"], f"strict:false,{pre.conf}")
+        self.assertEqual(probe["conf"], f"control:true,strict:false,{pre.conf}")
         pre.check_active(pid)
         pre.check_active(probe["pid"])
 

@@ -80,7 +80,7 @@ def make_cgroup():
 def in_cgroup(path, allocscope, conf, size_mib):
     """python3 under allocscope, moved into the cgroup before it starts."""
     script = f'echo $$ > {path}/cgroup.procs && exec "$@"'
-    cmd = ["sh", "-c", script, "sh", allocscope, "run", "--stats", "--conf", conf, "--",
+    cmd = ["sh", "-c", script, "sh", allocscope, "run", "--conf", "stats_print:json," + conf, "--",
            PY, "-c", ALLOC, str(size_mib)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
@@ -132,7 +132,7 @@ def test_dir(allocscope, work):
     with open(os.path.join(cg, "memory.high"), "w") as f:
         f.write(str(100 << 20) + "\n")
     conf = f"cgroup_dir:{cg},limit:cgroup-10M"
-    r = subprocess.run([allocscope, "run", "--stats", "--conf", conf, "--", PY, "-c", ALLOC, "80"],
+    r = subprocess.run([allocscope, "run", "--conf", "stats_print:json," + conf, "--", PY, "-c", ALLOC, "80"],
                        capture_output=True, text=True, timeout=60)
     check(stats_limit(r.stderr) == 90 << 20 and r.stdout.strip() == "got",
           f"cgroup_dir: memory.high (the lower) less 10M: {stats_limit(r.stderr)} {r.stdout!r}")

@@ -45,7 +45,8 @@ TEST(ApplyConfig, EachBadPairIsOneLineAndTheRestApplies) {
   EXPECT_NE(text.find("allocscope: TESTCONF: unknown key 'nonsense' (known keys: "),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("bad value 'maybe' for key 'stats_print': expected true or false"),
+  EXPECT_NE(text.find("bad value 'maybe' for key 'stats_print': expected summary (a short table), json or "
+                      "true (the JSON), or false"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("'novalue' is not key:value"), std::string::npos) << text;

@@ -70,7 +70,8 @@ const std::vector<KeyRow> &key_rows() {
       {"warn_burst", "reports allowed per 5 seconds from 0 (no limit) to 1000000", {"1000001"},
        {"0", "1000000"}},
       {"strict", "true or false", {"perhaps"}, {"true", "0"}},
-      {"stats_print", "true or false", {"maybe"}, {"1", "FALSE"}},
+      {"stats_print", "summary (a short table), json or true (the JSON), or false", {"maybe", "table"},
+       {"1", "FALSE", "summary", "JSON"}},
       {"stats_file", "a file path (%p = pid; relative to the current directory)",
        {std::string(PATH_MAX, 'x')}, {"/tmp/s.%p.json", "s.json"}},
       // Whether the file opens is for control.cc to find out: the parser takes any path.
@@ -78,6 +79,17 @@ const std::vector<KeyRow> &key_rows() {
        "stderr, or a file path (%p = pid; relative to the current directory) to a regular file "
        "of yours that can be opened for appending, with no symbolic link in the path",
        {std::string(PATH_MAX, 'x')}, {"/nonexistent-dir/x.log", "stderr"}},
+      {"control",
+       "true or false: live counters and a request slot in a per-user page that allocscope "
+       "top, stats and ctl read",
+       {"maybe", "2"}, {"true", "off"}},
+      {"timeline_file",
+       "a file path (%p = pid; relative to the current directory) for the HTML timeline "
+       "written at exit",
+       {std::string(PATH_MAX, 'x')}, {"/tmp/t.%p.html", "t.html"}},
+      {"profile",
+       "dump (jemalloc's heap profile now, with jemalloc's prof on: allocscope run --profile)",
+       {"true", "now"}, {"dump", "DUMP"}},
       {"fault.probability",
        "a percentage from 0 to 100 (decimals allowed, e.g. 0.001), or 1/N for one in N",
        {"101", "100.1", "-1", "1/0", "1/", "1/x", "5.", ".5", "0.0000000000000000001", "1e-3",

@@ -1,7 +1,7 @@
-// events.cc: see events.h. Every line is built in a fixed buffer by Line (no snprintf,
+// fault_events.cc: see fault_events.h. Every line is built in a fixed buffer by Line (no snprintf,
 // no malloc) and appended with append_line (report.h: open, write, close), so the same
 // code serves the exit handler, _exit and the signal handlers.
-#include "events.h"
+#include "fault_events.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -30,7 +30,7 @@
 #include "stack_id.h"
 
 namespace allocscope {
-namespace events {
+namespace fault_events {
 namespace {
 
 namespace rf = record_format;
@@ -342,5 +342,5 @@ void at_underscore_exit(int status, const char *how) {
   line.write();
 }
 
-}  // namespace events
+}  // namespace fault_events
 }  // namespace allocscope

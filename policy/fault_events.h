@@ -1,4 +1,4 @@
-// events.h: fault.events, the per-process records a sweep judges each run by: how every
+// fault_events.h: fault.events, the per-process records a sweep judges each run by: how every
 // process of the tree started and ended, and where it crashed (record_format.h has the
 // lines).
 //
@@ -27,7 +27,7 @@
 #pragma once
 
 namespace allocscope {
-namespace events {
+namespace fault_events {
 
 // fault.events was set (or reset): publishes the path; the first time with a path,
 // installs the signal handlers and writes the start line.
@@ -43,5 +43,5 @@ void after_fork_child();
 // startup.cc's _exit/_Exit wrapper, before the real call. Async-signal-safe.
 void at_underscore_exit(int status, const char *how);
 
-}  // namespace events
+}  // namespace fault_events
 }  // namespace allocscope
