@@ -94,7 +94,9 @@ std::string GroupRow(const PointGroup &g) {
   }
   details += Details("stderr", JsonText(p, "stderr"));
   const std::string function = JsonText(p, "function");
-  const std::string source = JsonText(p, "source");
+  std::string source = JsonText(p, "source");
+  if (const std::optional<SourceLine> line = PointSourceLine(p))
+    source = absl::StrCat(line->file, ":", line->line);
   const std::string cells[] = {JsonText(p, "callsite").empty() ? "-" : JsonText(p, "callsite"),
                                function.empty() ? "?" : function, source.empty() ? "-" : source};
   std::string tds = absl::StrCat("<td>", g.points.size(), "</td>");

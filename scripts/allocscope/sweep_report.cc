@@ -123,6 +123,11 @@ std::vector<PointGroup> GroupPoints(const Json &report) {
 }
 
 std::optional<SourceLine> PointSourceLine(const Json &point) {
+  if (const Json *caller = point.find("caller"); caller != nullptr && caller->is_object()) {
+    const Json *line = caller->find("line");
+    if (!JsonText(*caller, "file").empty() && line != nullptr && line->is_int())
+      return SourceLine{JsonText(*caller, "file"), line->as_int()};
+  }
   const std::string source = JsonText(point, "source");
   const size_t colon = source.rfind(':');
   int64_t line;

@@ -112,6 +112,7 @@ struct Selection {
 struct Report {
   std::vector<std::string> command;
   std::string allocscope;  // this command's path, for the replay lines
+  std::string program_module;  // the executable's module name (its real path's file name)
   std::string cwd;         // where the sweep started
   std::optional<std::string> stdin_file;  // what every run read as stdin (replay lines)
   bool complete = true;    // false: interrupted, the points are those that finished
@@ -159,7 +160,8 @@ struct PointGroup {
 };
 std::vector<PointGroup> GroupPoints(const Json &report);
 
-// "file:line" of a point's failing call (its "source"), split; nullopt when unknown.
+// The source line of a point's failing call: its "caller" frame's file and line (the
+// program's own frame nearest the allocation), else its "source"; nullopt when unknown.
 struct SourceLine {
   std::string file;
   int64_t line = 0;

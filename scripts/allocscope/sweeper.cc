@@ -323,6 +323,7 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   report.notes = symbolizer.notes();
   report.complete = !interrupted && !launcher.runner().stopped();
   report.command = launcher.command();
+  report.program_module = Basename(RealPath(program));
   report.mode = std::string(SweepModeName(o.mode));
   report.library = preload;
   report.conf = o.conf;
