@@ -81,6 +81,18 @@ class Sweeps(unittest.TestCase):
                                expect=1)
         crashes = [p for p in report["points"] if p["outcome"] == "crash"]
         self.assertEqual(len(crashes), 1)
+        # The fields schema 2 promises for every point, and for crashes.
+        for p in report["points"]:
+            for key in ("id", "outcome", "stack", "replay", "caller", "crash_stack", "process"):
+                self.assertIn(key, p)
+            for frame in p["stack"]:
+                self.assertEqual(set(frame), {"module", "offset", "function", "file", "line"})
+        self.assertEqual(crashes[0]["process"]["signal_name"], "SIGSEGV")
+        self.assertEqual(crashes[0]["caller"]["line"], unchecked_line())
+        self.assertEqual(report["summary"]["counts"]["crash"], 1)
+        self.assertEqual(set(report["summary"]["counts"]),
+                         {"clean", "handled", "oom-exit", "wrong-output", "leak", "crash",
+                          "hang", "not-reached"})
         self.assertIn(crashes[0]["id"], r.stderr)
         with open(known) as f:
             self.assertIn(crashes[0]["id"], f.read())
@@ -201,9 +213,7 @@ class Sweeps(unittest.TestCase):
             self.assertEqual(r.returncode, 1, r.stderr)  # the crash is in the merged report
             with open(merged_path) as f:
                 merged = json.load(f)
-            reached = lambda rep: {i: o for i, o in self.outcomes(rep).items()
-                                   if o != "not-reached"}
-            self.assertEqual(reached(merged), reached(whole), mode)
+            self.assertEqual(self.outcomes(merged), self.outcomes(whole), mode)
             self.assertEqual(merged["summary"]["points"], len(merged["points"]))
 
     def test_sample_is_seeded_and_reported(self):
