@@ -399,6 +399,9 @@ int SweepMain(std::vector<std::string> command) {
                                      "(resume with the same --mode and CMD)"));
       return kExitUsage;
     }
+    // The same stdin as the sweep it completes, unless --stdin says otherwise.
+    if (o.stdin_file.empty() && !JsonText(*r, "stdin").empty())
+      o.stdin_file = JsonText(*r, "stdin");
     resumed = *std::move(r);
   }
   const Environment current = Environment::Current();
@@ -429,7 +432,6 @@ int SweepMain(std::vector<std::string> command) {
   absl::StatusOr<Report> report = absl::UnknownError("not run");
   std::optional<std::string> kept_stdin;
   bool interrupted = false;
-  int replay_status = kExitOk;
   {
     absl::StatusOr<std::string> stdin_path = SweepStdin(o, *root);
     if (!stdin_path.ok()) {
@@ -460,7 +462,11 @@ int SweepMain(std::vector<std::string> command) {
         }
         return r->outcome == was ? kExitOk : 1;
       }
-      SweepPlan plan{o.mode, static_cast<int>(o.jobs), o.max_points, o.conf};
+      SweepPlan plan;
+      plan.mode = o.mode;
+      plan.jobs = static_cast<int>(o.jobs);
+      plan.max_points = o.max_points;
+      plan.conf = o.conf;
       plan.filter.shard = o.shard;
       plan.sample = o.sample;
       plan.seed = static_cast<uint64_t>(o.seed);
@@ -493,7 +499,6 @@ int SweepMain(std::vector<std::string> command) {
       }
     }
   }
-  (void)replay_status;
   if (o.keep)
     Complain("sweep", absl::StrCat("runs kept in ", *root));
   else

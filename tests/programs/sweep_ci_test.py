@@ -77,8 +77,18 @@ class Sweeps(unittest.TestCase):
 
     def test_exit_status_known_junit_sarif(self):
         junit, sarif, known = self.path("j.xml"), self.path("s.sarif"), self.path("known")
+        html = self.path("r.html")
         r, report = self.sweep("--junit", junit, "--sarif", sarif, "--write-known", known,
-                               expect=1)
+                               "--html", html, expect=1)
+        # The table and the page show groups, the crash first, with its replay command.
+        self.assertTrue(r.stdout.splitlines()[1].startswith("crash (SIGSEGV)"), r.stdout)
+        with open(html) as f:
+            page = f.read()
+        self.assertIn("allocscopeFilter", page)
+        self.assertNotIn("<script src", page)
+        rows = re.findall(r'<tr class="group ([a-z-]+)"', page)
+        self.assertEqual(rows[0], "crash")
+        self.assertIn(f"sweep_target.c:{unchecked_line()}", page)
         crashes = [p for p in report["points"] if p["outcome"] == "crash"]
         self.assertEqual(len(crashes), 1)
         # The fields schema 2 promises for every point, and for crashes.
