@@ -202,6 +202,28 @@ class Sweeps(unittest.TestCase):
             if u["calls"] != "strdup":
                 self.assertTrue(u["executed"], u)
 
+    def test_workdir_template_and_the_size_cap(self):
+        # The starting directory already holds the file; a template does not.
+        with open(os.path.join(self.cwd, "created-by-run"), "w"):
+            pass
+        _, copied = self.sweep("--mode", "nth", "--max-points", "2", command=[CREATE_ONCE])
+        self.assertEqual(copied["baseline"]["exit_status"], 3)
+        template = self.path("template")
+        os.mkdir(template)
+        _, templ = self.sweep("--mode", "nth", "--max-points", "2", "--workdir-template",
+                              template, command=[CREATE_ONCE], expect=0)
+        self.assertEqual(templ["baseline"]["exit_status"], 0)
+        self.assertEqual(templ["isolation"]["kind"], "template")
+        self.assertEqual(os.listdir(template), [])
+        # Past the cap (a sparse file counts its size): one line, exit 2, nothing runs.
+        with open(os.path.join(self.cwd, "big"), "wb") as f:
+            f.truncate(65 << 20)
+        r, report = self.sweep("--mode", "nth", command=[CREATE_ONCE], expect=2)
+        self.assertIsNone(report)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("--workdir-template", r.stderr)
+        self.assertIn("--shared-cwd", r.stderr)
+
     # ---- scale -----------------------------------------------------------------------
 
     def test_shards_merge_to_the_whole(self):
