@@ -163,24 +163,6 @@ double RoundSeconds(absl::Duration duration, int digits) {
   return std::round(absl::ToDoubleSeconds(duration) * scale) / scale;
 }
 
-std::string OutcomeText(const Point &point) {
-  if (point.outcome == Outcome::kHandled && point.run.exit.exit_status)
-    return absl::StrCat("handled (exit ", *point.run.exit.exit_status, ")");
-  if (point.outcome == Outcome::kCrash && point.run.exit.signal)
-    return absl::StrCat("crash (", SignalName(*point.run.exit.signal), ")");
-  return std::string(OutcomeName(point.outcome));
-}
-
-std::string SummaryText(const Summary &summary) {
-  std::vector<std::string> counts;
-  for (const Outcome o : kOutcomes)
-    counts.push_back(absl::StrCat(summary.counts[static_cast<int>(o)], " ", OutcomeName(o)));
-  const std::string rate =
-      summary.runs_per_second ? absl::StrFormat("%.15g runs/s", *summary.runs_per_second) : "-";
-  return absl::StrFormat("%d points: %s; %.15g s, %s", summary.points, absl::StrJoin(counts, ", "),
-                         summary.sweep_seconds, rate);
-}
-
 absl::Status WriteTextFile(const std::string &path, absl::string_view text) {
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)

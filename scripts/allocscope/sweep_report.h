@@ -177,15 +177,6 @@ std::string GroupTable(const Json &report);
 std::string ReportJunit(const Json &report);
 std::string ReportSarif(const Json &report);
 
-// "handled (exit 3)", "crash (SIGSEGV)", or the outcome's name.
-std::string OutcomeText(const Point &point);
-
-// The points as an aligned table: point, call site, function, source, outcome.
-std::string ReportTable(const std::vector<Point> &points);
-
-// "14 points: 0 clean, 13 handled, 1 crash, 0 hang, 0 not-reached; 0.15 s, 93 runs/s"
-std::string SummaryText(const Summary &summary);
-
 Json ReportJson(const Report &report);
 // {"clean": N, ...} over a JSON array of points, every outcome class named.
 Json CountOutcomes(const Json &points);
