@@ -295,6 +295,18 @@ class Sweeps(unittest.TestCase):
             r, _ = self.sweep(*args, expect=2)
             lines = r.stderr.strip().splitlines()
             self.assertTrue(any(words in l for l in lines), f"{args}: {r.stderr}")
+        # Reports of two different sweeps do not merge.
+        _, a = self.sweep("--mode", "nth", "--max-points", "1", command=[CREATE_ONCE])
+        a_path = self.last_json
+        _, b = self.sweep("--mode", "callsite", "--max-points", "1", command=[CREATE_ONCE])
+        r = subprocess.run([ALLOCSCOPE, "sweep", "merge", self.path("m.json"), a_path,
+                            self.last_json], capture_output=True, text=True, timeout=TIMEOUT,
+                           env=env())
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("another command or mode", r.stderr)
+        r, _ = self.sweep("--resume", a_path, "--shard", "1/2", expect=2)
+        self.assertIn("--resume", r.stderr)
         r = subprocess.run([ALLOCSCOPE, "sweep", "--replay", "nth-1", "/nonexistent.json"],
                            capture_output=True, text=True, timeout=TIMEOUT, env=env())
         self.assertEqual(r.returncode, 2)
