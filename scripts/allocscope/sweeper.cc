@@ -287,7 +287,9 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   // Interrupted: the points that finished make a partial report, without gdb.
   const bool interrupted = launcher.runner().stopped();
   if (!interrupted) {
-    if (absl::Status s = AddCrashBacktraces(launcher, points, o.jobs, progress); !s.ok())
+    // A stop while gdb runs ends the backtraces, not the report.
+    if (absl::Status s = AddCrashBacktraces(launcher, points, o.jobs, progress);
+        !s.ok() && !launcher.runner().stopped())
       return s;
   }
   progress.Note(absl::StrCat("symbolising the call sites of ", points.size(), " points"));
