@@ -189,7 +189,12 @@ class Sweeps(unittest.TestCase):
         # Every allocation in sweep_target.c is a call of its own, strdup's included.
         self.assertEqual(scan["calls"], whole["coverage"]["points_known"])
         self.assertEqual((scan["failed"], scan["unreached"]), (scan["calls"], []))
-        _, part = self.sweep("--mode", "callsite", "--max-points", "3", expect=0)
+        html = self.path("coverage.html")
+        _, part = self.sweep("--mode", "callsite", "--max-points", "3", "--html", html, expect=0)
+        with open(html) as f:
+            page = f.read()
+        self.assertIn(f"3 of {scan['calls']} allocation calls in", page)
+        self.assertIn("allocation calls no point failed", page)
         c = part["coverage"]
         self.assertEqual((c["points_run"], c["points_known"]), (3, scan["calls"]))
         scan = c["allocation_calls"][0]
