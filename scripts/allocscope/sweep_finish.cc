@@ -37,6 +37,17 @@ std::string CountsLine(const Json &report) {
 int FinishReport(const Json &report, const ReportOutputs &o, bool interrupted) {
   fputs(GroupTable(report).c_str(), stdout);
   printf("%s\n", CountsLine(report).c_str());
+  // A part of the points, said so: a sample or a shard is not the whole program.
+  if (const Json *sel = report.find("selection"); sel != nullptr && sel->is_object()) {
+    if (const Json *n = sel->find("sample"); n != nullptr && n->is_int())
+      printf("a sample: %lld points drawn at random with seed %s\n",
+             static_cast<long long>(n->as_int()), sel->find("seed")->Dump().c_str());
+    if (const std::string shard = JsonText(*sel, "shard"); !shard.empty())
+      printf("shard %s: the points whose id hashes to it\n", shard.c_str());
+    if (const std::string from = JsonText(*sel, "resumed_from"); !from.empty())
+      printf("resumed: %s points from %s\n", sel->find("resumed_points")->Dump().c_str(),
+             from.c_str());
+  }
   if (const Json *c = report.find("coverage"); c != nullptr && c->is_object()) {
     const Json *known = c->find("points_known");
     std::string line = absl::StrCat("coverage: ", c->find("points_run")->Dump(), " of ",

@@ -254,7 +254,8 @@ class Sweeps(unittest.TestCase):
             self.assertEqual(merged["summary"]["points"], len(merged["points"]))
 
     def test_sample_is_seeded_and_reported(self):
-        _, a = self.sweep("--mode", "nth", "--sample", "4", "--seed", "7")
+        r, a = self.sweep("--mode", "nth", "--sample", "4", "--seed", "7")
+        self.assertIn("a sample: 4 points drawn at random with seed 7", r.stdout)
         _, b = self.sweep("--mode", "nth", "--sample", "4", "--seed", "7")
         self.assertEqual(len(a["points"]), 4)
         self.assertEqual(self.outcomes(a), self.outcomes(b))
