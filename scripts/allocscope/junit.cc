@@ -48,7 +48,9 @@ std::string ReportJunit(const Json &report) {
       "\" tests=\"", groups.size(), "\" failures=\"", failures, "\" errors=\"0\">\n");
   for (const PointGroup &g : groups) {
     const Json &p = g.first();
-    const std::string where = JsonText(p, "source").empty() ? JsonText(p, "callsite") : JsonText(p, "source");
+const std::optional<SourceLine> line = PointSourceLine(p);
+    const std::string where =
+        line ? absl::StrCat(line->file, ":", line->line) : JsonText(p, "callsite");
     const std::string name = absl::StrCat(g.outcome, " at ", where.empty() ? "?" : where, " (",
                                           g.points.size(), g.points.size() == 1 ? " point" : " points",
                                           ", first ", JsonText(p, "id"), ")");

@@ -77,6 +77,18 @@ absl::StatusOr<Json> MergeReports(const std::vector<Json> &reports,
   std::stable_sort(points.begin(), points.end(), [](const Json &a, const Json &b) {
     return IntMember(a, "point") < IntMember(b, "point");
   });
+  // nth: each shard ends at its own first unreached n; the program's allocations end at
+  // the lowest of them, and nothing past it is a point.
+  if (JsonText(first, "mode") == "nth") {
+    std::optional<int64_t> end;
+    for (const Json &p : points)
+      if (JsonText(p, "outcome") == "not-reached" && (!end || IntMember(p, "point") < *end))
+        end = IntMember(p, "point");
+    if (end)
+      points.erase(std::remove_if(points.begin(), points.end(),
+                                  [&](const Json &p) { return IntMember(p, "point") > *end; }),
+                   points.end());
+  }
   Json all{Json::Array{}};
   for (Json &p : points) all.push(std::move(p));
   Json merged{Json::Object{}};

@@ -26,6 +26,7 @@ std::string Progress::EtaText() const {
   if (!total_ || done_ <= 0 || done_ >= *total_) return "";
   const absl::Duration left = (absl::Now() - start_) / static_cast<double>(done_) *
                               static_cast<double>(*total_ - done_);
+  if (left < absl::Seconds(1)) return "  ETA <1s";
   return absl::StrCat("  ETA ", absl::FormatDuration(absl::Trunc(left, absl::Seconds(1))));
 }
 

@@ -94,7 +94,9 @@ std::string GroupRow(const PointGroup &g) {
   }
   details += Details("stderr", JsonText(p, "stderr"));
   const std::string function = JsonText(p, "function");
-  const std::string source = JsonText(p, "source");
+  std::string source = JsonText(p, "source");
+  if (const std::optional<SourceLine> line = PointSourceLine(p))
+    source = absl::StrCat(line->file, ":", line->line);
   const std::string cells[] = {JsonText(p, "callsite").empty() ? "-" : JsonText(p, "callsite"),
                                function.empty() ? "?" : function, source.empty() ? "-" : source};
   std::string tds = absl::StrCat("<td>", g.points.size(), "</td>");
@@ -135,6 +137,27 @@ std::string ReportHtml(const Json &report) {
           : absl::StrCat("exit status ", Number(baseline->find("exit_status")), " in ",
                          Number(baseline->find("duration")), " s, ",
                          Number(baseline->find("allocations")), " allocations");
+  // Coverage: points run of points known, and the allocation calls no point failed.
+  std::string coverage;
+  if (const Json *c = report.find("coverage"); c != nullptr && c->is_object()) {
+    coverage = absl::StrCat("<p>Coverage: ", Number(c->find("points_run")), " of ",
+                            Number(c->find("points_known")), " points");
+    std::string unreached;
+    if (const Json *mods = c->find("allocation_calls"); mods != nullptr && mods->is_array())
+      for (const Json &m : mods->as_array()) {
+        if (m.find("calls") == nullptr) continue;
+        absl::StrAppend(&coverage, "; ", Number(m.find("failed")), " of ",
+                        Number(m.find("calls")), " allocation calls in <code>",
+                        Escape(JsonText(m, "module")), "</code> failed");
+        if (const Json *u = m.find("unreached"); u != nullptr && u->is_array())
+          for (const Json &call : u->as_array())
+            absl::StrAppend(&unreached, JsonText(call, "callsite"), "  ", JsonText(call, "calls"),
+                            "  ", JsonText(call, "caller").empty() ? "?" : JsonText(call, "caller"),
+                            "  ", JsonText(call, "source"), "\n");
+      }
+    absl::StrAppend(&coverage, ".</p>\n",
+                    Details("allocation calls no point failed", unreached), "\n");
+  }
   const Json *complete = report.find("complete");
   const bool partial = complete != nullptr && complete->is_bool() && !complete->as_bool();
   const std::string title = Escape(ShellJoin(command));
@@ -149,6 +172,7 @@ std::string ReportHtml(const Json &report) {
       summary != nullptr ? Number(summary->find("sweep_seconds")) : "-",
       " s. Baseline: ", Escape(base), ".</p>\n",
       baseline != nullptr ? Details("baseline stderr", JsonText(*baseline, "stderr")) : "",
+      coverage,
       "\n<p id=\"filter\">", boxes,
       " <input id=\"q\" placeholder=\"filter\" oninput=\"allocscopeFilter()\"></p>\n"
       "<table><tr><th>outcome</th><th>points</th><th>call site</th><th>function</th>"

@@ -7,6 +7,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "paths.h"
 #include "sweep_report.h"
@@ -20,6 +22,22 @@ Json StringArray(const std::vector<std::string> &items) {
   return out;
 }
 
+// An absolute path without "." and "dir/.." steps (DWARF spells a build tree's sources
+// as build/../src/x.c), for SARIF's URIs and a reader's eyes; others as they are.
+std::string CleanPath(const std::string &path) {
+  if (path.empty() || path[0] != '/') return path;
+  std::vector<std::string> parts;
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    if (part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.emplace_back(part);
+  }
+  return absl::StrCat("/", absl::StrJoin(parts, "/"));
+}
+
 // "file.c:12" split at its last ':' when a line number follows.
 void SplitSource(const std::optional<std::string> &source, Json *frame) {
   std::optional<std::string> file;
@@ -28,7 +46,7 @@ void SplitSource(const std::optional<std::string> &source, Json *frame) {
     const size_t colon = source->rfind(':');
     int64_t n;
     if (colon != std::string::npos && absl::SimpleAtoi(source->substr(colon + 1), &n)) {
-      file = source->substr(0, colon);
+      file = CleanPath(source->substr(0, colon));
       line = n;
     } else {
       file = *source;
@@ -132,7 +150,24 @@ Json PointJson(const Report &report, const Point &p) {
   Json stack{Json::Array{}};
   if (!p.injection_frames.empty())
     for (const Symbol &s : p.injection_frames.front()) stack.push(StackFrame(s));
+  // The caller a person looks at: the program's own frame nearest the allocation (a
+  // strdup's allocation is libc's, its caller the program's), else the first frame
+  // with a source line, else the first frame.
+  Json caller;
+  for (const Json &f : stack.as_array())
+    if (!report.program_module.empty() && JsonText(f, "module") == report.program_module) {
+      caller = f;
+      break;
+    }
+  if (caller.is_null())
+    for (const Json &f : stack.as_array())
+      if (!JsonText(f, "file").empty()) {
+        caller = f;
+        break;
+      }
+  if (caller.is_null() && !stack.as_array().empty()) caller = stack.as_array().front();
   out.set("stack", std::move(stack));
+  out.set("caller", std::move(caller));
   // Which process died of which signal: only the top-level process is judged today.
   if (p.run.exit.signal) {
     out.set("process",

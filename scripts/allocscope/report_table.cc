@@ -1,6 +1,5 @@
-// report_table.cc: the sweep's tables on stdout: one row per point (ReportTable), or one
-// row per group of points (GroupTable, what the sweep prints: a thousand nth points at a
-// dozen call sites are a dozen rows).
+// report_table.cc: the sweep's table on stdout: one row per group of points (a thousand
+// nth points at a dozen call sites are a dozen rows).
 #include <algorithm>
 #include <array>
 
@@ -66,32 +65,16 @@ std::string GroupTable(const Json &report) {
     const std::string signal = JsonText(p, "signal_name");
     if (g.outcome == "crash" && !signal.empty()) absl::StrAppend(&outcome, " (", signal, ")");
     const std::string function = JsonText(p, "function");
-    const std::string source = JsonText(p, "source");
+    // The caller's line (a strdup's is the program's, not libc's), else the call site's.
+    std::string source = JsonText(p, "source");
+    if (const std::optional<SourceLine> line = PointSourceLine(p))
+      source = absl::StrCat(line->file, ":", line->line);
     rows.push_back({outcome, absl::StrCat(g.points.size()), JsonText(p, "id"),
                     JsonText(p, "callsite").empty() ? "-" : JsonText(p, "callsite"),
                     Shorten(function.empty() ? "?" : function, kFunctionWidth),
                     ShortSource(source.empty() ? std::nullopt : std::optional<std::string>(source))});
   }
   return Align(rows);
-}
-
-std::string ReportTable(const std::vector<Point> &points) {
-  std::vector<std::array<std::string, 5>> rows = {
-      {"point", "call site", "function", "source", "outcome"}};
-  for (const Point &p : points)
-    rows.push_back({p.label, p.callsite.value_or("-"),
-                    Shorten(p.function.value_or("?"), kFunctionWidth), ShortSource(p.source),
-                    OutcomeText(p)});
-  size_t widths[4] = {};
-  for (const auto &row : rows)
-    for (size_t i = 0; i < 4; ++i) widths[i] = std::max(widths[i], DisplayWidth(row[i]));
-  std::string out;
-  for (const auto &row : rows) {
-    for (size_t i = 0; i < 4; ++i)
-      absl::StrAppend(&out, row[i], std::string(widths[i] - DisplayWidth(row[i]) + 2, ' '));
-    absl::StrAppend(&out, row[4], "\n");
-  }
-  return out;
 }
 
 }  // namespace allocscope::cmd

@@ -27,8 +27,8 @@
 #include "launcher.h"
 #include "paths.h"
 #include "preload.h"
+#include "sweep_finish.h"
 #include "sweep_report.h"
-#include "known.h"
 #include "merge.h"
 #include "replay.h"
 #include "shard.h"
@@ -256,109 +256,8 @@ std::string CurrentDirectory() {
   return getcwd(buf, sizeof(buf)) != nullptr ? std::string(buf) : std::string(".");
 }
 
-// The one-line summary under the table: the counts of the outcomes found.
-std::string CountsLine(const Json &report) {
-  const Json *summary = report.find("summary");
-  std::vector<std::string> parts;
-  if (const Json *counts = summary ? summary->find("counts") : nullptr; counts && counts->is_object())
-    for (const auto &[name, n] : counts->as_object())
-      if (!n.is_int() || n.as_int() != 0) parts.push_back(absl::StrCat(n.Dump(), " ", name));
-  const Json *points = summary ? summary->find("points") : nullptr;
-  const Json *seconds = summary ? summary->find("sweep_seconds") : nullptr;
-  const Json *rate = summary ? summary->find("runs_per_second") : nullptr;
-  return absl::StrCat(points ? points->Dump() : "0", " points: ",
-                      parts.empty() ? "none" : absl::StrJoin(parts, ", "), "; ",
-                      seconds ? seconds->Dump() : "-", " s, ",
-                      rate && !rate->is_null() ? rate->Dump() : "-", " runs/s");
-}
-
-// Prints the report and writes the files the flags ask for; the exit status: 130 when
-// interrupted, 1 when a failing point is not in --known, 0 otherwise.
-int Finish(const Json &report, const SweepOptions &o, bool interrupted, bool write_json = true) {
-  fputs(GroupTable(report).c_str(), stdout);
-  printf("%s\n", CountsLine(report).c_str());
-  if (const Json *c = report.find("coverage"); c != nullptr && c->is_object()) {
-    const Json *known = c->find("points_known");
-    std::string line = absl::StrCat("coverage: ", c->find("points_run")->Dump(), " of ",
-                                    known != nullptr && !known->is_null() ? known->Dump() : "?",
-                                    " points");
-    if (const Json *mods = c->find("allocation_calls"); mods != nullptr && mods->is_array())
-      for (const Json &m : mods->as_array())
-        if (const Json *calls = m.find("calls"); calls != nullptr && calls->is_int())
-          absl::StrAppend(&line, "; ", m.find("failed")->Dump(), " of ", calls->Dump(),
-                          " allocation calls in ", JsonText(m, "module"), " failed");
-    printf("%s\n", line.c_str());
-  }
-  fflush(stdout);
-  const std::pair<const std::string *, std::string (*)(const Json &)> outputs[] = {
-      {&o.html, ReportHtml},
-      {&o.junit, ReportJunit},
-      {&o.sarif, ReportSarif},
-      {&o.write_known, KnownText},
-  };
-  int status = kExitOk;
-  if (write_json && !o.json.empty()) {
-    if (absl::Status s = WriteTextFile(o.json, report.Dump(1) + "\n"); !s.ok()) {
-      Complain("sweep", s.message());
-      status = kExitUsage;
-    }
-  }
-  for (const auto &[path, writer] : outputs) {
-    if (path->empty()) continue;
-    if (absl::Status s = WriteTextFile(*path, writer(report)); !s.ok()) {
-      Complain("sweep", s.message());
-      status = kExitUsage;
-    }
-  }
-  if (interrupted) {
-    fputs("\nallocscope sweep: interrupted; the report holds the points that finished\n", stderr);
-    return kExitInterrupted;
-  }
-  if (status != kExitOk) return status;
-  absl::flat_hash_set<std::string> known;
-  if (!o.known.empty()) {
-    absl::StatusOr<absl::flat_hash_set<std::string>> read = ReadKnown(o.known);
-    if (!read.ok()) {
-      Complain("sweep", read.status().message());
-      return kExitUsage;
-    }
-    known = *std::move(read);
-  }
-  const std::vector<std::string> fresh = NewFailures(report, known);
-  if (fresh.empty()) return kExitOk;
-  std::vector<std::string> shown(fresh.begin(), fresh.begin() + std::min<size_t>(fresh.size(), 10));
-  Complain("sweep", absl::StrCat(fresh.size(), " failing point", fresh.size() == 1 ? "" : "s",
-                                 o.known.empty() ? "" : " not in --known", ": ",
-                                 absl::StrJoin(shown, " "), fresh.size() > shown.size() ? " ..." : ""));
-  return 1;
-}
-
-// `allocscope sweep merge OUT.json IN.json...`
-int MergeMain(const std::vector<std::string> &args, const SweepOptions &o) {
-  if (args.size() < 2) {
-    Complain("sweep", "merge: expected OUT.json IN.json... (allocscope sweep merge OUT IN...)");
-    return kExitUsage;
-  }
-  std::vector<Json> reports;
-  const std::vector<std::string> inputs(args.begin() + 1, args.end());
-  for (const std::string &path : inputs) {
-    absl::StatusOr<Json> r = ReadReport(path);
-    if (!r.ok()) {
-      Complain("sweep", absl::StrCat("merge: ", r.status().message()));
-      return kExitUsage;
-    }
-    reports.push_back(*std::move(r));
-  }
-  absl::StatusOr<Json> merged = MergeReports(reports, inputs);
-  if (!merged.ok()) {
-    Complain("sweep", absl::StrCat("merge: ", merged.status().message()));
-    return kExitUsage;
-  }
-  if (absl::Status s = WriteTextFile(args[0], merged->Dump(1) + "\n"); !s.ok()) {
-    Complain("sweep", s.message());
-    return kExitUsage;
-  }
-  return Finish(*merged, o, false);
+ReportOutputs Outputs(const SweepOptions &o) {
+  return {o.json, o.html, o.junit, o.sarif, o.write_known, o.known};
 }
 
 // How the runs see the working directory: a copy per run of the current directory or of
@@ -380,7 +279,7 @@ absl::StatusOr<Isolation> ChooseIsolation(const SweepOptions &o, const std::stri
 int SweepMain(std::vector<std::string> command) {
   SweepOptions o = ReadFlags();
   if (!command.empty() && command[0] == "merge" && o.replay.empty())
-    return MergeMain(std::vector<std::string>(command.begin() + 1, command.end()), o);
+    return MergeMain(std::vector<std::string>(command.begin() + 1, command.end()), Outputs(o));
   // --replay ID REPORT.json: the command, its configuration and stdin come from the report.
   std::optional<Json> replay_report, replay_point;
   if (!o.replay.empty()) {
@@ -432,6 +331,9 @@ int SweepMain(std::vector<std::string> command) {
                                      "(resume with the same --mode and CMD)"));
       return kExitUsage;
     }
+    // The same stdin as the sweep it completes, unless --stdin says otherwise.
+    if (o.stdin_file.empty() && !JsonText(*r, "stdin").empty())
+      o.stdin_file = JsonText(*r, "stdin");
     resumed = *std::move(r);
   }
   const Environment current = Environment::Current();
@@ -462,7 +364,6 @@ int SweepMain(std::vector<std::string> command) {
   absl::StatusOr<Report> report = absl::UnknownError("not run");
   std::optional<std::string> kept_stdin;
   bool interrupted = false;
-  int replay_status = kExitOk;
   {
     absl::StatusOr<std::string> stdin_path = SweepStdin(o, *root);
     if (!stdin_path.ok()) {
@@ -546,7 +447,6 @@ int SweepMain(std::vector<std::string> command) {
       }
     }
   }
-  (void)replay_status;
   if (o.keep)
     Complain("sweep", absl::StrCat("runs kept in ", *root));
   else
@@ -576,7 +476,7 @@ int SweepMain(std::vector<std::string> command) {
     report->resumed = resumed->find("points")->as_array();
     report->selection.resumed_points = static_cast<int64_t>(report->resumed.size());
   }
-  return Finish(ReportJson(*report), o, interrupted || !report->complete);
+  return FinishReport(ReportJson(*report), Outputs(o), interrupted || !report->complete);
 }
 
 }  // namespace

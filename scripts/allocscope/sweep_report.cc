@@ -124,6 +124,11 @@ std::vector<PointGroup> GroupPoints(const Json &report) {
 }
 
 std::optional<SourceLine> PointSourceLine(const Json &point) {
+  if (const Json *caller = point.find("caller"); caller != nullptr && caller->is_object()) {
+    const Json *line = caller->find("line");
+    if (!JsonText(*caller, "file").empty() && line != nullptr && line->is_int())
+      return SourceLine{JsonText(*caller, "file"), line->as_int()};
+  }
   const std::string source = JsonText(point, "source");
   const size_t colon = source.rfind(':');
   int64_t line;
@@ -141,29 +146,6 @@ std::string SignalName(int signal) {
 double RoundSeconds(absl::Duration duration, int digits) {
   const double scale = std::pow(10.0, digits);
   return std::round(absl::ToDoubleSeconds(duration) * scale) / scale;
-}
-
-std::string OutcomeText(const Point &point) {
-  if (point.outcome == Outcome::kHandled && point.run.exit.exit_status)
-    return absl::StrCat("handled (exit ", *point.run.exit.exit_status, ")");
-  // A crash below the top process: its signal and program (outcome.h's findings).
-  const std::optional<ProcessFate> &crashed = point.findings.process;
-  if (point.outcome == Outcome::kCrash && crashed && crashed->signal && crashed->depth > 0)
-    return absl::StrCat("crash (", SignalName(static_cast<int>(*crashed->signal)), " in ",
-                        crashed->exe, ")");
-  if (point.outcome == Outcome::kCrash && point.run.exit.signal)
-    return absl::StrCat("crash (", SignalName(*point.run.exit.signal), ")");
-  return std::string(OutcomeName(point.outcome));
-}
-
-std::string SummaryText(const Summary &summary) {
-  std::vector<std::string> counts;
-  for (const Outcome o : kOutcomes)
-    counts.push_back(absl::StrCat(summary.counts[static_cast<int>(o)], " ", OutcomeName(o)));
-  const std::string rate =
-      summary.runs_per_second ? absl::StrFormat("%.15g runs/s", *summary.runs_per_second) : "-";
-  return absl::StrFormat("%d points: %s; %.15g s, %s", summary.points, absl::StrJoin(counts, ", "),
-                         summary.sweep_seconds, rate);
 }
 
 absl::Status WriteTextFile(const std::string &path, absl::string_view text) {

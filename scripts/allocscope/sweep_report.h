@@ -104,6 +104,7 @@ struct Selection {
 struct Report {
   std::vector<std::string> command;
   std::string allocscope;  // this command's path, for the replay lines
+  std::string program_module;  // the executable's module name (its real path's file name)
   std::string cwd;         // where the sweep started
   std::optional<std::string> stdin_file;  // what every run read as stdin (replay lines)
   bool complete = true;    // false: interrupted, the points are those that finished
@@ -153,7 +154,8 @@ struct PointGroup {
 };
 std::vector<PointGroup> GroupPoints(const Json &report);
 
-// "file:line" of a point's failing call (its "source"), split; nullopt when unknown.
+// The source line of a point's failing call: its "caller" frame's file and line (the
+// program's own frame nearest the allocation), else its "source"; nullopt when unknown.
 struct SourceLine {
   std::string file;
   int64_t line = 0;
@@ -168,15 +170,6 @@ std::string GroupTable(const Json &report);
 // result per failing group) of a JSON report.
 std::string ReportJunit(const Json &report);
 std::string ReportSarif(const Json &report);
-
-// "handled (exit 3)", "crash (SIGSEGV)", or the outcome's name.
-std::string OutcomeText(const Point &point);
-
-// The points as an aligned table: point, call site, function, source, outcome.
-std::string ReportTable(const std::vector<Point> &points);
-
-// "14 points: 0 clean, 13 handled, 1 crash, 0 hang, 0 not-reached; 0.15 s, 93 runs/s"
-std::string SummaryText(const Summary &summary);
 
 Json ReportJson(const Report &report);
 // {"clean": N, ...} over a JSON array of points, every outcome class named.

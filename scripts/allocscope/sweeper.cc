@@ -386,7 +386,9 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   // from the runs' own crash records (outcome.h); gdb only if asked.
   const bool interrupted = launcher.runner().stopped();
   if (!interrupted && o.gdb) {
-    if (absl::Status s = AddCrashBacktraces(launcher, points, o.jobs, progress); !s.ok())
+    // A stop while gdb runs ends the backtraces, not the report.
+    if (absl::Status s = AddCrashBacktraces(launcher, points, o.jobs, progress);
+        !s.ok() && !launcher.runner().stopped())
       return s;
   }
   progress.Note(absl::StrCat("symbolising the call sites of ", points.size(), " points"));
@@ -422,6 +424,7 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   report.notes = symbolizer.notes();
   report.complete = !interrupted && !launcher.runner().stopped();
   report.command = launcher.command();
+  report.program_module = Basename(RealPath(program));
   report.mode = std::string(SweepModeName(o.mode));
   report.library = preload;
   report.conf = o.conf;

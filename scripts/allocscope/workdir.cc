@@ -42,9 +42,9 @@ absl::Status Measure(const std::string &dir, const std::string &exclude, Tally *
     if (path == exclude) continue;
     struct stat st;
     if (lstat(path.c_str(), &st) != 0) continue;  // gone since the listing
+    if (S_ISREG(st.st_mode)) t->bytes += static_cast<uint64_t>(st.st_size);
     if (++t->files > kWorkdirMaxFiles || t->bytes > kWorkdirMaxBytes)
       return absl::FailedPreconditionError("over");
-    if (S_ISREG(st.st_mode)) t->bytes += static_cast<uint64_t>(st.st_size);
     if (S_ISDIR(st.st_mode))
       if (absl::Status s = Measure(path, exclude, t); !s.ok()) return s;
   }

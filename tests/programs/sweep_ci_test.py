@@ -77,10 +77,32 @@ class Sweeps(unittest.TestCase):
 
     def test_exit_status_known_junit_sarif(self):
         junit, sarif, known = self.path("j.xml"), self.path("s.sarif"), self.path("known")
+        html = self.path("r.html")
         r, report = self.sweep("--junit", junit, "--sarif", sarif, "--write-known", known,
-                               expect=1)
+                               "--html", html, expect=1)
+        # The table and the page show groups, the crash first, with its replay command.
+        self.assertTrue(r.stdout.splitlines()[1].startswith("crash (SIGSEGV)"), r.stdout)
+        with open(html) as f:
+            page = f.read()
+        self.assertIn("allocscopeFilter", page)
+        self.assertNotIn("<script src", page)
+        rows = re.findall(r'<tr class="group ([a-z-]+)"', page)
+        self.assertEqual(rows[0], "crash")
+        self.assertIn(f"sweep_target.c:{unchecked_line()}", page)
         crashes = [p for p in report["points"] if p["outcome"] == "crash"]
         self.assertEqual(len(crashes), 1)
+        # The fields schema 2 promises for every point, and for crashes.
+        for p in report["points"]:
+            for key in ("id", "outcome", "stack", "replay", "caller", "crash_stack", "process"):
+                self.assertIn(key, p)
+            for frame in p["stack"]:
+                self.assertEqual(set(frame), {"module", "offset", "function", "file", "line"})
+        self.assertEqual(crashes[0]["process"]["signal_name"], "SIGSEGV")
+        self.assertEqual(crashes[0]["caller"]["line"], unchecked_line())
+        self.assertEqual(report["summary"]["counts"]["crash"], 1)
+        self.assertEqual(set(report["summary"]["counts"]),
+                         {"clean", "handled", "oom-exit", "wrong-output", "leak", "crash",
+                          "hang", "not-reached"})
         self.assertIn(crashes[0]["id"], r.stderr)
         with open(known) as f:
             self.assertIn(crashes[0]["id"], f.read())
@@ -167,7 +189,12 @@ class Sweeps(unittest.TestCase):
         # Every allocation in sweep_target.c is a call of its own, strdup's included.
         self.assertEqual(scan["calls"], whole["coverage"]["points_known"])
         self.assertEqual((scan["failed"], scan["unreached"]), (scan["calls"], []))
-        _, part = self.sweep("--mode", "callsite", "--max-points", "3", expect=0)
+        html = self.path("coverage.html")
+        _, part = self.sweep("--mode", "callsite", "--max-points", "3", "--html", html, expect=0)
+        with open(html) as f:
+            page = f.read()
+        self.assertIn(f"3 of {scan['calls']} allocation calls in", page)
+        self.assertIn("allocation calls no point failed", page)
         c = part["coverage"]
         self.assertEqual((c["points_run"], c["points_known"]), (3, scan["calls"]))
         scan = c["allocation_calls"][0]
@@ -179,6 +206,28 @@ class Sweeps(unittest.TestCase):
             # call to it is seen only in a failed allocation's stack.
             if u["calls"] != "strdup":
                 self.assertTrue(u["executed"], u)
+
+    def test_workdir_template_and_the_size_cap(self):
+        # The starting directory already holds the file; a template does not.
+        with open(os.path.join(self.cwd, "created-by-run"), "w"):
+            pass
+        _, copied = self.sweep("--mode", "nth", "--max-points", "2", command=[CREATE_ONCE])
+        self.assertEqual(copied["baseline"]["exit_status"], 3)
+        template = self.path("template")
+        os.mkdir(template)
+        _, templ = self.sweep("--mode", "nth", "--max-points", "2", "--workdir-template",
+                              template, command=[CREATE_ONCE], expect=0)
+        self.assertEqual(templ["baseline"]["exit_status"], 0)
+        self.assertEqual(templ["isolation"]["kind"], "template")
+        self.assertEqual(os.listdir(template), [])
+        # Past the cap (a sparse file counts its size): one line, exit 2, nothing runs.
+        with open(os.path.join(self.cwd, "big"), "wb") as f:
+            f.truncate(65 << 20)
+        r, report = self.sweep("--mode", "nth", command=[CREATE_ONCE], expect=2)
+        self.assertIsNone(report)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("--workdir-template", r.stderr)
+        self.assertIn("--shared-cwd", r.stderr)
 
     # ---- scale -----------------------------------------------------------------------
 
@@ -201,13 +250,12 @@ class Sweeps(unittest.TestCase):
             self.assertEqual(r.returncode, 1, r.stderr)  # the crash is in the merged report
             with open(merged_path) as f:
                 merged = json.load(f)
-            reached = lambda rep: {i: o for i, o in self.outcomes(rep).items()
-                                   if o != "not-reached"}
-            self.assertEqual(reached(merged), reached(whole), mode)
+            self.assertEqual(self.outcomes(merged), self.outcomes(whole), mode)
             self.assertEqual(merged["summary"]["points"], len(merged["points"]))
 
     def test_sample_is_seeded_and_reported(self):
-        _, a = self.sweep("--mode", "nth", "--sample", "4", "--seed", "7")
+        r, a = self.sweep("--mode", "nth", "--sample", "4", "--seed", "7")
+        self.assertIn("a sample: 4 points drawn at random with seed 7", r.stdout)
         _, b = self.sweep("--mode", "nth", "--sample", "4", "--seed", "7")
         self.assertEqual(len(a["points"]), 4)
         self.assertEqual(self.outcomes(a), self.outcomes(b))
@@ -253,6 +301,18 @@ class Sweeps(unittest.TestCase):
             r, _ = self.sweep(*args, expect=2)
             lines = r.stderr.strip().splitlines()
             self.assertTrue(any(words in l for l in lines), f"{args}: {r.stderr}")
+        # Reports of two different sweeps do not merge.
+        _, a = self.sweep("--mode", "nth", "--max-points", "1", command=[CREATE_ONCE])
+        a_path = self.last_json
+        _, b = self.sweep("--mode", "callsite", "--max-points", "1", command=[CREATE_ONCE])
+        r = subprocess.run([ALLOCSCOPE, "sweep", "merge", self.path("m.json"), a_path,
+                            self.last_json], capture_output=True, text=True, timeout=TIMEOUT,
+                           env=env())
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("another command or mode", r.stderr)
+        r, _ = self.sweep("--resume", a_path, "--shard", "1/2", expect=2)
+        self.assertIn("--resume", r.stderr)
         r = subprocess.run([ALLOCSCOPE, "sweep", "--replay", "nth-1", "/nonexistent.json"],
                            capture_output=True, text=True, timeout=TIMEOUT, env=env())
         self.assertEqual(r.returncode, 2)

@@ -11,7 +11,8 @@
    and exit status, together they cover every site, and the sweep ends with one
    not-reached point.
 3. `sqlite3 :memory: < script.sql`, --mode callsite and --mode nth --max-points 200: each
-   completes and writes the JSON and the HTML.
+   completes and writes the JSON and the HTML, and the first point of each crash group
+   replays (sweep --replay) to the same outcome.
 Prints each sweep's throughput (runs per second). Exits 0 if all holds, 1 otherwise.
 """
 import json
@@ -159,6 +160,24 @@ def check_nth_sweep(report, by_site):
           "nth: the points do not cover the same call sites as the callsite sweep")
 
 
+def check_crash_replays(allocscope, workdir, name):
+    """The first point of every crash group replays to the same outcome (sweep --replay:
+    the same stdin file, a fresh copy of the working directory)."""
+    with open(os.path.join(workdir, name + ".json")) as f:
+        report = json.load(f)
+    groups = {}
+    for p in report["points"]:
+        if p["outcome"] == "crash":
+            groups.setdefault(json.dumps(p["crash_stack"] or p["callsite"]), p)
+    for p in groups.values():
+        r = subprocess.run([allocscope, "sweep", "--replay", p["id"],
+                            os.path.join(workdir, name + ".json")],
+                           capture_output=True, text=True, timeout=120, cwd=workdir)
+        check(r.returncode == 0 and "as in the sweep" in r.stdout,
+              f"{name}: crash {p['id']} did not replay: {r.stdout}{r.stderr}")
+    print(f"{name}: {len(groups)} crash groups replayed", flush=True)
+
+
 def check_sqlite(allocscope, workdir):
     sqlite3 = shutil.which("sqlite3")
     if sqlite3 is None:
@@ -180,6 +199,7 @@ def check_sqlite(allocscope, workdir):
                 check(len(report["points"]) == SQLITE_NTH_POINTS,
                       f"{name}: {len(report['points'])} points, --max-points was "
                       f"{SQLITE_NTH_POINTS}")
+            check_crash_replays(allocscope, workdir, name)
         if html:
             check("allocscope sweep" in html and "</html>" in html,
                   f"{name}: the HTML is incomplete")
