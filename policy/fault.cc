@@ -291,11 +291,11 @@ bool inject(size_t size, Flags flags, bool nofail, const char *function, const v
   // 3-4. The attributes.
   if (!fail && (!g_settings.enabled.load() || !attributes_say_fail(size)))
     return false;
-  if (g_settings.persistent.load()) {
+  announce(size, flags, function, site, nth, stack);
+  if (g_settings.persistent.load()) {  // after announce: the first line is not "persistent"
     g_persisting.store(true, std::memory_order_relaxed);
     update();  // stays armed although the nth countdown ran out
   }
-  announce(size, flags, function, site, nth, stack);
   return true;
 }
 
