@@ -38,11 +38,19 @@ struct BaselineExtra {
   std::vector<StackPoint> stacks;
 };
 
-// The pairs every run gets: its fault.events file, and --depth and --only.
-std::vector<std::string> CommonPairs(const SweepPlan &o, const std::string &dir) {
-  std::vector<std::string> pairs = {absl::StrCat("fault.events:", dir, "/events.%p.jsonl")};
+// The pairs that decide which allocations are points and how they are named (--depth,
+// --only): the baseline's and every point's, and part of a point's `fault` (its replay).
+std::vector<std::string> SelectionPairs(const SweepPlan &o) {
+  std::vector<std::string> pairs;
   if (o.depth) pairs.push_back(absl::StrCat("fault.depth:", *o.depth));
   if (!o.only.empty()) pairs.push_back(absl::StrCat("fault.only:", absl::StrJoin(o.only, "|")));
+  return pairs;
+}
+
+// The pairs every run gets: its fault.events file and the selection pairs.
+std::vector<std::string> CommonPairs(const SweepPlan &o, const std::string &dir) {
+  std::vector<std::string> pairs = {absl::StrCat("fault.events:", dir, "/events.%p.jsonl")};
+  for (std::string &pair : SelectionPairs(o)) pairs.push_back(std::move(pair));
   return pairs;
 }
 
@@ -152,8 +160,11 @@ absl::StatusOr<Point> RunPoint(const SweepPlan &o, Launcher &launcher,
                                std::optional<std::string> callsite) {
   absl::StatusOr<std::string> dir = launcher.NewDir(absl::StrReplaceAll(label, {{" ", "-"}}));
   if (!dir.ok()) return dir.status();
+  // The point's pairs, all a replay needs: selection, the point itself, persistence.
+  std::vector<std::string> selection = SelectionPairs(o);
+  fault.insert(fault.begin(), selection.begin(), selection.end());
   if (o.persistent) fault.push_back("fault.persistent:true");
-  std::vector<std::string> pairs = CommonPairs(o, *dir);
+  std::vector<std::string> pairs = {absl::StrCat("fault.events:", *dir, "/events.%p.jsonl")};
   pairs.insert(pairs.end(), fault.begin(), fault.end());
   pairs.push_back(absl::StrCat("fault.log:", *dir, "/fault.%p.jsonl"));
   absl::StatusOr<RunRecord> run = launcher.Run(*dir, pairs);

@@ -17,7 +17,9 @@ Each case runs real sweeps (real processes, the preload, no mocks) and asserts t
   oom_exit               oom_exit: exit(3) and abort() in the wrappers are oom-exit;
   leak                   leak_path: the leaking error path is leak, with its 64 KiB;
   hang                   hang_target: hang, with both threads' stacks in the report;
-  persistent             persistent_target: exit 4 with one failure, 5 with --persistent.
+  persistent             persistent_target: exit 4 with one failure, 5 with --persistent;
+  underscore_exit        a shell that ends in _exit writes its fault.record (sites and
+                         stacks) and its fault.events exit line with its status.
 Exits 0 if all holds, 1 otherwise.
 """
 import json
@@ -247,6 +249,24 @@ def case_persistent(allocscope, progs, workdir):
                   f"{extra}: exit status {ours[0]['exit_status']}, expected {status}")
             check(len(ours[0]["injections"]) == (1 if not extra else 2),
                   f"{extra}: {len(ours[0]['injections'])} injections")
+
+
+def case_underscore_exit(allocscope, progs, workdir):
+    conf = f"fault.record:{workdir}/record.%p,fault.events:{workdir}/events.%p"
+    r = subprocess.run([allocscope, "run", "--conf", conf, "--", "/bin/sh", "-c", "exit 3"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 3, f"sh: exit status {r.returncode}")
+    names = os.listdir(workdir)
+    records = [json.loads(line) for n in names if n.startswith("record.")
+               for line in open(os.path.join(workdir, n))]
+    events = [json.loads(line) for n in names if n.startswith("events.")
+              for line in open(os.path.join(workdir, n))]
+    check(any(e.get("kind") == "stack" for e in records), f"no stack lines: {records[:3]}")
+    check(any(e.get("kind") == "site" for e in records), f"no site lines: {records[:3]}")
+    exits = [e for e in events if e["kind"] == "exit"]
+    check(len(exits) == 1 and exits[0]["how"] == "_exit" and exits[0]["status"] == 3,
+          f"exit lines: {exits}")
+    check(any(e["kind"] == "start" for e in events), f"no start line: {events}")
 
 
 def main():
