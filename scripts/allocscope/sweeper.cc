@@ -300,8 +300,13 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
         static_cast<int64_t>(stacks.size()),
         [&](int64_t i) {
           const StackPoint &stack = stacks[static_cast<size_t>(i - 1)];
-          return RunPoint(o, launcher, extra, i, absl::StrCat("stack ", i),
-                          {absl::StrCat("fault.stack:", stack.stack), "fault.times:1"},
+          // The stack's first frame is its call site: the preload tests that first, so
+          // only allocations from there pay for unwinding (policy/fault.h).
+          std::vector<std::string> fault = {absl::StrCat("fault.stack:", stack.stack)};
+          if (!stack.frames.empty() && !absl::StartsWith(stack.frames.front(), "0x"))
+            fault.push_back(absl::StrCat("fault.callsite:", stack.frames.front()));
+          fault.push_back("fault.times:1");
+          return RunPoint(o, launcher, extra, i, absl::StrCat("stack ", i), std::move(fault),
                           stack.frames.empty() ? std::nullopt
                                                : std::optional<std::string>(stack.frames.front()));
         },
