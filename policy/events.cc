@@ -40,6 +40,7 @@ std::atomic<bool> g_installed{false};
 std::atomic<bool> g_crashed{false};  // a crash line was written: one per process
 constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
 struct sigaction g_previous[65];  // the program's handlers before ours, by signal
+std::atomic<bool> g_ours[65];     // our crash handler holds the signal
 
 // A JSON line in a fixed buffer; async-signal-safe. Text that would not fit is cut (the
 // reader then skips the line as unparsable rather than misread it).
@@ -218,6 +219,7 @@ void on_crash(int sig, siginfo_t *info, void *ucontext) {
   // raised again, it is delivered when this handler returns (a fault would also recur).
   struct sigaction dfl = {};
   dfl.sa_handler = SIG_DFL;
+  g_ours[sig].store(false);  // so that the preload's sigaction passes this one through
   sigaction(sig, &dfl, nullptr);
   syscall(SYS_tgkill, getpid(), gettid(), sig);
   errno = saved_errno;
@@ -283,7 +285,8 @@ void install() {
     sa.sa_sigaction = on_crash;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    sigaction(sig, &sa, &g_previous[sig]);
+    sigaction(sig, &sa, &g_previous[sig]);  // (the preload's, which passes it through)
+    g_ours[sig].store(true);
   }
   struct sigaction sa = {};
   sa.sa_sigaction = on_stacks;
@@ -316,6 +319,14 @@ void settings_changed() {
   if (g_fault_settings.events[0] == '\0' || g_installed.exchange(true)) return;
   install();
   write_start();
+}
+
+bool program_sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+  if (sig <= 0 || sig >= 65 || !g_ours[sig].load()) return false;
+  const struct sigaction previous = g_previous[sig];
+  if (act != nullptr) g_previous[sig] = *act;
+  if (old != nullptr) *old = previous;
+  return true;
 }
 
 void at_start() {

@@ -22,9 +22,12 @@
 //     sweep sends it to a hung run's process group before killing it. The thread the
 //     kernel picks passes it on to every other thread of the process (tgkill), and each
 //     writes its own stack.
-// A handler the program installs later replaces ours: its crashes are then not recorded
-// (the sweep still sees the signal in the exit status).
+// A handler the program installs later for one of those signals (sigaction, signal:
+// preload/signal_api.cc) does not replace ours: it becomes the handler ours chains to,
+// and the program is told what it would have been told (its own previous handler).
 #pragma once
+
+#include <signal.h>
 
 namespace allocscope {
 namespace events {
@@ -39,6 +42,11 @@ void at_start();
 
 // In a fork child: its start line.
 void after_fork_child();
+
+// The preload's sigaction: true if our crash handler holds `sig`, in which case the
+// program's new action (if any) is kept as the one ours chains to, and its previous one
+// returned in *old (if asked). False: not ours, the caller installs it for real.
+bool program_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
 // startup.cc's _exit/_Exit wrapper, before the real call. Async-signal-safe.
 void at_underscore_exit(int status, const char *how);

@@ -19,7 +19,10 @@ Each case runs real sweeps (real processes, the preload, no mocks) and asserts t
   hang                   hang_target: hang, with both threads' stacks in the report;
   persistent             persistent_target: exit 4 with one failure, 5 with --persistent;
   underscore_exit        a shell that ends in _exit writes its fault.record (sites and
-                         stacks) and its fault.events exit line with its status.
+                         stacks) and its fault.events exit line with its status;
+  chain_handler          a program that installs its own SIGSEGV handler (sigaction or
+                         signal) after start-up: the crash record is written and then the
+                         program's handler runs (its exit status 7).
 Exits 0 if all holds, 1 otherwise.
 """
 import json
@@ -267,6 +270,25 @@ def case_underscore_exit(allocscope, progs, workdir):
     check(len(exits) == 1 and exits[0]["how"] == "_exit" and exits[0]["status"] == 3,
           f"exit lines: {exits}")
     check(any(e["kind"] == "start" for e in events), f"no start line: {events}")
+
+
+def case_chain_handler(allocscope, progs, workdir):
+    for how in ("sigaction", "signal"):
+        events = os.path.join(workdir, how + ".%p")
+        conf = f"fault.size_min:64,fault.size_max:64,fault.nth:1,fault.events:{events}"
+        r = subprocess.run([allocscope, "run", "--conf", conf, "--", progs["chain_handler"], how],
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode == 7 and "own handler ran" in r.stderr,
+              f"{how}: status {r.returncode}, stderr {r.stderr!r}: the program's handler")
+        lines = [json.loads(line) for n in os.listdir(workdir) if n.startswith(how + ".")
+                 for line in open(os.path.join(workdir, n))]
+        crashes = [e for e in lines if e["kind"] == "crash"]
+        check(len(crashes) == 1 and crashes[0]["signal"] == 11 and crashes[0]["injected"] == 1,
+              f"{how}: crash lines {crashes}")
+    r = subprocess.run([allocscope, "run", "--conf", "fault.size_min:64,fault.size_max:64,fault.nth:1",
+                        "--", progs["chain_handler"], "sigaction"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 7, f"without fault.events: status {r.returncode}")
 
 
 def main():
