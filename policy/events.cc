@@ -266,17 +266,28 @@ void on_stacks(int sig, siginfo_t *info, void *ucontext) {
   errno = saved_errno;
 }
 
-void install() {
-  // The alternate stack for this thread (a crash by stack overflow needs one).
-  constexpr size_t kAltStack = 64 << 10;
+// The calling thread's alternate signal stack, mapped by give_altstack (a crash by stack
+// overflow needs one to run the handler on).
+constexpr size_t kAltStack = 64 << 10;
+__thread void *t_altstack __attribute__((tls_model("initial-exec")));
+
+void give_altstack() {
+  if (t_altstack != nullptr) return;
   void *stack = mmap(nullptr, kAltStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                      -1, 0);
-  if (stack != MAP_FAILED) {
-    stack_t ss = {};
-    ss.ss_sp = stack;
-    ss.ss_size = kAltStack;
-    sigaltstack(&ss, nullptr);
+  if (stack == MAP_FAILED) return;
+  stack_t ss = {};
+  ss.ss_sp = stack;
+  ss.ss_size = kAltStack;
+  if (sigaltstack(&ss, nullptr) != 0) {
+    munmap(stack, kAltStack);
+    return;
   }
+  t_altstack = stack;
+}
+
+void install() {
+  give_altstack();
   // Resolve the unwinder now, not first inside a handler.
   void *warm[2];
   capture_backtrace(warm, 2);
@@ -331,6 +342,19 @@ bool program_sigaction(int sig, const struct sigaction *act, struct sigaction *o
 
 void at_start() {
   if (g_installed.load()) on_exit(on_exit_handler, nullptr);
+}
+
+void thread_started() {
+  if (g_installed.load(std::memory_order_relaxed)) give_altstack();
+}
+
+void thread_exiting() {
+  if (t_altstack == nullptr) return;
+  stack_t ss = {};
+  ss.ss_flags = SS_DISABLE;
+  sigaltstack(&ss, nullptr);
+  munmap(t_altstack, kAltStack);
+  t_altstack = nullptr;
 }
 
 void after_fork_child() {

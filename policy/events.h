@@ -16,8 +16,8 @@
 //     has not seen). Then the program's own handler, if it had one when the key was
 //     applied, is called; otherwise the default action is restored and the signal raised
 //     again, so the process ends with the same status as without allocscope. The handler
-//     runs on an alternate stack on the thread that applied the key (a stack overflow
-//     there is caught too); on other threads on their own stack;
+//     runs on an alternate stack (a stack overflow is caught too): the thread that
+//     applied the key and every thread started after it through pthread_create have one;
 //   - a thread line per thread when it receives stacks_signal() (record_format.h): the
 //     sweep sends it to a hung run's process group before killing it. The thread the
 //     kernel picks passes it on to every other thread of the process (tgkill), and each
@@ -39,6 +39,12 @@ void settings_changed();
 // The preload's constructor, after the configuration is applied: registers the exit
 // handler when fault.events is set.
 void at_start();
+
+// A thread starts (preload/thread_start.cc) or exits (lifecycle.h's thread exit
+// handler): with fault.events, it gets, and gives back, an alternate signal stack of its
+// own, so that a stack overflow on it is recorded too.
+void thread_started();
+void thread_exiting();
 
 // In a fork child: its start line.
 void after_fork_child();

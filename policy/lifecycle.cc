@@ -61,6 +61,7 @@ void on_thread_exit(ThreadState &t) {
   scope::thread_exit(t);
   reserve::release(t);
   budget::thread_exit(t);
+  events::thread_exiting();  // its alternate signal stack
 }
 
 }  // namespace

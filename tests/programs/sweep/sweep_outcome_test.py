@@ -22,7 +22,9 @@ Each case runs real sweeps (real processes, the preload, no mocks) and asserts t
                          stacks) and its fault.events exit line with its status;
   chain_handler          a program that installs its own SIGSEGV handler (sigaction or
                          signal) after start-up: the crash record is written and then the
-                         program's handler runs (its exit status 7).
+                         program's handler runs (its exit status 7);
+  thread_overflow        a thread's stack overflow still writes a crash line, from that
+                         thread, with the recursing function on its stack.
 Exits 0 if all holds, 1 otherwise.
 """
 import json
@@ -289,6 +291,22 @@ def case_chain_handler(allocscope, progs, workdir):
                         "--", progs["chain_handler"], "sigaction"],
                        capture_output=True, text=True, timeout=60)
     check(r.returncode == 7, f"without fault.events: status {r.returncode}")
+
+
+def case_thread_overflow(allocscope, progs, workdir):
+    events = os.path.join(workdir, "events.%p")
+    r = subprocess.run([allocscope, "run", "--conf", f"fault.events:{events}", "--",
+                        progs["thread_overflow"]], capture_output=True, text=True, timeout=60)
+    check(r.returncode == -11, f"status {r.returncode}, expected SIGSEGV")
+    lines = [json.loads(line) for n in os.listdir(workdir) if n.startswith("events.")
+             for line in open(os.path.join(workdir, n)) if line.strip()]
+    crashes = [e for e in lines if e["kind"] == "crash"]
+    if check(len(crashes) == 1, f"crash lines: {crashes}"):
+        c = crashes[0]
+        check(c["tid"] != c["pid"] and c["signal"] == 11, f"crash line {c}")
+        check(len(c["frames"]) >= 8 and all(f.startswith("thread_overflow+")
+                                            for f in c["frames"][:8]),
+              f"frames {c['frames'][:8]}: the recursion")
 
 
 def main():
