@@ -188,6 +188,20 @@ const char *format_call_site(const void *ret, char *buf, size_t len) {
   return buf;
 }
 
+bool call_site_parts(const void *ret, const char **module, uintptr_t *offset) {
+  if (const CallSite *s = call_site(ret)) {
+    if (!s->known()) return false;
+    *module = s->module();
+    *offset = s->offset();
+    return true;
+  }
+  const Where w = locate(ret);
+  if (w.module_id >= kModules) return false;
+  *module = g_names + g_modules[w.module_id].file_at;
+  *offset = reinterpret_cast<uintptr_t>(ret) - 1 - w.base;
+  return true;
+}
+
 void loader_changed() {
   static std::atomic<unsigned long long> seen_subs{0};
   unsigned long long subs = 0;

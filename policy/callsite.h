@@ -46,6 +46,10 @@ CallSite *call_site(const void *return_address);
 // contains it. Returns buf.
 const char *format_call_site(const void *return_address, char *buf, size_t len);
 
+// The module file name and offset of a return address (through the cache, or uncached
+// when the cache is full), as format_call_site() names it; false if no object holds it.
+bool call_site_parts(const void *return_address, const char **module, uintptr_t *offset);
+
 // Something may have been unloaded (after dlclose, before dlopen): if dl_iterate_phdr's
 // count of unloads moved, entries are checked again before their next use.
 void loader_changed();

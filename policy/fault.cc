@@ -254,18 +254,22 @@ bool inject(size_t size, Flags flags, bool nofail, const char *function, const v
   if (nofail || (flags & ALLOCSCOPE_NOFAULT)) return false;
   if (g_settings.marked_only.load() && !t.fault.marked) return false;
   if (size < g_settings.size_min.load() || size > g_settings.size_max.load()) return false;
+  CallSite *site = call_site(callsite);
+  // fault.callsite before the stack is captured: with fault.stack it is that stack's first
+  // frame (the sweep passes both), so only allocations from that call site pay for
+  // unwinding. The same answer as testing it after the stack filters, below.
+  const bool persisting = g_persisting.load(std::memory_order_relaxed);
+  if (!persisting && !callsite_allows(site)) return false;
   Stack stack;
   if (stack_needed()) capture(stack);
   if (!stack_allows(stack)) return false;
-  CallSite *site = call_site(callsite);
   // fault.persistent after the first failure: every eligible allocation, whatever the
   // selectors (fault.callsite, fault.stack) would say.
-  if (g_persisting.load(std::memory_order_relaxed)) {
+  if (persisting) {
     const uint64_t nth = g_eligible.fetch_add(1, std::memory_order_relaxed) + 1;
     announce(size, flags, function, site, nth, stack);
     return true;
   }
-  if (!callsite_allows(site)) return false;
   if (g_settings.stack_set.load() && stack.hash != g_settings.stack.load()) return false;
   // The number of this eligible allocation: fault.nth counts them; otherwise it is only
   // worth a shared counter when it is logged or reported.
@@ -291,11 +295,11 @@ bool inject(size_t size, Flags flags, bool nofail, const char *function, const v
   // 3-4. The attributes.
   if (!fail && (!g_settings.enabled.load() || !attributes_say_fail(size)))
     return false;
-  if (g_settings.persistent.load()) {
+  announce(size, flags, function, site, nth, stack);
+  if (g_settings.persistent.load()) {  // after announce: the first line is not "persistent"
     g_persisting.store(true, std::memory_order_relaxed);
     update();  // stays armed although the nth countdown ran out
   }
-  announce(size, flags, function, site, nth, stack);
   return true;
 }
 

@@ -40,6 +40,7 @@ std::atomic<bool> g_installed{false};
 std::atomic<bool> g_crashed{false};  // a crash line was written: one per process
 constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
 struct sigaction g_previous[65];  // the program's handlers before ours, by signal
+std::atomic<bool> g_ours[65];     // our crash handler holds the signal
 
 // A JSON line in a fixed buffer; async-signal-safe. Text that would not fit is cut (the
 // reader then skips the line as unparsable rather than misread it).
@@ -218,6 +219,7 @@ void on_crash(int sig, siginfo_t *info, void *ucontext) {
   // raised again, it is delivered when this handler returns (a fault would also recur).
   struct sigaction dfl = {};
   dfl.sa_handler = SIG_DFL;
+  g_ours[sig].store(false);  // so that the preload's sigaction passes this one through
   sigaction(sig, &dfl, nullptr);
   syscall(SYS_tgkill, getpid(), gettid(), sig);
   errno = saved_errno;
@@ -264,17 +266,28 @@ void on_stacks(int sig, siginfo_t *info, void *ucontext) {
   errno = saved_errno;
 }
 
-void install() {
-  // The alternate stack for this thread (a crash by stack overflow needs one).
-  constexpr size_t kAltStack = 64 << 10;
+// The calling thread's alternate signal stack, mapped by give_altstack (a crash by stack
+// overflow needs one to run the handler on).
+constexpr size_t kAltStack = 64 << 10;
+__thread void *t_altstack __attribute__((tls_model("initial-exec")));
+
+void give_altstack() {
+  if (t_altstack != nullptr) return;
   void *stack = mmap(nullptr, kAltStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                      -1, 0);
-  if (stack != MAP_FAILED) {
-    stack_t ss = {};
-    ss.ss_sp = stack;
-    ss.ss_size = kAltStack;
-    sigaltstack(&ss, nullptr);
+  if (stack == MAP_FAILED) return;
+  stack_t ss = {};
+  ss.ss_sp = stack;
+  ss.ss_size = kAltStack;
+  if (sigaltstack(&ss, nullptr) != 0) {
+    munmap(stack, kAltStack);
+    return;
   }
+  t_altstack = stack;
+}
+
+void install() {
+  give_altstack();
   // Resolve the unwinder now, not first inside a handler.
   void *warm[2];
   capture_backtrace(warm, 2);
@@ -283,7 +296,8 @@ void install() {
     sa.sa_sigaction = on_crash;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    sigaction(sig, &sa, &g_previous[sig]);
+    sigaction(sig, &sa, &g_previous[sig]);  // (the preload's, which passes it through)
+    g_ours[sig].store(true);
   }
   struct sigaction sa = {};
   sa.sa_sigaction = on_stacks;
@@ -318,8 +332,31 @@ void settings_changed() {
   write_start();
 }
 
+bool holds_signal(int sig) { return sig > 0 && sig < 65 && g_ours[sig].load(); }
+
+bool program_sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+  if (!holds_signal(sig)) return false;
+  const struct sigaction previous = g_previous[sig];
+  if (act != nullptr) g_previous[sig] = *act;
+  if (old != nullptr) *old = previous;
+  return true;
+}
+
 void at_start() {
   if (g_installed.load()) on_exit(on_exit_handler, nullptr);
+}
+
+void thread_started() {
+  if (g_installed.load(std::memory_order_relaxed)) give_altstack();
+}
+
+void thread_exiting() {
+  if (t_altstack == nullptr) return;
+  stack_t ss = {};
+  ss.ss_flags = SS_DISABLE;
+  sigaltstack(&ss, nullptr);
+  munmap(t_altstack, kAltStack);
+  t_altstack = nullptr;
 }
 
 void after_fork_child() {

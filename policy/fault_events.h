@@ -16,15 +16,18 @@
 //     has not seen). Then the program's own handler, if it had one when the key was
 //     applied, is called; otherwise the default action is restored and the signal raised
 //     again, so the process ends with the same status as without allocscope. The handler
-//     runs on an alternate stack on the thread that applied the key (a stack overflow
-//     there is caught too); on other threads on their own stack;
+//     runs on an alternate stack (a stack overflow is caught too): the thread that
+//     applied the key and every thread started after it through pthread_create have one;
 //   - a thread line per thread when it receives stacks_signal() (record_format.h): the
 //     sweep sends it to a hung run's process group before killing it. The thread the
 //     kernel picks passes it on to every other thread of the process (tgkill), and each
 //     writes its own stack.
-// A handler the program installs later replaces ours: its crashes are then not recorded
-// (the sweep still sees the signal in the exit status).
+// A handler the program installs later for one of those signals (sigaction, signal:
+// preload/signal_api.cc) does not replace ours: it becomes the handler ours chains to,
+// and the program is told what it would have been told (its own previous handler).
 #pragma once
+
+#include <signal.h>
 
 namespace allocscope {
 namespace fault_events {
@@ -37,8 +40,21 @@ void settings_changed();
 // handler when fault.events is set.
 void at_start();
 
+// A thread starts (preload/thread_start.cc) or exits (lifecycle.h's thread exit
+// handler): with fault.events, it gets, and gives back, an alternate signal stack of its
+// own, so that a stack overflow on it is recorded too.
+void thread_started();
+void thread_exiting();
+
 // In a fork child: its start line.
 void after_fork_child();
+
+// The preload's sigaction: true if our crash handler holds `sig`, in which case the
+// program's new action (if any) is kept as the one ours chains to, and its previous one
+// returned in *old (if asked). False: not ours, the caller installs it for real.
+bool program_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+// Whether our crash handler holds `sig` (the preload's signal() routes it to sigaction).
+bool holds_signal(int sig);
 
 // startup.cc's _exit/_Exit wrapper, before the real call. Async-signal-safe.
 void at_underscore_exit(int status, const char *how);

@@ -30,9 +30,11 @@ struct Slot {
 Slot *g_table = nullptr;
 std::atomic<bool> g_started{false};
 std::atomic_flag g_lock = ATOMIC_FLAG_INIT;
-uint64_t g_bytes = 0, g_blocks = 0;
+// Written under the lock, read without it: totals() runs in signal handlers (a crash
+// record), where waiting for a lock the interrupted code holds would never end.
+std::atomic<uint64_t> g_bytes{0}, g_blocks{0};
 size_t g_used = 0;  // slots not empty (live or tombstones)
-bool g_overflow = false;
+std::atomic<bool> g_overflow{false};
 
 class SpinLock {
  public:
@@ -53,7 +55,7 @@ void start() {
   void *table = mmap(nullptr, kSlots * sizeof(Slot), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (table == MAP_FAILED) {
-    g_overflow = true;
+    g_overflow.store(true);
     return;
   }
   g_table = static_cast<Slot *>(table);
@@ -65,9 +67,9 @@ void allocated(void *p) {
   const uintptr_t key = reinterpret_cast<uintptr_t>(p);
   const size_t size = usable(p);
   SpinLock lock;
-  if (g_overflow) return;
+  if (g_overflow.load(std::memory_order_relaxed)) return;
   if (g_used >= kSlots / 4 * 3) {  // probing would get long: stop, say it is a lower bound
-    g_overflow = true;
+    g_overflow.store(true, std::memory_order_relaxed);
     return;
   }
   size_t slot = fibonacci_slot(key, kSlotBits);
@@ -81,8 +83,8 @@ void allocated(void *p) {
   if (tomb != kSlots) slot = tomb;
   else ++g_used;
   g_table[slot] = {key, size};
-  g_bytes += size;
-  ++g_blocks;
+  g_bytes.fetch_add(size, std::memory_order_relaxed);
+  g_blocks.fetch_add(1, std::memory_order_relaxed);
 }
 
 void freed(void *p) {
@@ -93,8 +95,8 @@ void freed(void *p) {
     Slot &s = g_table[slot];
     if (s.key == 0) return;  // allocated before the injection: not tracked
     if (s.key == key) {
-      g_bytes -= s.size;
-      --g_blocks;
+      g_bytes.fetch_sub(s.size, std::memory_order_relaxed);
+      g_blocks.fetch_sub(1, std::memory_order_relaxed);
       s.key = kTombstone;
       return;
     }
@@ -105,8 +107,8 @@ void after_fork_child() { g_lock.clear(std::memory_order_release); }
 
 Totals totals() {
   if (!g_started.load()) return {0, 0, false, false};
-  SpinLock lock;
-  return {g_bytes, g_blocks, true, g_overflow};
+  return {g_bytes.load(std::memory_order_relaxed), g_blocks.load(std::memory_order_relaxed), true,
+          g_overflow.load(std::memory_order_relaxed)};
 }
 
 }  // namespace leak_track

@@ -64,6 +64,7 @@ void on_thread_exit(ThreadState &t) {
   scope::thread_exit(t);
   reserve::release(t);
   budget::thread_exit(t);
+  fault_events::thread_exiting();  // its alternate signal stack
 }
 
 }  // namespace

@@ -28,11 +28,20 @@ uint64_t mix(uint64_t h, const char *s, size_t n) {
 uint64_t hash(void *const *frames, int n) {
   uint64_t h = kFnvOffset;
   for (int i = 0; i < n; ++i) {
-    // The frame's text as format_call_site() writes it: the hash is then a function of
-    // what fault.record prints, and a reader can check it.
-    char name[320];
-    format_call_site(frames[i], name, sizeof(name));
-    h = mix(h, name, strlen(name));
+    // The frame's module file name and offset, through the call-site cache (no text is
+    // formatted: this runs on every eligible allocation); an address no object holds by
+    // its text, which is what fault.record prints for it.
+    const char *module;
+    uintptr_t at;
+    if (call_site_parts(frames[i], &module, &at)) {
+      h = mix(h, module, strlen(module));
+      const uint64_t offset = at;
+      h = mix(h, reinterpret_cast<const char *>(&offset), sizeof(offset));
+    } else {
+      char name[320];
+      format_call_site(frames[i], name, sizeof(name));
+      h = mix(h, name, strlen(name));
+    }
     h = mix(h, "\n", 1);
   }
   return h != 0 ? h : 1;  // 0 marks an empty table entry

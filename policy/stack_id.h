@@ -4,7 +4,7 @@
 // A stack is the first fault.depth return addresses outside allocscope (backtrace.h),
 // each named "module+0xoffset" (callsite.h: the object's file name and the offset from
 // its load base), so the identity is the same in every run despite ASLR. Its hash is
-// FNV-1a over those names, frame by frame, printed as 16 hex digits: fault.log and
+// FNV-1a over each frame's module file name and offset, printed as 16 hex digits: fault.log and
 // fault.record print it and fault.stack takes it. Nothing is symbolised: each frame is a
 // lookup in the call-site cache (callsite.h, which caches the module and its base per
 // return address), so hashing costs the unwinding plus a hash-table probe per frame.

@@ -1,7 +1,9 @@
 // exit_signals.cc: the preload's half of exit_signals.h: the handler that writes the stats
 // when SIGTERM, SIGINT or SIGHUP would end the process, and the sigaction()/signal()
 // wrappers that keep the program seeing the dispositions it would see without us (why
-// they must exist is in exit_signals.h).
+// they must exist is in exit_signals.h). The same two wrappers keep a sweep run's crash
+// handlers first (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL with fault.events,
+// fault_events.h): a handler the program installs later becomes the one ours chains to.
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -13,6 +15,7 @@
 
 #include "compiler.h"
 #include "exit_signals.h"
+#include "fault_events.h"
 #include "lifecycle.h"
 #include "stats_json.h"
 
@@ -118,6 +121,7 @@ using allocscope::exit_signals::g_standing_in;
 // Everything else goes straight to glibc.
 AS_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) noexcept {
   using namespace allocscope::exit_signals;
+  if (allocscope::fault_events::program_sigaction(sig, act, old)) return 0;
   const int i = index_of(sig);
   if (i < 0 || !g_ever_armed.load(std::memory_order_relaxed)) return real()(sig, act, old);
   const bool was_ours = g_standing_in[i].load();
@@ -149,7 +153,8 @@ AS_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 AS_EXPORT sighandler_t signal(int sig, sighandler_t handler) noexcept {
   using SignalFn = sighandler_t (*)(int, sighandler_t) noexcept;
   static std::atomic<SignalFn> real_signal{nullptr};
-  if (allocscope::exit_signals::index_of(sig) < 0 || !g_ever_armed.load()) {
+  const bool exit_signal = allocscope::exit_signals::index_of(sig) >= 0 && g_ever_armed.load();
+  if (!exit_signal && !allocscope::fault_events::holds_signal(sig)) {
     SignalFn fn = real_signal.load(std::memory_order_acquire);
     if (fn == nullptr) {
       fn = reinterpret_cast<SignalFn>(dlsym(RTLD_NEXT, "signal"));

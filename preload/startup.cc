@@ -10,6 +10,7 @@
 
 #include "backend.h"
 #include "callsite.h"
+#include "fault.h"
 #include "fault_events.h"
 #include "foreign.h"
 #include "lifecycle.h"
@@ -67,11 +68,15 @@ std::atomic<dlclose_fn> g_real_dlclose{nullptr};
 }  // namespace
 
 // _exit and _Exit skip the destructors, where the process gives back what it holds (a
-// tree budget's grant: lifecycle::stop, async-signal-safe, as _exit must stay), and the
-// exit handler that writes fault.events' exit line (fault_events.h; async-signal-safe too).
+// tree budget's grant: lifecycle::stop, async-signal-safe, as _exit must stay), the exit
+// handler that writes fault.events' exit line (fault_events.h; async-signal-safe too) and the
+// destructor that writes fault.record (only with that key: a sweep's baseline, whose
+// children ending in _exit must list their call sites and stacks too; it formats with
+// snprintf and names frames through the call-site cache, which a sweep run can afford).
 // Shells end with _exit, and are often the first process of a tree.
 AS_EXPORT void _exit(int status) {
   allocscope::fault_events::at_underscore_exit(status, "_exit");
+  allocscope::fault::write_record();
   allocscope::lifecycle::stop();
   allocscope::live_page::close_page();  // a shell's children end here: no stale page
   real_exit("_exit")(status);
@@ -79,6 +84,7 @@ AS_EXPORT void _exit(int status) {
 }
 AS_EXPORT void _Exit(int status) {
   allocscope::fault_events::at_underscore_exit(status, "_Exit");
+  allocscope::fault::write_record();
   allocscope::lifecycle::stop();
   allocscope::live_page::close_page();
   real_exit("_Exit")(status);

@@ -17,6 +17,7 @@
 
 #include "budget.h"
 #include "check.h"
+#include "fault_events.h"
 #include "compiler.h"
 #include "thread_state.h"
 
@@ -43,6 +44,7 @@ void *start_thread(void *p) {
   allocscope::budget::thread_arrived();
   const ThreadStart start = *static_cast<ThreadStart *>(p);
   allocscope::check::thread_started(allocscope::t_state, start.check);  // before the free
+  allocscope::fault_events::thread_started();  // a sweep run's alternate signal stack
   free(p);
   return start.routine(start.arg);
 }

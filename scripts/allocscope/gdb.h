@@ -1,5 +1,6 @@
 // gdb.h: crash backtraces for a sweep's crash points, from a re-run of the point under
-// gdb. Crashes whose injection backtraces are the same share one gdb run.
+// gdb, only with --gdb (the runs' own crash records give each crash its stack: outcome.h).
+// Crashes whose injection backtraces are the same share one gdb run.
 #pragma once
 
 #include <vector>

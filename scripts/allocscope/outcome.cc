@@ -205,7 +205,8 @@ Json FateJson(const ProcessFate &p) {
                       {"depth", p.depth},
                       {"end", p.end},
                       {"status", Json::Optional(p.status)},
-                      {"signal", p.signal ? Json(Signal(*p.signal)) : Json()},
+                      {"signal", Json::Optional(p.signal)},
+                      {"signal_name", p.signal ? Json(Signal(*p.signal)) : Json()},
                       {"injected", p.injected},
                       {"failed_path_bytes", Json::Optional(p.failed_path_bytes)}};
 }

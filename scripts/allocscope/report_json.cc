@@ -16,12 +16,6 @@
 namespace allocscope::cmd {
 namespace {
 
-Json StringArray(const std::vector<std::string> &items) {
-  Json out{Json::Array{}};
-  for (const std::string &item : items) out.push(item);
-  return out;
-}
-
 // An absolute path without "." and "dir/.." steps (DWARF spells a build tree's sources
 // as build/../src/x.c), for SARIF's URIs and a reader's eyes; others as they are.
 std::string CleanPath(const std::string &path) {
@@ -168,16 +162,6 @@ Json PointJson(const Report &report, const Point &p) {
   if (caller.is_null() && !stack.as_array().empty()) caller = stack.as_array().front();
   out.set("stack", std::move(stack));
   out.set("caller", std::move(caller));
-  // Which process died of which signal: only the top-level process is judged today.
-  if (p.run.exit.signal) {
-    out.set("process",
-            Json::Object{{"pid", p.injections.empty() ? Json() : Json(p.injections.front().pid)},
-                         {"command", report.command.empty() ? Json() : Json(report.command[0])},
-                         {"signal", *p.run.exit.signal},
-                         {"signal_name", SignalName(*p.run.exit.signal)}});
-  } else {
-    out.set("process", Json());
-  }
   if (p.crash_backtrace) {
     Json frames{Json::Array{}};
     for (const std::string &line : *p.crash_backtrace) frames.push(GdbFrame(line));
@@ -298,7 +282,6 @@ Json ReportJson(const Report &report) {
                       {"mode", report.mode},
                       {"library", report.library},
                       {"conf", report.conf},
-                      {"selection_pairs", StringArray(report.selection_pairs)},
                       {"ignore_output", report.ignore_output},
                       {"jobs", report.jobs},
                       {"timeout", report.timeout},

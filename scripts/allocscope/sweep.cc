@@ -376,12 +376,11 @@ int SweepMain(std::vector<std::string> command) {
       InterruptWatch watch([&launcher] { launcher.runner().Stop(); });
       if (replay_point) {
         SweepPlan replay_plan;
-        if (const Json *pairs = replay_report->find("selection_pairs");
-            pairs != nullptr && pairs->is_array()) {
-          std::vector<std::string> selection;
+        if (const Json *pairs = replay_point->find("fault"); pairs != nullptr && pairs->is_array()) {
+          std::vector<std::string> fault;
           for (const Json &pair : pairs->as_array())
-            if (pair.is_string()) selection.push_back(pair.as_string());
-          ApplySelectionPairs(selection, &replay_plan);
+            if (pair.is_string()) fault.push_back(pair.as_string());
+          ApplySelectionPairs(fault, &replay_plan);
         }
         const Json *ignore = replay_report->find("ignore_output");
         replay_plan.ignore_output =

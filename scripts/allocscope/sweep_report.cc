@@ -80,7 +80,6 @@ std::string PointId(absl::string_view mode, const std::vector<std::string> &faul
 std::string ReplayCommand(const Report &report, const std::vector<std::string> &fault) {
   std::vector<std::string> pairs;
   if (!report.conf.empty()) pairs.push_back(report.conf);
-  pairs.insert(pairs.end(), report.selection_pairs.begin(), report.selection_pairs.end());
   pairs.insert(pairs.end(), fault.begin(), fault.end());
   std::vector<std::string> argv = {report.allocscope.empty() ? "allocscope" : report.allocscope,
                                    "run", "--conf", absl::StrJoin(pairs, ",")};

@@ -117,7 +117,6 @@ struct Report {
   std::string mode;
   std::string library;
   std::string conf;
-  std::vector<std::string> selection_pairs;  // fault.depth, fault.only: every run had them
   bool ignore_output = false;                // --ignore-output: outcomes by status alone
   int64_t jobs = 0;
   double timeout = 0;

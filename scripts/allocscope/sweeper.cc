@@ -43,7 +43,16 @@ struct BaselineExtra {
   std::vector<StackPoint> stacks;
 };
 
-// The pairs every run gets: its fault.events file, and --depth and --only.
+// The pairs that decide which allocations are points and how they are named (--depth,
+// --only): the baseline's and every point's, and part of a point's `fault` (its replay).
+std::vector<std::string> SelectionPairs(const SweepPlan &o) {
+  std::vector<std::string> pairs;
+  if (o.depth) pairs.push_back(absl::StrCat("fault.depth:", *o.depth));
+  if (!o.only.empty()) pairs.push_back(absl::StrCat("fault.only:", absl::StrJoin(o.only, "|")));
+  return pairs;
+}
+
+// The pairs every run gets: its fault.events file and the selection pairs.
 std::vector<std::string> CommonPairs(const SweepPlan &o, const std::string &dir) {
   std::vector<std::string> pairs = {absl::StrCat("fault.events:", dir, "/events.%p.jsonl")};
   for (std::string &pair : SelectionPairs(o)) pairs.push_back(std::move(pair));
@@ -156,7 +165,8 @@ absl::StatusOr<Point> RunPoint(const SweepPlan &o, Launcher &launcher,
                                std::optional<std::string> callsite) {
   absl::StatusOr<std::string> dir = launcher.NewDir(absl::StrReplaceAll(label, {{" ", "-"}}));
   if (!dir.ok()) return dir.status();
-  std::vector<std::string> pairs = CommonPairs(o, *dir);
+  // `fault` is all a replay needs (selection, the point, persistence: PointFault).
+  std::vector<std::string> pairs = {absl::StrCat("fault.events:", *dir, "/events.%p.jsonl")};
   pairs.insert(pairs.end(), fault.begin(), fault.end());
   pairs.push_back(absl::StrCat("fault.log:", *dir, "/fault.%p.jsonl"));
   absl::StatusOr<RunRecord> run = launcher.Run(*dir, pairs);
@@ -266,20 +276,27 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
                      preload, " has no fault injection, or CMD ended in _exit"));
   // The points to run, by key (the n of nth, a site's number): those --shard and
   // --resume leave, then --sample's draw, then --max-points.
-  // Each point's fault pairs (its id is made of them: sweep_report.h PointId).
-  const auto with_persistent = [&](std::vector<std::string> fault) {
+  // Each point's fault pairs, all a replay needs, and what its id is made of
+  // (sweep_report.h PointId): the selection pairs, the point's own, persistence.
+  const auto point_fault = [&](std::vector<std::string> own) {
+    std::vector<std::string> fault = SelectionPairs(o);
+    fault.insert(fault.end(), own.begin(), own.end());
     if (o.persistent) fault.push_back("fault.persistent:true");
     return fault;
   };
-  const auto nth_fault = [&](int64_t n) {
-    return with_persistent({absl::StrCat("fault.nth:", n)});
-  };
+  const auto nth_fault = [&](int64_t n) { return point_fault({absl::StrCat("fault.nth:", n)}); };
   const auto site_fault = [&](int64_t i) {
-    return with_persistent(CallsiteFault(sites[static_cast<size_t>(i - 1)].callsite));
+    return point_fault(CallsiteFault(sites[static_cast<size_t>(i - 1)].callsite));
   };
   const auto stack_fault = [&](int64_t i) {
-    return with_persistent({absl::StrCat("fault.stack:", stacks[static_cast<size_t>(i - 1)].stack),
-                            "fault.times:1"});
+    const StackPoint &stack = stacks[static_cast<size_t>(i - 1)];
+    // The stack's first frame is its call site: the preload tests that first, so only
+    // allocations from there pay for unwinding (policy/fault.h).
+    std::vector<std::string> own = {absl::StrCat("fault.stack:", stack.stack)};
+    if (!stack.frames.empty() && !absl::StartsWith(stack.frames.front(), "0x"))
+      own.push_back(absl::StrCat("fault.callsite:", stack.frames.front()));
+    own.push_back("fault.times:1");
+    return point_fault(std::move(own));
   };
   const auto nth_id = [&](int64_t n) { return PointId("nth", nth_fault(n)); };
   std::optional<std::vector<int64_t>> keys;  // nullopt: nth, 1, 2, ... until not reached
@@ -428,7 +445,6 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   report.mode = std::string(SweepModeName(o.mode));
   report.library = preload;
   report.conf = o.conf;
-  report.selection_pairs = SelectionPairs(o);
   report.ignore_output = o.ignore_output;
   report.jobs = o.jobs;
   report.timeout = absl::ToDoubleSeconds(launcher.timeout());
@@ -437,13 +453,6 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
   report.baseline = std::move(baseline);
   report.points = std::move(points);
   return report;
-}
-
-std::vector<std::string> SelectionPairs(const SweepPlan &o) {
-  std::vector<std::string> pairs;
-  if (o.depth) pairs.push_back(absl::StrCat("fault.depth:", *o.depth));
-  if (!o.only.empty()) pairs.push_back(absl::StrCat("fault.only:", absl::StrJoin(o.only, "|")));
-  return pairs;
 }
 
 void ApplySelectionPairs(const std::vector<std::string> &pairs, SweepPlan *plan) {

@@ -44,11 +44,8 @@ struct SweepPlan {
 // The fault.* pairs of a callsite-mode point.
 std::vector<std::string> CallsiteFault(const std::string &site);
 
-// The pairs every run of the sweep gets besides its point's own (fault.depth, fault.only):
-// a replay needs them too, or a fault.stack hash would name another stack.
-std::vector<std::string> SelectionPairs(const SweepPlan &plan);
-
-// `plan`'s depth and only, from pairs SelectionPairs made (a report's, for --replay).
+// `plan`'s depth and only from a point's fault pairs (fault.depth, fault.only), so that a
+// replay's baseline runs as the sweep's did.
 void ApplySelectionPairs(const std::vector<std::string> &pairs, SweepPlan *plan);
 
 // One point run again (sweep --replay): a fresh baseline, then CMD with `fault`, judged

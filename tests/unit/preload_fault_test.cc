@@ -197,6 +197,57 @@ TEST_F(Fault, CallerAndRejectFilterByModule) {
   EXPECT_TRUE(run(5).empty()) << "reject wins over caller";
 }
 
+// fault.stack: the hash a logged failure printed selects that stack (run() called from
+// the same line: the caller's frame is part of it), not another.
+TEST_F(Fault, StackFromTheLogTargetsOneStack) {
+  ASSERT_EQ(allocscope_config(("fault.log:" + dir_ + "/log,fault.probability:100,fault.times:1")
+                                  .c_str()),
+            0);
+  std::string stack;
+  for (int round = 0; round < 3; ++round) {
+    const std::vector<int> failed = run(3);  // one call, the same stack every round
+    if (round == 0) {
+      ASSERT_EQ(failed.size(), 1u);
+      const std::vector<std::string> logged = lines(dir_ + "/log");
+      ASSERT_EQ(logged.size(), 1u);
+      stack = field(logged[0], "stack");
+      ASSERT_EQ(stack.size(), 16u) << logged[0];
+      ASSERT_EQ(allocscope_config("fault.reset:true,fault.size_min:777,fault.size_max:777"), 0);
+      ASSERT_EQ(allocscope_config(("fault.stack:" + stack).c_str()), 0);
+      void *elsewhere = other_site(kSize);
+      EXPECT_NE(elsewhere, nullptr) << "another stack is not selected";
+      free(elsewhere);
+      EXPECT_TRUE(run(3).empty()) << "run() called from another line is another stack";
+    } else if (round == 1) {
+      EXPECT_EQ(failed.size(), 3u);
+      ASSERT_EQ(allocscope_config("fault.stack:off,fault.probability:0"), 0);
+    } else {
+      EXPECT_TRUE(failed.empty());
+    }
+  }
+}
+
+// fault.only selects eligibility, not failures: alone it fails nothing, and fault.nth
+// counts only the allocations it lets through.
+TEST_F(Fault, OnlyFiltersEligibilityWithoutSelecting) {
+  ASSERT_EQ(allocscope_config("fault.only:preload_fault_test"), 0);
+  EXPECT_TRUE(run(5).empty()) << "fault.only alone fails nothing";
+  ASSERT_EQ(allocscope_config("fault.nth:2"), 0);
+  EXPECT_EQ(run(4), std::vector<int>({2}));
+  ASSERT_EQ(allocscope_config("fault.only:libnothing,fault.nth:1"), 0);
+  EXPECT_TRUE(run(4).empty()) << "no allocation passes through libnothing";
+}
+
+// fault.persistent: the selected failure and every later eligible allocation.
+TEST_F(Fault, PersistentFailsEverythingAfterTheFirst) {
+  ASSERT_EQ(allocscope_config("fault.nth:3,fault.persistent:true"), 0);
+  EXPECT_EQ(run(6), std::vector<int>({3, 4, 5, 6}));
+  EXPECT_EQ(run(2), std::vector<int>({1, 2}));
+  ASSERT_EQ(allocscope_config("fault.reset:true,fault.size_min:777,fault.size_max:777,fault.nth:3"),
+            0);
+  EXPECT_EQ(run(6), std::vector<int>({3})) << "without it, one failure";
+}
+
 TEST_F(Fault, LogLinesAreJsonWithCallSiteAndBacktrace) {
   ASSERT_EQ(allocscope_config(("fault.log:" + dir_ + "/log.%p,fault.nth:2").c_str()), 0);
   EXPECT_EQ(run(3), std::vector<int>{2});

@@ -17,7 +17,14 @@ Each case runs real sweeps (real processes, the preload, no mocks) and asserts t
   oom_exit               oom_exit: exit(3) and abort() in the wrappers are oom-exit;
   leak                   leak_path: the leaking error path is leak, with its 64 KiB;
   hang                   hang_target: hang, with both threads' stacks in the report;
-  persistent             persistent_target: exit 4 with one failure, 5 with --persistent.
+  persistent             persistent_target: exit 4 with one failure, 5 with --persistent;
+  underscore_exit        a shell that ends in _exit writes its fault.record (sites and
+                         stacks) and its fault.events exit line with its status;
+  chain_handler          a program that installs its own SIGSEGV handler (sigaction or
+                         signal) after start-up: the crash record is written and then the
+                         program's handler runs (its exit status 7);
+  thread_overflow        a thread's stack overflow still writes a crash line, from that
+                         thread, with the recursing function on its stack.
 Exits 0 if all holds, 1 otherwise.
 """
 import json
@@ -253,6 +260,59 @@ def case_persistent(allocscope, progs, workdir):
                   f"{extra}: exit status {ours[0]['exit_status']}, expected {status}")
             check(len(ours[0]["injections"]) == (1 if not extra else 2),
                   f"{extra}: {len(ours[0]['injections'])} injections")
+
+
+def case_underscore_exit(allocscope, progs, workdir):
+    conf = f"fault.record:{workdir}/record.%p,fault.events:{workdir}/events.%p"
+    r = subprocess.run([allocscope, "run", "--conf", conf, "--", "/bin/sh", "-c", "exit 3"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 3, f"sh: exit status {r.returncode}")
+    names = os.listdir(workdir)
+    records = [json.loads(line) for n in names if n.startswith("record.")
+               for line in open(os.path.join(workdir, n))]
+    events = [json.loads(line) for n in names if n.startswith("events.")
+              for line in open(os.path.join(workdir, n))]
+    check(any(e.get("kind") == "stack" for e in records), f"no stack lines: {records[:3]}")
+    check(any(e.get("kind") == "site" for e in records), f"no site lines: {records[:3]}")
+    exits = [e for e in events if e["kind"] == "exit"]
+    check(len(exits) == 1 and exits[0]["how"] == "_exit" and exits[0]["status"] == 3,
+          f"exit lines: {exits}")
+    check(any(e["kind"] == "start" for e in events), f"no start line: {events}")
+
+
+def case_chain_handler(allocscope, progs, workdir):
+    for how in ("sigaction", "signal"):
+        events = os.path.join(workdir, how + ".%p")
+        conf = f"fault.size_min:64,fault.size_max:64,fault.nth:1,fault.events:{events}"
+        r = subprocess.run([allocscope, "run", "--conf", conf, "--", progs["chain_handler"], how],
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode == 7 and "own handler ran" in r.stderr,
+              f"{how}: status {r.returncode}, stderr {r.stderr!r}: the program's handler")
+        lines = [json.loads(line) for n in os.listdir(workdir) if n.startswith(how + ".")
+                 for line in open(os.path.join(workdir, n))]
+        crashes = [e for e in lines if e["kind"] == "crash"]
+        check(len(crashes) == 1 and crashes[0]["signal"] == 11 and crashes[0]["injected"] == 1,
+              f"{how}: crash lines {crashes}")
+    r = subprocess.run([allocscope, "run", "--conf", "fault.size_min:64,fault.size_max:64,fault.nth:1",
+                        "--", progs["chain_handler"], "sigaction"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 7, f"without fault.events: status {r.returncode}")
+
+
+def case_thread_overflow(allocscope, progs, workdir):
+    events = os.path.join(workdir, "events.%p")
+    r = subprocess.run([allocscope, "run", "--conf", f"fault.events:{events}", "--",
+                        progs["thread_overflow"]], capture_output=True, text=True, timeout=60)
+    check(r.returncode == -11, f"status {r.returncode}, expected SIGSEGV")
+    lines = [json.loads(line) for n in os.listdir(workdir) if n.startswith("events.")
+             for line in open(os.path.join(workdir, n)) if line.strip()]
+    crashes = [e for e in lines if e["kind"] == "crash"]
+    if check(len(crashes) == 1, f"crash lines: {crashes}"):
+        c = crashes[0]
+        check(c["tid"] != c["pid"] and c["signal"] == 11, f"crash line {c}")
+        check(len(c["frames"]) >= 8 and all(f.startswith("thread_overflow+")
+                                            for f in c["frames"][:8]),
+              f"frames {c['frames'][:8]}: the recursion")
 
 
 def main():
