@@ -12,6 +12,8 @@
 #include "counters.h"
 #include "fault_events.h"
 #include "gate.h"
+#include "live_page.h"
+#include "observe.h"
 #include "options.h"
 #include "pool.h"
 #include "reclaim.h"
@@ -56,6 +58,8 @@ void postfork_parent() {
 void postfork_child() {
   for (int i = kForkCount - 1; i >= 0; --i) kFork[i].postfork_child();
   fault_events::after_fork_child();
+  observe::after_fork_child();
+  live_page::after_fork_child();
 }
 
 void on_thread_exit(ThreadState &t) {

@@ -124,15 +124,6 @@ std::atomic<bool> g_in_request{false};
 // One formatter of the page's text at a time (refresh).
 std::atomic<bool> g_formatting{false};
 
-void after_fork_child() {
-  g_formatting.store(false);  // a thread of the parent may have been formatting
-  g_in_request.store(false);
-  Page *page = g_page.exchange(nullptr);
-  if (page == nullptr) return;
-  munmap(page, live::kPageBytes);
-  g_path[0] = '\0';
-  g_reopen.store(true);
-}
 
 void copy_text(const char *from, char *to, size_t cap) {
   size_t n = strlen(from);
@@ -143,10 +134,18 @@ void copy_text(const char *from, char *to, size_t cap) {
 
 }  // namespace
 
+void after_fork_child() {
+  g_formatting.store(false);  // a thread of the parent may have been formatting
+  g_in_request.store(false);
+  Page *page = g_page.exchange(nullptr);
+  if (page == nullptr) return;
+  munmap(page, live::kPageBytes);
+  g_path[0] = '\0';
+  g_reopen.store(true);
+}
+
 Refusal open_page() {
   if (g_page.load() != nullptr) return nullptr;
-  static std::atomic<bool> fork_handler{false};
-  if (!fork_handler.exchange(true)) pthread_atfork(nullptr, nullptr, after_fork_child);
   char dir[PATH_MAX];
   const int dir_fd = page_dir(dir);
   if (dir_fd < 0) return "no private directory for the live page (see the line above)";

@@ -27,6 +27,9 @@ namespace live_page {
 
 // Creates and maps the page (control:true); a Refusal naming the problem if it cannot.
 Refusal open_page();
+// In a fork child (lifecycle.cc's fork list): the parent's page is not the child's; the
+// child makes its own at its first event.
+void after_fork_child();
 // Unmaps and removes it (control:false, exit). Async-signal-safe.
 void close_page();
 // Takes a posted request, applies it and answers (observe.cc, at every event).

@@ -24,15 +24,12 @@ namespace {
 std::atomic<bool> g_busy{false};
 std::atomic<uint64_t> g_last_ns{0};
 
-// A fork child starts with no tick in progress, whatever its parent's threads were doing.
-void after_fork_child() { g_busy.store(false); }
-
 }  // namespace
+
+void after_fork_child() { g_busy.store(false); }
 
 void start() {
   if (!g_config.control.load() && g_config.timeline_file[0] == '\0') return;
-  static std::atomic<bool> once{false};
-  if (!once.exchange(true)) pthread_atfork(nullptr, nullptr, after_fork_child);
   event_hook::set_hook(tick);
   exit_signals::on_exit_signal(finish);
 }

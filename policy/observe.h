@@ -11,6 +11,9 @@ void start();
 // One event: polls the live page's request slot, and at most every kRefreshMs refreshes
 // its counters and takes a timeline sample.
 void tick();
+// In a fork child (lifecycle.cc's fork list): no tick in progress, whatever the parent's
+// threads were doing.
+void after_fork_child();
 
 inline constexpr unsigned kRefreshMs = 20;
 
