@@ -306,8 +306,10 @@ void install() {
   sigaction(rf::stacks_signal(), &sa, nullptr);
 }
 
-// exit() and returning from main: on_exit hands the status over.
-void on_exit_handler(int status, void *) {
+// The exit line: the status, how the process ended, the last injection, and the stack that
+// ended it. `live_bytes`: jemalloc's live total, which exit() can afford to read (mallctl)
+// and _exit, async-signal-safe, cannot.
+void write_exit(int status, const char *how, bool live_bytes) {
   void *frames[kMaxFrames];
   const int n = capture_backtrace(frames, kMaxFrames);
   uintptr_t addresses[kMaxFrames];
@@ -315,13 +317,17 @@ void on_exit_handler(int status, void *) {
   Line line;
   head(line, rf::kKindExit);
   line.key(rf::kStatus).num(status & 0xff);
-  line.key(rf::kHow).str("exit");
+  line.key(rf::kHow).str(how);
   injection(line);
   HeapTotals heap;
-  if (read_heap_totals(&heap)) line.key(rf::kLiveBytes).num(static_cast<long long>(heap.allocated));
+  if (live_bytes && read_heap_totals(&heap))
+    line.key(rf::kLiveBytes).num(static_cast<long long>(heap.allocated));
   line.key(rf::kFrames).frames(addresses, n, false);
   line.write();
 }
+
+// exit() and returning from main: on_exit hands the status over.
+void on_exit_handler(int status, void *) { write_exit(status, "exit", true); }
 
 }  // namespace
 
@@ -366,17 +372,7 @@ void after_fork_child() {
 
 void at_underscore_exit(int status, const char *how) {
   if (!g_installed.load() || g_path.empty()) return;
-  void *frames[kMaxFrames];
-  const int n = capture_backtrace(frames, kMaxFrames);
-  uintptr_t addresses[kMaxFrames];
-  for (int i = 0; i < n; ++i) addresses[i] = reinterpret_cast<uintptr_t>(frames[i]);
-  Line line;
-  head(line, rf::kKindExit);
-  line.key(rf::kStatus).num(status & 0xff);
-  line.key(rf::kHow).str(how);
-  injection(line);
-  line.key(rf::kFrames).frames(addresses, n, false);
-  line.write();
+  write_exit(status, how, false);
 }
 
 }  // namespace fault_events
