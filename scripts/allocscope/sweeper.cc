@@ -433,9 +433,19 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
     known = static_cast<int64_t>(baseline.sites.size());
   else if (baseline.allocations)
     known = static_cast<int64_t>(*baseline.allocations);
+  // The modules scanned: the program, and those --only names (found by the paths the
+  // baseline's call sites gave; a module no allocation came from has nothing reached).
+  std::vector<std::string> scanned = {RealPath(program)};
+  for (const std::string &name : o.only)
+    for (const Site &site : baseline.sites)
+      if (Basename(site.module) == name &&
+          std::find(scanned.begin(), scanned.end(), site.module) == scanned.end()) {
+        scanned.push_back(site.module);
+        break;
+      }
   progress.Note("scanning the program for allocation calls");
   std::optional<Json> coverage = CoverageJson(static_cast<int64_t>(points.size()), known,
-                                              {RealPath(program)}, failed, executed, symbolizer);
+                                              scanned, failed, executed, symbolizer);
   Report report;
   report.coverage = std::move(coverage);
   report.notes = symbolizer.notes();

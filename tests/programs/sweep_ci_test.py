@@ -182,6 +182,13 @@ class Sweeps(unittest.TestCase):
 
     # ---- coverage --------------------------------------------------------------------
 
+    def test_coverage_scans_the_only_modules_too(self):
+        _, r = self.sweep("--mode", "nth", "--max-points", "3", "--only",
+                          f"{os.path.basename(TARGET)},libc.so.6", expect=0)
+        scans = {s["module"]: s for s in r["coverage"]["allocation_calls"]}
+        self.assertEqual(sorted(scans), sorted([os.path.basename(TARGET), "libc.so.6"]))
+        self.assertGreater(scans["libc.so.6"]["calls"], 0)
+
     def test_coverage_lists_the_allocation_calls_no_point_failed(self):
         _, whole = self.sweep("--mode", "callsite", expect=1)
         scan = whole["coverage"]["allocation_calls"][0]
