@@ -428,11 +428,15 @@ absl::StatusOr<Report> Sweep(const SweepPlan &o, Launcher &launcher, const std::
       failed.insert(in.backtrace.begin(), in.backtrace.end());
     }
   executed.insert(failed.begin(), failed.end());
+  // The points the baseline knows of: its call sites, its stacks, or in nth mode its
+  // allocations and the point past the last (the run that reaches none).
   std::optional<int64_t> known;
   if (o.mode == SweepMode::kCallsite)
     known = static_cast<int64_t>(baseline.sites.size());
+  else if (o.mode == SweepMode::kStack)
+    known = static_cast<int64_t>(extra.stacks.size());
   else if (baseline.allocations)
-    known = static_cast<int64_t>(*baseline.allocations);
+    known = static_cast<int64_t>(*baseline.allocations) + 1;
   // The modules scanned: the program, and those --only names (found by the paths the
   // baseline's call sites gave; a module no allocation came from has nothing reached).
   std::vector<std::string> scanned = {RealPath(program)};
