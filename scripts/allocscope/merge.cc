@@ -2,11 +2,10 @@
 #include "merge.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "paths.h"
 #include "sweep_report.h"
 
 namespace allocscope::cmd {
@@ -28,11 +27,9 @@ double NumberMember(const Json &object, absl::string_view key) {
 }  // namespace
 
 absl::StatusOr<Json> ReadReport(const std::string &path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read the file"));
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<Json> report = ParseJson(text.str());
+  const std::optional<std::string> text = ReadWholeFile(path);
+  if (!text) return absl::NotFoundError(absl::StrCat(path, ": cannot read the file"));
+  absl::StatusOr<Json> report = ParseJson(*text);
   if (!report.ok())
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": not JSON (", report.status().message(), ")"));

@@ -4,9 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
@@ -14,11 +12,6 @@
 
 namespace allocscope::cmd {
 namespace {
-
-std::string Signal(int64_t signal) {
-  const char *abbrev = sigabbrev_np(static_cast<int>(signal));
-  return abbrev != nullptr ? absl::StrCat("SIG", abbrev) : absl::StrCat("signal ", signal);
-}
 
 // Every process the records name, by pid, with its depth below the top process.
 std::vector<ProcessFate> Fates(const std::vector<EventRecord> &events) {
@@ -136,12 +129,12 @@ Outcome Classify(const RunEvidence &run, const RunEvidence &baseline, bool ignor
     }
     f->process = FateOf(f->processes, e.pid) ? *FateOf(f->processes, e.pid) : ProcessFate{};
     f->crash_stack = e.frames;
-    f->reason = absl::StrCat(Signal(e.signal.value_or(0)), " in ", Who(f->processes, e.pid),
+    f->reason = absl::StrCat(SignalName(static_cast<int>(e.signal.value_or(0))), " in ", Who(f->processes, e.pid),
                              e.injected == 0 ? ", which had no injected failure itself" : "");
     return Outcome::kCrash;
   }
   if (run.exit.signal && !(oom != nullptr && *run.exit.signal == SIGABRT)) {
-    f->reason = absl::StrCat(Signal(*run.exit.signal),
+    f->reason = absl::StrCat(SignalName(*run.exit.signal),
                              " ended the top process (no crash record: killed from outside, "
                              "or the program replaced allocscope's handler)");
     return Outcome::kCrash;
@@ -206,7 +199,7 @@ Json FateJson(const ProcessFate &p) {
                       {"end", p.end},
                       {"status", Json::Optional(p.status)},
                       {"signal", Json::Optional(p.signal)},
-                      {"signal_name", p.signal ? Json(Signal(*p.signal)) : Json()},
+                      {"signal_name", p.signal ? Json(SignalName(static_cast<int>(*p.signal))) : Json()},
                       {"injected", p.injected},
                       {"failed_path_bytes", Json::Optional(p.failed_path_bytes)}};
 }
@@ -253,13 +246,6 @@ void AddFindingsJson(Json *point, const Findings &f) {
                                 {"frames", FramesJson(t.frames, t.symbols)}});
     point->set("threads", std::move(threads));
   }
-}
-
-std::string ReadWholeFile(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 }  // namespace allocscope::cmd

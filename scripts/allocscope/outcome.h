@@ -111,7 +111,4 @@ bool EndsInCallerChain(const std::vector<std::string> &ending,
 // The findings as JSON members of a point (crash_stack, process, leak_bytes, threads, ...).
 void AddFindingsJson(Json *point, const Findings &findings);
 
-// Reads a whole file ("" if it cannot be read).
-std::string ReadWholeFile(const std::string &path);
-
 }  // namespace allocscope::cmd

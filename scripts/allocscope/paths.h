@@ -1,6 +1,7 @@
 // paths.h: file-name helpers the command's pieces share.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -19,5 +20,8 @@ std::string Basename(absl::string_view path);
 
 // An existing regular file (symbolic links followed).
 bool IsRegularFile(const std::string &path);
+
+// A whole file's bytes; nullopt if it cannot be opened.
+std::optional<std::string> ReadWholeFile(const std::string &path);
 
 }  // namespace allocscope::cmd

@@ -11,8 +11,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -435,10 +433,8 @@ int SweepMain(std::vector<std::string> command) {
         for (const std::string &out : {o.json, o.html, o.junit, o.sarif}) {
           if (out.empty()) continue;
           const std::string copy = absl::StrCat(out, ".stdin");
-          std::ifstream in(*stdin_path, std::ios::binary);
-          std::stringstream data;
-          data << in.rdbuf();
-          if (WriteTextFile(copy, data.str()).ok()) kept_stdin = RealPath(copy);
+          if (WriteTextFile(copy, ReadWholeFile(*stdin_path).value_or("")).ok())
+            kept_stdin = RealPath(copy);
           break;
         }
       } else if (report.ok()) {

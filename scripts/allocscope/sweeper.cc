@@ -63,8 +63,8 @@ std::vector<std::string> CommonPairs(const SweepPlan &o, const std::string &dir)
 absl::StatusOr<RunEvidence> Evidence(const std::string &dir, const RunRecord &run) {
   RunEvidence e;
   e.exit = run.exit;
-  e.stdout_text = ReadWholeFile(absl::StrCat(dir, "/stdout"));
-  e.stderr_text = ReadWholeFile(absl::StrCat(dir, "/stderr"));
+  e.stdout_text = ReadWholeFile(absl::StrCat(dir, "/stdout")).value_or("");
+  e.stderr_text = ReadWholeFile(absl::StrCat(dir, "/stderr")).value_or("");
   absl::StatusOr<std::vector<Injection>> injections = ReadInjections(dir, "fault");
   if (!injections.ok()) return injections.status();
   e.injections = *std::move(injections);
