@@ -594,8 +594,10 @@ Refusal set_cgroup_limit(uint64_t headroom, const char *dir) {
   return nullptr;
 }
 
+namespace {
 // A join was tried and refused (reported): start-up does not try, and report, again.
 std::atomic<bool> g_tree_refused{false};
+}  // namespace
 
 Refusal set_tree_scope(bool in_tree) {
   if (in_tree == g_tree.load()) return nullptr;

@@ -1,7 +1,6 @@
 // observe.cc: see observe.h.
 #include "observe.h"
 
-#include <pthread.h>
 
 #include <atomic>
 
